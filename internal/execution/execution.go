@@ -98,19 +98,21 @@ type Execution struct {
 	RequestKey string `json:"requestKey,omitempty"`
 	Status     Status `json:"status"`
 	// Reason explains a failed, lost or canceled state in words.
-	Reason          string     `json:"reason,omitempty"`
-	ExitCode        *int       `json:"exitCode,omitempty"`
-	Stdout          Output     `json:"stdout,omitzero"`
-	Stderr          Output     `json:"stderr,omitzero"`
-	Commit          string     `json:"commit,omitempty"`
-	Node            string     `json:"node,omitempty"`
-	Attempt         int        `json:"attempt,omitempty"`
-	CancelRequested bool       `json:"cancelRequested,omitempty"`
-	Submitter       string     `json:"submitter,omitempty"`
-	Epoch           int64      `json:"epoch,omitempty"`
-	CreatedAt       time.Time  `json:"createdAt"`
-	StartedAt       *time.Time `json:"startedAt,omitempty"`
-	EndedAt         *time.Time `json:"endedAt,omitempty"`
+	Reason          string `json:"reason,omitempty"`
+	ExitCode        *int   `json:"exitCode,omitempty"`
+	Stdout          Output `json:"stdout,omitzero"`
+	Stderr          Output `json:"stderr,omitzero"`
+	Commit          string `json:"commit,omitempty"`
+	Node            string `json:"node,omitempty"`
+	Attempt         int    `json:"attempt,omitempty"`
+	CancelRequested bool   `json:"cancelRequested,omitempty"`
+	Submitter       string `json:"submitter,omitempty"`
+	// Apply asks an opentofu-plan service to apply its plan.
+	Apply     bool       `json:"apply,omitempty"`
+	Epoch     int64      `json:"epoch,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
 	// Deadline is when the run must be over (submission + timeout + slack).
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Heartbeat is the last time the runner holding it proved it was alive.

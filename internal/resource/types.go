@@ -100,7 +100,7 @@ type Service struct {
 	// WorkingDir is relative to the repository root; the entry file and the
 	// requirements file are relative to it.
 	WorkingDir   string `json:"workingDir,omitempty"`
-	Filename     string `json:"filename"`
+	Filename     string `json:"filename,omitempty"`
 	Decorator    string `json:"decorator,omitempty"`
 	Requirements string `json:"requirements,omitempty"`
 	// Args are passed to the entry file before the inputs (executable and
@@ -269,3 +269,43 @@ func (s *Secret) Validate() error {
 
 // MaxSecretBytes bounds one secret's value (64 KiB).
 const MaxSecretBytes = 64 << 10
+
+// GetMeta returns the embedded metadata; it lets code handle every resource
+// type through one interface.
+func (m *Meta) GetMeta() *Meta { return m }
+
+// Object is any user-managed resource.
+type Object interface {
+	GetMeta() *Meta
+	Validate() error
+}
+
+// KindOf returns the kind of a resource value.
+func KindOf(o Object) Kind {
+	switch o.(type) {
+	case *Service:
+		return KindService
+	case *Decorator:
+		return KindDecorator
+	case *Repository:
+		return KindRepository
+	case *Secret:
+		return KindSecret
+	}
+	return ""
+}
+
+// New returns an empty resource of kind k.
+func New(k Kind) (Object, error) {
+	switch k {
+	case KindService:
+		return &Service{}, nil
+	case KindDecorator:
+		return &Decorator{}, nil
+	case KindRepository:
+		return &Repository{}, nil
+	case KindSecret:
+		return &Secret{}, nil
+	}
+	return nil, fmt.Errorf("%w kind %q: not a user-managed resource", ErrInvalid, k)
+}

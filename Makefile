@@ -1,0 +1,40 @@
+# Autogate. `make demo` runs the main job; `make test` runs every test (CI runs it).
+GO      ?= go
+BIN     := bin/autogate
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build demo test test-go deps vet fmt bench clean help
+all: build
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+build: ## build bin/autogate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/autogate
+
+demo: deps build ## all-in-one gateway in a temp dir: create and run the sample services
+	scripts/demo.sh
+
+deps: ## install missing system packages the tests need (git, python3-venv, ansible-core, java)
+	scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+test: deps vet test-go test-infra synth ## every test: Go (race), emulators, CDK assertions, cdk synth
+
+test-go: emulators ## Go tests with -race (starts the AWS-API emulators itself)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the embedded store
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./cmd/autogate/ ./internal/executor/
+
+clean:
+	rm -rf bin
+
+-include $(wildcard mk/*.mk)

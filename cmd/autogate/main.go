@@ -1,0 +1,23 @@
+// Command autogate is Autogate's one binary: the gateway server and the
+// client verbs. main only wires; see internal/cli and serve.go.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/autogate/autogate/internal/cli"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	app := &cli.App{Out: os.Stdout, Err: os.Stderr, In: os.Stdin, Getenv: os.Getenv, Version: version}
+	code := app.Main(ctx, os.Args[1:], serverCmd())
+	stop()
+	os.Exit(code)
+}

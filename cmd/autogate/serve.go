@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/autogate/autogate/internal/api"
+	"github.com/autogate/autogate/internal/auth"
+	"github.com/autogate/autogate/internal/catalog"
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/config"
+	"github.com/autogate/autogate/internal/devcert"
+	"github.com/autogate/autogate/internal/executor"
+	"github.com/autogate/autogate/internal/gateway"
+	"github.com/autogate/autogate/internal/gitrepo"
+	"github.com/autogate/autogate/internal/lease"
+	"github.com/autogate/autogate/internal/queue"
+	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store/bolt"
+	"github.com/autogate/autogate/internal/wire"
+	"github.com/autogate/autogate/runner"
+)
+
+func serverCmd() *cobra.Command {
+	cfg := config.DefaultServer()
+	envErr := cfg.FromEnv(os.LookupEnv)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a gateway server (all-in-one on an embedded store by default)",
+		Long: `Run a gateway server. With no configuration it is an all-in-one node: the embedded store
+under --data-dir, services run in this process, TLS with a self-signed certificate.
+
+On first start it creates the user "admin" and writes its password to
+DATA_DIR/admin-password (0600), and the certificate to DATA_DIR/tls/tls.crt:
+
+  autogate server &
+  autogate login --server https://127.0.0.1:8443 \
+      --ca-file ~/.local/share/autogate/tls/tls.crt \
+      --password-file ~/.local/share/autogate/admin-password
+
+The stored-secret key is read from AUTOGATE_SECRET_KEY (base64, 32 bytes) or kept in
+DATA_DIR/secret.key (0600). Every flag can also be set through the environment
+variable named in its help.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if envErr != nil {
+				return envErr
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cfg.Bind(cmd.Flags())
+	return cmd
+}
+
+func newLogger(cfg config.Server, w *os.File) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel)) // validated by Config.Validate
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// leadership adapts the lease callbacks to api.Leadership.
+type leadership struct {
+	active atomic.Bool
+	term   atomic.Pointer[lease.Term]
+}
+
+func (l *leadership) Active() (bool, lease.Term) {
+	t := l.term.Load()
+	if t == nil {
+		return false, lease.Term{}
+	}
+	return l.active.Load(), *t
+}
+
+func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Write([]byte) (int, error) }) error {
+	log := newLogger(cfg, os.Stderr)
+	clk := clock.Real{}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	dirs := map[string]string{}
+	for _, d := range []string{"tls", "repos", "venvs", "work"} {
+		dirs[d] = filepath.Join(cfg.DataDir, d)
+		if err := os.MkdirAll(dirs[d], 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+
+	key, err := loadSecretKey(cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
+	keyring, err := secret.NewKeyring(key)
+	if err != nil {
+		return err
+	}
+	st, err := bolt.Open(filepath.Join(cfg.DataDir, "autogate.db"), clk)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	cat := &catalog.Catalog{Store: st, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
+	authn := &auth.Service{Store: st, Cluster: cfg.Cluster, Clock: clk}
+	passFile := cfg.AdminPassFile
+	if passFile == "" {
+		passFile = filepath.Join(cfg.DataDir, "admin-password")
+	}
+	if created, err := authn.EnsureAdmin(ctx, passFile); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(stderr, "autogate: created user admin; its password is in %s (0600)\n", passFile)
+	}
+
+	exe, err := executor.New(executor.Config{
+		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: log,
+		Pip: executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex},
+	})
+	if err != nil {
+		return err
+	}
+	q := queue.NewLocal()
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, Epoch: 1}
+	core, err := runner.New(runner.Config{
+		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe, Repos: gitrepo.New(dirs["repos"], log),
+		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, OnDone: gw.Notify,
+		CancelPoll: 500 * time.Millisecond,
+	})
+	if err != nil {
+		return err
+	}
+	gw.Canceler = core
+
+	lead := &leadership{}
+	advertise := cfg.Advertise
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	scheme := "https"
+	if cfg.Plaintext {
+		scheme = "http"
+	}
+	if advertise == "" {
+		advertise = fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	}
+	srv := &api.Server{
+		Gateway: gw, Auth: authn, Leader: lead, Logger: log, Cluster: cfg.Cluster, Node: cfg.Node,
+		Version: version, MaxBodyBytes: cfg.MaxBodyBytes,
+		Nodes: func(ctx context.Context) ([]wire.Node, error) {
+			return []wire.Node{{ID: cfg.Node, Kind: "gateway", Role: "active", Epoch: 1, Address: advertise,
+				Load: core.InFlight(), Capacity: cfg.Concurrency, LastHeartbeat: clk.Now(), Version: version}}, nil
+		},
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      6 * time.Minute, // sync runs hold a request up to 5 min
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if !cfg.Plaintext {
+		certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+		if certFile == "" {
+			certFile, keyFile = filepath.Join(dirs["tls"], "tls.crt"), filepath.Join(dirs["tls"], "tls.key")
+			host, _ := os.Hostname() // best effort: localhost names are always included
+			if created, err := devcert.Ensure(certFile, keyFile, []string{host}, clk.Now()); err != nil {
+				return err
+			} else if created {
+				fmt.Fprintf(stderr, "autogate: created a self-signed TLS certificate %s\n", certFile)
+			}
+		}
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+
+	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	g.Go(func() error {
+		var err error
+		if cfg.Plaintext {
+			err = httpSrv.Serve(ln)
+		} else {
+			err = httpSrv.ServeTLS(ln, "", "")
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve: %w", err)
+	})
+	g.Go(func() error { return core.Run(recvCtx, workCtx) })
+	leaseCtx, stopLease := context.WithCancel(gctx)
+	defer stopLease()
+	g.Go(func() error {
+		return lease.Local{Node: cfg.Node, Address: advertise}.Run(leaseCtx, lease.Callbacks{
+			OnStarted: func(ctx context.Context, term lease.Term) {
+				lead.term.Store(&term)
+				n, err := gw.Reconcile(ctx)
+				if err != nil {
+					log.Error("reconcile", "error", err)
+				} else if n > 0 {
+					log.Info("re-dispatched unfinished executions", "count", n)
+				}
+				lead.active.Store(true)
+				<-ctx.Done()
+				lead.active.Store(false)
+			},
+		})
+	})
+	g.Go(func() error { return pruneLoop(leaseCtx, st, log) })
+	fmt.Fprintf(stdout, "autogate server: listening on %s://%s (cluster %s, node %s, data dir %s)\n",
+		scheme, ln.Addr(), cfg.Cluster, cfg.Node, cfg.DataDir)
+	log.Info("server started", "address", ln.Addr().String(), "cluster", cfg.Cluster, "node", cfg.Node, "store", cfg.Store)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	case <-gctx.Done():
+	}
+	stopLease()
+	stopRecv()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "error", err)
+	}
+	// Give running services the rest of the grace period, then kill them;
+	// their attempts are recorded lost (and re-queued if retryable).
+	done := make(chan struct{})
+	go func() { _ = g.Wait(); close(done) }() // the error is collected below
+	select {
+	case <-done:
+	case <-sctx.Done():
+		stopWork()
+	}
+	q.Close()
+	return g.Wait()
+}
+
+func loadSecretKey(dataDir string, log *slog.Logger) ([]byte, error) {
+	if v := os.Getenv("AUTOGATE_SECRET_KEY"); v != "" {
+		return secret.ParseKey(v)
+	}
+	key, created, err := secret.LoadOrCreateKeyFile(filepath.Join(dataDir, "secret.key"))
+	if created {
+		log.Info("created secret key file", "path", filepath.Join(dataDir, "secret.key"))
+	}
+	return key, err
+}
+
+// pruneLoop removes expired executions from the embedded store hourly.
+func pruneLoop(ctx context.Context, st *bolt.Store, log *slog.Logger) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := st.Prune(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("prune", "error", err)
+		} else if n > 0 {
+			log.Info("pruned expired records", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,27 @@
+// Package stacks builds the Autogate CDK app: one stack per configured
+// cluster (named "Autogate-<cluster>", in the cluster's own account and
+// region) and, when a manager is configured, one manager stack.
+//
+// It guarantees:
+//   - every deployment model of DESIGN.md is the same [Cluster] construct with
+//     a different [ClusterConfig]: gateways 1 or N, runners none, ecs, lambda or
+//     both, and several clusters (optionally sharing a table) registered with a
+//     manager;
+//   - configuration is read from one YAML file ([LoadConfig]) and validated
+//     before any construct is made; every error names the offending field by
+//     its path in the file (for example "clusters[1].ecsRunner.maxTasks");
+//   - IAM is least privilege per role: table access is limited to the
+//     cluster's own partition keys ("<cluster>#*") through the
+//     dynamodb:LeadingKeys condition, queue and secret access to the cluster's
+//     own queues and secret, and "*" resources appear only for actions that
+//     have no resource-level permissions (each one suppressed in cdk-nag with
+//     the reason);
+//   - cdk-nag's AwsSolutions pack runs on every stack ([Build]); a finding that
+//     is neither fixed nor suppressed with a written reason makes synth fail.
+//
+// It does not deploy anything, look anything up in AWS at synth time (the
+// availability zones come from cdk.json context or the cluster config), nor
+// import any Autogate product package: it needs only the container image
+// built by the repository's Dockerfile and the environment conventions of the
+// autogate binary.
+package stacks

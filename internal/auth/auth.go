@@ -1,0 +1,347 @@
+// Package auth holds Autogate's users, roles and bearer tokens.
+//
+// Passwords are hashed with argon2id (RFC 9106's second recommended setting:
+// t=3, 64 MiB, 4 lanes); tokens are 256 random bits handed out once and
+// stored only as their SHA-256, with an expiry after which the store itself
+// forgets them, and they can be revoked at once by deleting that record. A
+// leaked store therefore yields neither passwords nor usable tokens.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/store"
+)
+
+// Role is what a principal may do.
+type Role string
+
+// The roles, from most to least powerful.
+const (
+	Admin    Role = "admin"    // everything, including users
+	Operator Role = "operator" // read everything, run and cancel services
+	Viewer   Role = "viewer"   // read everything
+)
+
+// ParseRole validates s.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case Admin, Operator, Viewer:
+		return r, nil
+	}
+	return "", fmt.Errorf("%w role %q: want admin, operator or viewer", resource.ErrInvalid, s)
+}
+
+// Action is a class of API operation.
+type Action int
+
+// The actions, each allowed to the roles listed.
+const (
+	Read   Action = iota // viewer, operator, admin
+	Run                  // operator, admin
+	Write                // admin: create, edit, delete resources
+	Manage               // admin: users
+)
+
+// Allows reports whether r may perform a.
+func (r Role) Allows(a Action) bool {
+	switch r {
+	case Admin:
+		return true
+	case Operator:
+		return a == Read || a == Run
+	case Viewer:
+		return a == Read
+	}
+	return false
+}
+
+// Errors callers branch on.
+var (
+	ErrUnauthenticated = errors.New("missing, invalid or expired credentials")
+	ErrForbidden       = errors.New("forbidden")
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	User string `json:"user"`
+	Role Role   `json:"role"`
+	// TokenID is a short, non-secret prefix of the token's hash, for logs.
+	TokenID string `json:"tokenId,omitempty"`
+}
+
+// User is a stored account.
+type User struct {
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	Hash      string    `json:"hash,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+type tokenRecord struct {
+	User      string    `json:"user"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Service authenticates and manages users of one cluster.
+type Service struct {
+	Store   store.Store
+	Cluster string
+	Clock   clock.Clock
+	// TokenTTL is how long a login token lives; default 12 h.
+	TokenTTL time.Duration
+	// Params are the argon2id parameters; zero means DefaultParams.
+	Params Params
+}
+
+// Params are argon2id cost parameters.
+type Params struct {
+	Time    uint32
+	Memory  uint32 // KiB
+	Threads uint8
+}
+
+// DefaultParams follow RFC 9106 §4's second recommendation.
+var DefaultParams = Params{Time: 3, Memory: 64 << 10, Threads: 4}
+
+// MinPasswordLen is the shortest password accepted.
+const MinPasswordLen = 12
+
+func (s *Service) params() Params {
+	if s.Params.Time == 0 {
+		return DefaultParams
+	}
+	return s.Params
+}
+
+func (s *Service) ttl() time.Duration {
+	if s.TokenTTL <= 0 {
+		return 12 * time.Hour
+	}
+	return s.TokenTTL
+}
+
+// HashPassword returns an encoded argon2id hash of pw.
+func HashPassword(pw string, p Params) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt) // never fails since Go 1.24
+	sum := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(sum))
+}
+
+// CheckPassword reports whether pw matches an encoded hash.
+func CheckPassword(pw, encoded string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var p Params
+	var v int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+		return false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 || p.Memory > 1<<22 || p.Time > 64 {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+func (s *Service) userKey(name string) store.Key {
+	return store.Key{Cluster: s.Cluster, Kind: resource.KindUser, Name: name}
+}
+
+// CreateUser adds a user, or returns store.ErrExists.
+func (s *Service) CreateUser(ctx context.Context, name string, role Role, password string) (User, error) {
+	if err := resource.ValidateName(name); err != nil {
+		return User{}, fmt.Errorf("user: %w", err)
+	}
+	if _, err := ParseRole(string(role)); err != nil {
+		return User{}, err
+	}
+	if len(password) < MinPasswordLen {
+		return User{}, fmt.Errorf("%w password: shorter than %d characters", resource.ErrInvalid, MinPasswordLen)
+	}
+	u := User{Name: name, Role: role, Hash: HashPassword(password, s.params()), CreatedAt: s.Clock.Now().UTC()}
+	data, err := json.Marshal(u)
+	if err != nil {
+		return User{}, err
+	}
+	if _, err := s.Store.Create(ctx, store.Record{Key: s.userKey(name), Data: data}); err != nil {
+		return User{}, fmt.Errorf("create user %s: %w", name, err)
+	}
+	u.Hash = ""
+	return u, nil
+}
+
+// ListUsers returns every user, without hashes.
+func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
+	var out []User
+	tok := ""
+	for {
+		recs, next, err := s.Store.List(ctx, s.Cluster, resource.KindUser, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		for _, r := range recs {
+			var u User
+			if err := json.Unmarshal(r.Data, &u); err != nil {
+				return nil, fmt.Errorf("decode user %s: %w", r.Name, err)
+			}
+			u.Hash = ""
+			out = append(out, u)
+		}
+		if next == "" {
+			return out, nil
+		}
+		tok = next
+	}
+}
+
+// DeleteUser removes a user. Tokens already issued stay valid until they
+// expire or are revoked.
+func (s *Service) DeleteUser(ctx context.Context, name string) error {
+	if err := s.Store.Delete(ctx, s.userKey(name), 0); err != nil {
+		return fmt.Errorf("delete user %s: %w", name, err)
+	}
+	return nil
+}
+
+// EnsureAdmin creates the user "admin" with a random password if no user
+// exists yet, writing the password to passwordFile (0600). It reports whether
+// it created one.
+func (s *Service) EnsureAdmin(ctx context.Context, passwordFile string) (bool, error) {
+	recs, _, err := s.Store.List(ctx, s.Cluster, resource.KindUser, store.ListOptions{Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("check users: %w", err)
+	}
+	if len(recs) > 0 {
+		return false, nil
+	}
+	b := make([]byte, 18)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	pw := base64.RawURLEncoding.EncodeToString(b)
+	f, err := os.OpenFile(passwordFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("write admin password: %w", err)
+	}
+	if _, err := f.WriteString(pw + "\n"); err != nil {
+		f.Close()
+		return false, fmt.Errorf("write admin password: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return false, fmt.Errorf("write admin password: %w", err)
+	}
+	if _, err := s.CreateUser(ctx, "admin", Admin, pw); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return false, nil // another gateway of the cluster won the race
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func hashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenPrefix marks Autogate tokens so secret scanners can find leaked ones.
+const tokenPrefix = "agt_"
+
+// Login checks a password and issues a token.
+func (s *Service) Login(ctx context.Context, name, password string) (token string, expires time.Time, err error) {
+	if resource.ValidateName(name) != nil {
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	rec, err := s.Store.Get(ctx, s.userKey(name))
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same time as a real check so user names can't be probed.
+		CheckPassword(password, HashPassword("x", s.params()))
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("login: %w", err)
+	}
+	var u User
+	if err := json.Unmarshal(rec.Data, &u); err != nil {
+		return "", time.Time{}, fmt.Errorf("decode user %s: %w", name, err)
+	}
+	if !CheckPassword(password, u.Hash) {
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	return s.IssueToken(ctx, u.Name, u.Role, s.ttl())
+}
+
+// IssueToken makes a token for user with role, valid for ttl.
+func (s *Service) IssueToken(ctx context.Context, user string, role Role, ttl time.Duration) (string, time.Time, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	now := s.Clock.Now().UTC()
+	tr := tokenRecord{User: user, Role: role, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	data, err := json.Marshal(tr)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	key := store.Key{Cluster: s.Cluster, Kind: resource.KindToken, Name: hashToken(tok)}
+	if _, err := s.Store.Create(ctx, store.Record{Key: key, Data: data, ExpiresAt: tr.ExpiresAt}); err != nil {
+		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
+	}
+	return tok, tr.ExpiresAt, nil
+}
+
+// Authenticate maps a bearer token to its principal.
+func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
+		return Principal{}, ErrUnauthenticated
+	}
+	h := hashToken(token)
+	rec, err := s.Store.Get(ctx, store.Key{Cluster: s.Cluster, Kind: resource.KindToken, Name: h})
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	var tr tokenRecord
+	if err := json.Unmarshal(rec.Data, &tr); err != nil {
+		return Principal{}, fmt.Errorf("decode token: %w", err)
+	}
+	if !s.Clock.Now().Before(tr.ExpiresAt) {
+		return Principal{}, ErrUnauthenticated
+	}
+	return Principal{User: tr.User, Role: tr.Role, TokenID: h[:12]}, nil
+}
+
+// Revoke invalidates a token at once.
+func (s *Service) Revoke(ctx context.Context, token string) error {
+	err := s.Store.Delete(ctx, store.Key{Cluster: s.Cluster, Kind: resource.KindToken, Name: hashToken(token)}, 0)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,433 @@
+// Package catalog gives typed access to one cluster's resources and
+// executions over a store.Store: it (de)serialises them, seals secret values
+// with the cluster keyring before they reach the store, and retries
+// execution state changes on version conflicts so concurrent writers (the
+// gateway cancelling, a runner finishing) compose instead of losing updates.
+//
+// Secret values never leave the catalog except through SecretValue; every
+// other read returns the secret's metadata only.
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store"
+)
+
+// Catalog is one cluster's typed view of a store.
+type Catalog struct {
+	Store   store.Store
+	Cluster string
+	Keyring *secret.Keyring
+	Clock   clock.Clock
+	// Retention is how long executions are kept after creation; default 30 days.
+	Retention time.Duration
+}
+
+// DefaultRetention is the execution retention when none is configured.
+const DefaultRetention = 30 * 24 * time.Hour
+
+func (c *Catalog) key(k resource.Kind, name string) store.Key {
+	return store.Key{Cluster: c.Cluster, Kind: k, Name: name}
+}
+
+// secretDoc is how a secret is stored: metadata plus the sealed value.
+type secretDoc struct {
+	resource.Meta
+	Description string `json:"description,omitempty"`
+	Sealed      []byte `json:"sealed"`
+}
+
+func (c *Catalog) encode(o resource.Object) ([]byte, error) {
+	if s, ok := o.(*resource.Secret); ok {
+		doc := secretDoc{Meta: s.Meta, Description: s.Description,
+			Sealed: c.Keyring.Seal(s.Value, []byte(c.key(resource.KindSecret, s.Name).String()))}
+		doc.Version = 0
+		return json.Marshal(doc)
+	}
+	m := *o.GetMeta()
+	o.GetMeta().Version = 0 // the record holds the version
+	defer func() { *o.GetMeta() = m }()
+	return json.Marshal(o)
+}
+
+func decodeInto(rec store.Record, o resource.Object) error {
+	if s, ok := o.(*resource.Secret); ok {
+		var doc secretDoc
+		if err := json.Unmarshal(rec.Data, &doc); err != nil {
+			return fmt.Errorf("decode %s: %w", rec.Key, err)
+		}
+		*s = resource.Secret{Meta: doc.Meta, Description: doc.Description}
+	} else if err := json.Unmarshal(rec.Data, o); err != nil {
+		return fmt.Errorf("decode %s: %w", rec.Key, err)
+	}
+	o.GetMeta().Version = rec.Version
+	return nil
+}
+
+// Create validates and stores a new resource; o's version and times are set.
+func (c *Catalog) Create(ctx context.Context, o resource.Object) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	m := o.GetMeta()
+	now := c.Clock.Now().UTC()
+	m.CreatedAt, m.UpdatedAt = now, now
+	data, err := c.encode(o)
+	if err != nil {
+		return err
+	}
+	rec, err := c.Store.Create(ctx, store.Record{Key: c.key(resource.KindOf(o), m.Name), Data: data})
+	if err != nil {
+		return fmt.Errorf("create %s %s: %w", resource.KindOf(o), m.Name, err)
+	}
+	m.Version = rec.Version
+	if s, ok := o.(*resource.Secret); ok {
+		s.Value = nil
+	}
+	return nil
+}
+
+// Update replaces a resource if o.Version is current (store.ErrConflict if
+// not). A secret updated without a value keeps its old value.
+func (c *Catalog) Update(ctx context.Context, o resource.Object) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	m := o.GetMeta()
+	k := resource.KindOf(o)
+	cur, err := c.Store.Get(ctx, c.key(k, m.Name))
+	if err != nil {
+		return fmt.Errorf("update %s %s: %w", k, m.Name, err)
+	}
+	if m.Version != 0 && m.Version != cur.Version {
+		return fmt.Errorf("update %s %s: you edited version %d, the current one is %d: %w", k, m.Name, m.Version, cur.Version, store.ErrConflict)
+	}
+	if m.Version == 0 {
+		return fmt.Errorf("%w update %s %s: version is required (get the resource first)", resource.ErrInvalid, k, m.Name)
+	}
+	var old struct {
+		CreatedAt time.Time `json:"createdAt"`
+	}
+	_ = json.Unmarshal(cur.Data, &old) // best effort: a missing createdAt stays zero
+	m.CreatedAt, m.UpdatedAt = old.CreatedAt, c.Clock.Now().UTC()
+	if s, ok := o.(*resource.Secret); ok && s.Value == nil {
+		v, err := c.SecretValue(ctx, s.Name)
+		if err != nil {
+			return err
+		}
+		s.Value = v
+	}
+	if c.unchanged(ctx, cur, o) {
+		// Nothing to write: keep the version, so apply is idempotent.
+		if err := decodeInto(cur, o); err != nil {
+			return err
+		}
+		if s, ok := o.(*resource.Secret); ok {
+			s.Value = nil
+		}
+		return nil
+	}
+	data, err := c.encode(o)
+	if err != nil {
+		return err
+	}
+	rec, err := c.Store.Update(ctx, store.Record{Key: c.key(k, m.Name), Version: cur.Version, Data: data})
+	if err != nil {
+		return fmt.Errorf("update %s %s: %w", k, m.Name, err)
+	}
+	m.Version = rec.Version
+	if s, ok := o.(*resource.Secret); ok {
+		s.Value = nil
+	}
+	return nil
+}
+
+// unchanged reports whether o says the same as the stored record cur,
+// ignoring bookkeeping. Secrets compare their opened values.
+func (c *Catalog) unchanged(ctx context.Context, cur store.Record, o resource.Object) bool {
+	old, err := resource.New(resource.KindOf(o))
+	if err != nil || decodeInto(cur, old) != nil {
+		return false
+	}
+	if s, ok := o.(*resource.Secret); ok {
+		v, err := c.SecretValue(ctx, s.Name)
+		if err != nil || subtle.ConstantTimeCompare(v, s.Value) != 1 {
+			return false
+		}
+		old.(*resource.Secret).Value = s.Value
+	}
+	strip := func(x resource.Object) []byte {
+		m := *x.GetMeta()
+		defer func() { *x.GetMeta() = m }()
+		*x.GetMeta() = resource.Meta{Name: m.Name}
+		b, _ := json.Marshal(x) // resource types always marshal
+		return b
+	}
+	return bytes.Equal(strip(old), strip(o))
+}
+
+// Delete removes a resource; version 0 deletes whatever is current.
+func (c *Catalog) Delete(ctx context.Context, k resource.Kind, name string, version int64) error {
+	if err := resource.ValidateName(name); err != nil {
+		return err
+	}
+	if err := c.Store.Delete(ctx, c.key(k, name), version); err != nil {
+		return fmt.Errorf("delete %s %s: %w", k, name, err)
+	}
+	return nil
+}
+
+// Get loads a resource of kind k (secrets without their value).
+func (c *Catalog) Get(ctx context.Context, k resource.Kind, name string) (resource.Object, error) {
+	if err := resource.ValidateName(name); err != nil {
+		return nil, err
+	}
+	o, err := resource.New(k)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := c.Store.Get(ctx, c.key(k, name))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", k, name, err)
+	}
+	if err := decodeInto(rec, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// List returns one page of resources of kind k.
+func (c *Catalog) List(ctx context.Context, k resource.Kind, opts store.ListOptions) ([]resource.Object, string, error) {
+	recs, next, err := c.Store.List(ctx, c.Cluster, k, opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", k, err)
+	}
+	out := make([]resource.Object, 0, len(recs))
+	for _, rec := range recs {
+		o, err := resource.New(k)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := decodeInto(rec, o); err != nil {
+			return nil, "", err
+		}
+		out = append(out, o)
+	}
+	return out, next, nil
+}
+
+// ListAll returns every resource of kind k.
+func (c *Catalog) ListAll(ctx context.Context, k resource.Kind) ([]resource.Object, error) {
+	var all []resource.Object
+	tok := ""
+	for {
+		page, next, err := c.List(ctx, k, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		tok = next
+	}
+}
+
+// Service loads a service.
+func (c *Catalog) Service(ctx context.Context, name string) (*resource.Service, error) {
+	o, err := c.Get(ctx, resource.KindService, name)
+	if err != nil {
+		return nil, err
+	}
+	return o.(*resource.Service), nil
+}
+
+// Decorator loads a decorator.
+func (c *Catalog) Decorator(ctx context.Context, name string) (*resource.Decorator, error) {
+	o, err := c.Get(ctx, resource.KindDecorator, name)
+	if err != nil {
+		return nil, err
+	}
+	return o.(*resource.Decorator), nil
+}
+
+// Repository loads a repository.
+func (c *Catalog) Repository(ctx context.Context, name string) (*resource.Repository, error) {
+	o, err := c.Get(ctx, resource.KindRepository, name)
+	if err != nil {
+		return nil, err
+	}
+	return o.(*resource.Repository), nil
+}
+
+// SecretValue opens a stored secret's value.
+func (c *Catalog) SecretValue(ctx context.Context, name string) (secret.Value, error) {
+	if err := resource.ValidateName(name); err != nil {
+		return nil, err
+	}
+	k := c.key(resource.KindSecret, name)
+	rec, err := c.Store.Get(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	var doc secretDoc
+	if err := json.Unmarshal(rec.Data, &doc); err != nil {
+		return nil, fmt.Errorf("decode secret %s: %w", name, err)
+	}
+	v, err := c.Keyring.Open(doc.Sealed, []byte(k.String()))
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// SealInputs encrypts an execution's unredacted inputs, bound to its ID.
+func (c *Catalog) SealInputs(id string, inputs map[string]any) ([]byte, error) {
+	raw, err := json.Marshal(inputs)
+	if err != nil {
+		return nil, err
+	}
+	return c.Keyring.Seal(raw, []byte(c.execKey(id).String())), nil
+}
+
+// OpenInputs returns an execution's unredacted inputs.
+func (c *Catalog) OpenInputs(e *execution.Execution) (map[string]any, error) {
+	if len(e.SealedInputs) == 0 {
+		return e.Inputs, nil
+	}
+	raw, err := c.Keyring.Open(e.SealedInputs, []byte(c.execKey(e.ID).String()))
+	if err != nil {
+		return nil, fmt.Errorf("execution %s inputs: %w", e.ID, err)
+	}
+	var in map[string]any
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, fmt.Errorf("execution %s inputs: %w", e.ID, err)
+	}
+	return in, nil
+}
+
+// Executions are stored under a name whose byte order is the reverse of the
+// ID's, so a plain ascending List returns the newest first.
+func invert(id string) string {
+	b := []byte(id)
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	for i, ch := range b {
+		if j := strings.IndexByte(alphabet, ch); j >= 0 {
+			b[i] = alphabet[31-j]
+		}
+	}
+	return string(b)
+}
+
+func (c *Catalog) execKey(id string) store.Key { return c.key(resource.KindExecution, invert(id)) }
+
+// CreateExecution stores a new execution record and sets e.Version.
+func (c *Catalog) CreateExecution(ctx context.Context, e *execution.Execution) error {
+	e.Version = 0
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	rec, err := c.Store.Create(ctx, store.Record{Key: c.execKey(e.ID), Data: data, ExpiresAt: c.expiry(e)})
+	if err != nil {
+		return fmt.Errorf("create execution %s: %w", e.ID, err)
+	}
+	e.Version = rec.Version
+	return nil
+}
+
+func (c *Catalog) expiry(e *execution.Execution) time.Time {
+	r := c.Retention
+	if r <= 0 {
+		r = DefaultRetention
+	}
+	return e.CreatedAt.Add(r)
+}
+
+// Execution loads one execution.
+func (c *Catalog) Execution(ctx context.Context, id string) (*execution.Execution, error) {
+	if err := execution.ValidateID(id); err != nil {
+		return nil, err
+	}
+	rec, err := c.Store.Get(ctx, c.execKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("execution %s: %w", id, err)
+	}
+	return decodeExecution(rec)
+}
+
+func decodeExecution(rec store.Record) (*execution.Execution, error) {
+	var e execution.Execution
+	if err := json.Unmarshal(rec.Data, &e); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", rec.Key, err)
+	}
+	e.Version = rec.Version
+	return &e, nil
+}
+
+// ErrUnchanged may be returned by a Mutate function to skip the write.
+var ErrUnchanged = errors.New("unchanged")
+
+// MutateExecution applies fn to the current execution and writes it back
+// conditionally, re-reading and re-applying on a version conflict (at most 16
+// times). fn returning ErrUnchanged ends without writing; any other error
+// aborts. It returns the execution as last written or read.
+func (c *Catalog) MutateExecution(ctx context.Context, id string, fn func(e *execution.Execution) error) (*execution.Execution, error) {
+	for range 16 {
+		e, err := c.Execution(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, ErrUnchanged) {
+				return e, nil
+			}
+			return e, err
+		}
+		ver := e.Version
+		e.Version = 0
+		data, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := c.Store.Update(ctx, store.Record{Key: c.execKey(id), Version: ver, Data: data, ExpiresAt: c.expiry(e)})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update execution %s: %w", id, err)
+		}
+		e.Version = rec.Version
+		return e, nil
+	}
+	return nil, fmt.Errorf("update execution %s: too many concurrent writers: %w", id, store.ErrConflict)
+}
+
+// ListExecutions returns one page of executions, newest first.
+func (c *Catalog) ListExecutions(ctx context.Context, opts store.ListOptions) ([]*execution.Execution, string, error) {
+	recs, next, err := c.Store.List(ctx, c.Cluster, resource.KindExecution, opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("list executions: %w", err)
+	}
+	out := make([]*execution.Execution, 0, len(recs))
+	for _, r := range recs {
+		e, err := decodeExecution(r)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/autogate/autogate/internal/client"
+	"github.com/autogate/autogate/internal/resource"
+)
+
+// A manifest is a YAML stream of documents, each a resource's fields plus
+// "kind". Secrets may carry "value" (base64) or "stringValue"; export never
+// writes either.
+type manifest struct {
+	Kind resource.Kind
+	Obj  resource.Object
+}
+
+var docSep = regexp.MustCompile(`(?m)^---\s*$`)
+
+func parseManifests(raw []byte) ([]manifest, error) {
+	var out []manifest
+	for i, doc := range docSep.Split(string(raw), -1) {
+		if strings.TrimSpace(stripComments(doc)) == "" {
+			continue
+		}
+		js, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(js, &fields); err != nil {
+			return nil, fmt.Errorf("document %d: want a mapping: %w", i+1, err)
+		}
+		var kindName string
+		if err := json.Unmarshal(fields["kind"], &kindName); err != nil || kindName == "" {
+			return nil, fmt.Errorf("document %d: missing kind (service, decorator, repository or secret)", i+1)
+		}
+		k, err := resource.ParseKind(kindName)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		o, err := resource.New(k)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		delete(fields, "kind")
+		var strVal *string
+		if sv, ok := fields["stringValue"]; ok && k == resource.KindSecret {
+			var s string
+			if err := json.Unmarshal(sv, &s); err != nil {
+				return nil, fmt.Errorf("document %d: stringValue: %w", i+1, err)
+			}
+			strVal = &s
+			delete(fields, "stringValue")
+		}
+		rest, _ := json.Marshal(fields) // re-encoding decoded JSON cannot fail
+		dec := json.NewDecoder(bytes.NewReader(rest))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(o); err != nil {
+			return nil, fmt.Errorf("document %d (%s): %w", i+1, k, err)
+		}
+		if strVal != nil {
+			o.(*resource.Secret).Value = []byte(*strVal)
+		}
+		if err := o.Validate(); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		out = append(out, manifest{Kind: k, Obj: o})
+	}
+	if len(out) == 0 {
+		return nil, errNoDocs
+	}
+	return out, nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(doc, "\n") {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func (a *App) applyCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update the resources in a YAML file (idempotent)",
+		Long: `Create or update every resource in FILE ('-' for stdin), a YAML stream of documents
+each with a 'kind'. Resources are applied in dependency order (secrets, repositories,
+decorators, services). A resource that already says the same is left alone, so
+applying the same file twice changes nothing. Secrets need 'value' (base64) or
+'stringValue' to be created; without one an existing secret keeps its value.`,
+		Example: "  autogate apply -f resources.yaml",
+		Args:    exactArgs(0, "no arguments (use -f)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErr{fmt.Errorf("-f is required")}
+			}
+			var raw []byte
+			var err error
+			if file == "-" {
+				raw, err = io.ReadAll(io.LimitReader(a.In, 16<<20))
+			} else {
+				raw, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return usageErr{err}
+			}
+			docs, err := parseManifests(raw)
+			if err != nil {
+				return usageErr{err}
+			}
+			cl, _, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			for _, kind := range resource.Kinds {
+				for _, d := range docs {
+					if d.Kind != kind {
+						continue
+					}
+					name := d.Obj.GetMeta().Name
+					cur, err := cl.Get(ctx, kind, name)
+					switch {
+					case client.StatusOf(err) == 404:
+						if s, ok := d.Obj.(*resource.Secret); ok && s.Value == nil {
+							return fmt.Errorf("secret/%s: no value to create it with (add value or stringValue)", name)
+						}
+						if err := cl.Create(ctx, d.Obj); err != nil {
+							return fmt.Errorf("%s/%s: %w", kind, name, err)
+						}
+						fmt.Fprintf(a.Out, "%s/%s created\n", kind, name)
+					case err != nil:
+						return fmt.Errorf("%s/%s: %w", kind, name, err)
+					default:
+						d.Obj.GetMeta().Version = cur.GetMeta().Version
+						if err := cl.Update(ctx, d.Obj); err != nil {
+							return fmt.Errorf("%s/%s: %w", kind, name, err)
+						}
+						if d.Obj.GetMeta().Version == cur.GetMeta().Version {
+							fmt.Fprintf(a.Out, "%s/%s unchanged\n", kind, name)
+						} else {
+							fmt.Fprintf(a.Out, "%s/%s configured\n", kind, name)
+						}
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "YAML file of resources, or - for stdin")
+	return cmd
+}
+
+func (a *App) exportCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "export",
+		Short: "Print every resource as YAML that `autogate apply -f` accepts (secret values excluded)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, _, err := a.client()
+			if err != nil {
+				return err
+			}
+			first := true
+			for _, kind := range resource.Kinds {
+				raws, err := cl.List(cmd.Context(), kind)
+				if err != nil {
+					return err
+				}
+				for _, raw := range raws {
+					var fields map[string]any
+					if err := json.Unmarshal(raw, &fields); err != nil {
+						return err
+					}
+					for _, k := range []string{"version", "createdAt", "updatedAt", "value"} {
+						delete(fields, k)
+					}
+					fields["kind"] = string(kind)
+					out, err := yaml.Marshal(fields)
+					if err != nil {
+						return err
+					}
+					if !first {
+						fmt.Fprintln(a.Out, "---")
+					}
+					first = false
+					a.Out.Write(out)
+				}
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,331 @@
+// Package client is the typed Go client of Autogate's /v1 API. The CLI uses
+// nothing else to talk to a gateway. Every non-2xx answer becomes an *Error
+// carrying the server's problem document, so callers branch on Status.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/wire"
+)
+
+// Client calls one gateway (or manager).
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// TLS says how to trust the server.
+type TLS struct {
+	// CAFile is a PEM bundle to trust in addition to the system roots
+	// (the gateway's self-signed certificate, for instance).
+	CAFile string
+	// Insecure skips verification. For throwaway tests only.
+	Insecure bool
+}
+
+// New returns a client for server (an http:// or https:// URL).
+func New(server, token string, t TLS) (*Client, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("server %q: want https://host:port", server)
+	}
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.Insecure} //nolint:gosec // opt-in flag
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no PEM certificates", t.CAFile)
+		}
+		tcfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tcfg
+	tr.MaxIdleConnsPerHost = 64
+	return &Client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Transport: tr}}, nil
+}
+
+// Error is a non-2xx answer.
+type Error struct {
+	Status  int
+	Problem wire.Problem
+}
+
+func (e *Error) Error() string {
+	msg := e.Problem.Detail
+	if msg == "" {
+		msg = e.Problem.Title
+	}
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	for _, d := range e.Problem.Errors {
+		if d.Location != "" {
+			msg += fmt.Sprintf("\n  %s: %s", d.Location, d.Message)
+		} else if d.Message != "" {
+			msg += "\n  " + d.Message
+		}
+	}
+	return msg
+}
+
+// StatusOf returns the HTTP status of an *Error in err's chain, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(raw, &e.Problem) != nil {
+			e.Problem.Detail = strings.TrimSpace(string(raw))
+		}
+		return resp.StatusCode, e
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decode response: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Plural returns the API collection name of a kind.
+func Plural(k resource.Kind) string {
+	if k == resource.KindRepository {
+		return "repositories"
+	}
+	return string(k) + "s"
+}
+
+// Login exchanges a password for a token.
+func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginResponse, error) {
+	var out wire.LoginResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/login", wire.LoginRequest{Username: user, Password: password}, &out)
+	return out, err
+}
+
+// Logout revokes the client's token.
+func (c *Client) Logout(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/logout", nil, nil)
+	return err
+}
+
+// WhoAmI describes the caller.
+func (c *Client) WhoAmI(ctx context.Context) (wire.WhoAmI, error) {
+	var out wire.WhoAmI
+	_, err := c.do(ctx, http.MethodGet, "/v1/whoami", nil, &out)
+	return out, err
+}
+
+// Get loads a resource of kind k into a new object.
+func (c *Client) Get(ctx context.Context, k resource.Kind, name string) (resource.Object, error) {
+	o, err := resource.New(k)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.do(ctx, http.MethodGet, "/v1/"+Plural(k)+"/"+url.PathEscape(name), nil, o)
+	return o, err
+}
+
+// List loads every resource of kind k, following pages.
+func (c *Client) List(ctx context.Context, k resource.Kind) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	tok := ""
+	for {
+		var page wire.Page[json.RawMessage]
+		q := url.Values{"limit": {"1000"}}
+		if tok != "" {
+			q.Set("pageToken", tok)
+		}
+		if _, err := c.do(ctx, http.MethodGet, "/v1/"+Plural(k)+"?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.NextPageToken == "" {
+			return all, nil
+		}
+		tok = page.NextPageToken
+	}
+}
+
+// Create stores o and updates it with the server's answer.
+func (c *Client) Create(ctx context.Context, o resource.Object) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/"+Plural(resource.KindOf(o)), o, o)
+	return err
+}
+
+// Update replaces o (o.Version must be current) and updates it in place.
+func (c *Client) Update(ctx context.Context, o resource.Object) error {
+	_, err := c.do(ctx, http.MethodPut, "/v1/"+Plural(resource.KindOf(o))+"/"+url.PathEscape(o.GetMeta().Name), o, o)
+	return err
+}
+
+// Delete removes a resource; version 0 means whatever is current.
+func (c *Client) Delete(ctx context.Context, k resource.Kind, name string, version int64) error {
+	p := "/v1/" + Plural(k) + "/" + url.PathEscape(name)
+	if version > 0 {
+		p += "?version=" + strconv.FormatInt(version, 10)
+	}
+	_, err := c.do(ctx, http.MethodDelete, p, nil, nil)
+	return err
+}
+
+// Run submits a run. For a sync run it returns when the execution ended or
+// the server's wait ran out (then the execution is not terminal yet).
+func (c *Client) Run(ctx context.Context, service string, req wire.RunRequest) (*execution.Execution, error) {
+	var e execution.Execution
+	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/run", req, &e)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Wait waits up to timeout for an execution to end and returns its state.
+func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (*execution.Execution, error) {
+	var e execution.Execution
+	s := int(timeout.Seconds())
+	_, err := c.do(ctx, http.MethodGet, "/v1/executions/"+url.PathEscape(id)+"/wait?timeout="+strconv.Itoa(s), nil, &e)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Execution loads one execution.
+func (c *Client) Execution(ctx context.Context, id string) (*execution.Execution, error) {
+	var e execution.Execution
+	if _, err := c.do(ctx, http.MethodGet, "/v1/executions/"+url.PathEscape(id), nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// ExecutionFilter narrows a listing.
+type ExecutionFilter struct {
+	Status  string
+	Service string
+	Limit   int
+}
+
+// Executions lists executions, newest first, up to f.Limit (default 100).
+func (c *Client) Executions(ctx context.Context, f ExecutionFilter) ([]*execution.Execution, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	var all []*execution.Execution
+	tok := ""
+	for len(all) < f.Limit {
+		q := url.Values{"limit": {strconv.Itoa(min(f.Limit-len(all), 1000))}}
+		if f.Status != "" {
+			q.Set("status", f.Status)
+		}
+		if f.Service != "" {
+			q.Set("service", f.Service)
+		}
+		if tok != "" {
+			q.Set("pageToken", tok)
+		}
+		var page wire.ExecutionPage
+		if _, err := c.do(ctx, http.MethodGet, "/v1/executions?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.NextPageToken == "" {
+			break
+		}
+		tok = page.NextPageToken
+	}
+	return all, nil
+}
+
+// Cancel cancels an execution.
+func (c *Client) Cancel(ctx context.Context, id string) (*execution.Execution, error) {
+	var e execution.Execution
+	if _, err := c.do(ctx, http.MethodPost, "/v1/executions/"+url.PathEscape(id)+"/cancel", nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Nodes lists the cluster's nodes.
+func (c *Client) Nodes(ctx context.Context) ([]wire.Node, error) {
+	var page wire.Page[wire.Node]
+	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &page)
+	return page.Items, err
+}
+
+// Users lists users.
+func (c *Client) Users(ctx context.Context) ([]wire.User, error) {
+	var page wire.Page[wire.User]
+	_, err := c.do(ctx, http.MethodGet, "/v1/users", nil, &page)
+	return page.Items, err
+}
+
+// CreateUser adds a user.
+func (c *Client) CreateUser(ctx context.Context, req wire.CreateUserRequest) (wire.User, error) {
+	var u wire.User
+	_, err := c.do(ctx, http.MethodPost, "/v1/users", req, &u)
+	return u, err
+}
+
+// DeleteUser removes a user.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, nil)
+	return err
+}

@@ -1,0 +1,224 @@
+// Package config holds the configuration of the autogate server: defaults,
+// then AUTOGATE_* environment variables, then command-line flags, in that
+// order of precedence, then Validate. Secrets (the secret key) are read from
+// the environment or files, never taken as flags.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/autogate/autogate/internal/resource"
+)
+
+// Server configures `autogate server`.
+type Server struct {
+	DataDir       string
+	Listen        string
+	Advertise     string
+	Cluster       string
+	Node          string
+	Store         string // bolt or dynamodb
+	Table         string
+	Execution     string // local or queue
+	TLSCert       string
+	TLSKey        string
+	Plaintext     bool
+	Concurrency   int
+	Retention     time.Duration
+	OutputLimit   int
+	MaxBodyBytes  int64
+	PipIndexURL   string
+	PipFindLinks  []string
+	PipNoIndex    bool
+	AdminPassFile string
+	LogLevel      string
+	LogFormat     string
+	ShutdownGrace time.Duration
+}
+
+// DefaultDataDir is where the embedded store lives unless told otherwise:
+// $XDG_DATA_HOME/autogate, else ~/.local/share/autogate.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "autogate")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "autogate")
+	}
+	return "autogate-data"
+}
+
+// DefaultServer returns the defaults: an all-in-one node on the embedded
+// store, TLS on 127.0.0.1:8443 with a self-signed certificate.
+func DefaultServer() Server {
+	host, _ := os.Hostname() // an empty host name still yields a usable node ID
+	return Server{
+		DataDir: DefaultDataDir(), Listen: "127.0.0.1:8443", Cluster: "default",
+		Node:  fmt.Sprintf("%s-%d", strings.ToLower(firstLabel(host)), os.Getpid()),
+		Store: "bolt", Execution: "local", Concurrency: 4, Retention: 30 * 24 * time.Hour,
+		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
+		ShutdownGrace: 30 * time.Second,
+	}
+}
+
+func firstLabel(h string) string {
+	h, _, _ = strings.Cut(h, ".")
+	if h == "" {
+		return "node"
+	}
+	return h
+}
+
+// env lists each setting's environment variable, used for binding and help.
+var env = map[string]string{
+	"data-dir": "AUTOGATE_DATA_DIR", "listen": "AUTOGATE_LISTEN", "advertise": "AUTOGATE_ADVERTISE_ADDR",
+	"cluster": "AUTOGATE_CLUSTER", "node": "AUTOGATE_NODE", "store": "AUTOGATE_STORE", "table": "AUTOGATE_TABLE",
+	"execution": "AUTOGATE_EXECUTION", "tls-cert": "AUTOGATE_TLS_CERT", "tls-key": "AUTOGATE_TLS_KEY",
+	"plaintext": "AUTOGATE_PLAINTEXT", "concurrency": "AUTOGATE_RUNNER_CONCURRENCY", "retention": "AUTOGATE_RETENTION",
+	"output-limit": "AUTOGATE_OUTPUT_LIMIT", "max-body": "AUTOGATE_MAX_BODY", "pip-index-url": "AUTOGATE_PIP_INDEX_URL",
+	"pip-find-links": "AUTOGATE_PIP_FIND_LINKS", "pip-no-index": "AUTOGATE_PIP_NO_INDEX",
+	"admin-password-file": "AUTOGATE_ADMIN_PASSWORD_FILE", "log-level": "AUTOGATE_LOG_LEVEL",
+	"log-format": "AUTOGATE_LOG_FORMAT", "shutdown-grace": "AUTOGATE_SHUTDOWN_GRACE",
+}
+
+// Bind registers the server flags on fs, with defaults taken from c after
+// the environment has been applied, so flags override the environment.
+func (c *Server) Bind(fs *pflag.FlagSet) {
+	h := func(name, text string) string { return fmt.Sprintf("%s (env %s)", text, env[name]) }
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, h("data-dir", "directory for the embedded store, keys, TLS files and caches"))
+	fs.StringVar(&c.Listen, "listen", c.Listen, h("listen", "address the API listens on"))
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "address other nodes and clients should use (default: the listen address)"))
+	fs.StringVar(&c.Cluster, "cluster", c.Cluster, h("cluster", "cluster ID; namespaces every resource"))
+	fs.StringVar(&c.Node, "node", c.Node, h("node", "this node's ID (default: host name and PID)"))
+	fs.StringVar(&c.Store, "store", c.Store, h("store", "resource store: bolt (embedded) or dynamodb"))
+	fs.StringVar(&c.Table, "table", c.Table, h("table", "DynamoDB table name (store=dynamodb)"))
+	fs.StringVar(&c.Execution, "execution", c.Execution, h("execution", "where services run: local (in this process) or queue (SQS runners)"))
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, h("tls-cert", "TLS certificate file (default: a self-signed one in the data dir)"))
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, h("tls-key", "TLS private key file"))
+	fs.BoolVar(&c.Plaintext, "plaintext", c.Plaintext, h("plaintext", "serve plain HTTP (only behind a TLS-terminating proxy)"))
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, h("concurrency", "services run at once in local execution"))
+	fs.DurationVar(&c.Retention, "retention", c.Retention, h("retention", "how long executions are kept"))
+	fs.IntVar(&c.OutputLimit, "output-limit", c.OutputLimit, h("output-limit", "bytes of stdout and of stderr kept per execution"))
+	fs.Int64Var(&c.MaxBodyBytes, "max-body", c.MaxBodyBytes, h("max-body", "largest request body accepted, in bytes"))
+	fs.StringVar(&c.PipIndexURL, "pip-index-url", c.PipIndexURL, h("pip-index-url", "Python package index for service requirements"))
+	fs.StringSliceVar(&c.PipFindLinks, "pip-find-links", c.PipFindLinks, h("pip-find-links", "local wheel directories for service requirements"))
+	fs.BoolVar(&c.PipNoIndex, "pip-no-index", c.PipNoIndex, h("pip-no-index", "install requirements from --pip-find-links only"))
+	fs.StringVar(&c.AdminPassFile, "admin-password-file", c.AdminPassFile, h("admin-password-file", "where the first start writes the admin password (default: DATA_DIR/admin-password)"))
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, h("log-level", "debug, info, warn or error"))
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, h("log-format", "json or text"))
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
+}
+
+// FromEnv applies AUTOGATE_* variables found by lookup (os.LookupEnv).
+func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	get := func(name string, set func(string) error) {
+		if v, ok := lookup(env[name]); ok && v != "" {
+			if err := set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env[name], v, err))
+			}
+		}
+	}
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	boolean := func(p *bool) func(string) error {
+		return func(v string) (err error) { *p, err = strconv.ParseBool(v); return err }
+	}
+	integer := func(p *int) func(string) error {
+		return func(v string) (err error) { *p, err = strconv.Atoi(v); return err }
+	}
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) (err error) { *p, err = time.ParseDuration(v); return err }
+	}
+	get("data-dir", str(&c.DataDir))
+	get("listen", str(&c.Listen))
+	get("advertise", str(&c.Advertise))
+	get("cluster", str(&c.Cluster))
+	get("node", str(&c.Node))
+	get("store", str(&c.Store))
+	get("table", str(&c.Table))
+	get("execution", str(&c.Execution))
+	get("tls-cert", str(&c.TLSCert))
+	get("tls-key", str(&c.TLSKey))
+	get("plaintext", boolean(&c.Plaintext))
+	get("concurrency", integer(&c.Concurrency))
+	get("retention", dur(&c.Retention))
+	get("output-limit", integer(&c.OutputLimit))
+	get("max-body", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err })
+	get("pip-index-url", str(&c.PipIndexURL))
+	get("pip-find-links", func(v string) error { c.PipFindLinks = strings.Split(v, ","); return nil })
+	get("pip-no-index", boolean(&c.PipNoIndex))
+	get("admin-password-file", str(&c.AdminPassFile))
+	get("log-level", str(&c.LogLevel))
+	get("log-format", str(&c.LogFormat))
+	get("shutdown-grace", dur(&c.ShutdownGrace))
+	return errors.Join(errs...)
+}
+
+// Validate checks the whole configuration and names every bad field.
+func (c *Server) Validate() error {
+	var errs []error
+	bad := func(flag, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("--%s (%s): %s", flag, env[flag], fmt.Sprintf(format, a...)))
+	}
+	if err := resource.ValidateCluster(c.Cluster); err != nil {
+		bad("cluster", "%v", err)
+	}
+	if err := resource.ValidateName(strings.ToLower(c.Node)); err != nil || c.Node != strings.ToLower(c.Node) {
+		bad("node", "%q: use lower-case letters, digits, '-', '_' and '.'", c.Node)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	switch c.Store {
+	case "bolt":
+		if c.DataDir == "" {
+			bad("data-dir", "required for the embedded store")
+		}
+	case "dynamodb":
+		if c.Table == "" {
+			bad("table", "required with --store dynamodb")
+		}
+	default:
+		bad("store", "%q: want bolt or dynamodb", c.Store)
+	}
+	switch c.Execution {
+	case "local", "queue":
+	default:
+		bad("execution", "%q: want local or queue", c.Execution)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "give both --tls-cert and --tls-key, or neither")
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1024 {
+		bad("concurrency", "%d: want 1..1024", c.Concurrency)
+	}
+	if c.Retention < time.Hour {
+		bad("retention", "%v: want at least 1h", c.Retention)
+	}
+	if c.OutputLimit < 1024 || c.OutputLimit > 4<<20 {
+		bad("output-limit", "%d: want 1 KiB..4 MiB", c.OutputLimit)
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		bad("max-body", "%d: want 1 KiB..64 MiB", c.MaxBodyBytes)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log-format", "%q: want json or text", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}

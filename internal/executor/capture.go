@@ -1,0 +1,149 @@
+package executor
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/autogate/autogate/internal/execution"
+)
+
+// capture is an io.Writer that keeps the first limit bytes of a stream after
+// replacing every redaction pattern by execution.Redacted, and counts the
+// whole stream. It redacts while streaming: the last maxLen-1 bytes are
+// held back until it is known whether a pattern starts there, so a secret
+// split across writes is still found. Memory is bounded by limit plus the
+// longest pattern plus one write.
+//
+// Matching is leftmost first and, among patterns starting at the same
+// byte, longest first. A capture is not safe for concurrent writes; exec
+// gives each stream its own goroutine.
+type capture struct {
+	limit    int
+	patterns [][]byte // longest first
+	maxLen   int
+
+	pending []byte // not yet emitted: may start a pattern
+	out     []byte // redacted, at most limit bytes
+	total   int64  // bytes written, before redaction
+	dropped bool   // some redacted output did not fit
+}
+
+var redactedMarker = []byte(execution.Redacted)
+
+func newCapture(limit int, redact []string) *capture {
+	c := &capture{limit: limit}
+	for _, s := range redact {
+		if s != "" && !slices.ContainsFunc(c.patterns, func(p []byte) bool { return string(p) == s }) {
+			c.patterns = append(c.patterns, []byte(s))
+			c.maxLen = max(c.maxLen, len(s))
+		}
+	}
+	slices.SortStableFunc(c.patterns, func(a, b []byte) int { return len(b) - len(a) })
+	return c
+}
+
+func (c *capture) full() bool { return len(c.out) >= c.limit }
+
+// Write never fails: the child must never see EPIPE because of the cap.
+func (c *capture) Write(p []byte) (int, error) {
+	c.total += int64(len(p))
+	switch {
+	case c.full():
+		c.dropped = c.dropped || len(p) > 0
+	case c.maxLen == 0:
+		c.emit(p)
+	default:
+		c.pending = append(c.pending, p...)
+		c.scan(false)
+	}
+	return len(p), nil
+}
+
+// emit appends b to out up to limit.
+func (c *capture) emit(b []byte) {
+	room := c.limit - len(c.out)
+	if len(b) > room {
+		c.dropped = true
+		b = b[:room]
+	}
+	c.out = append(c.out, b...)
+}
+
+// scan redacts and emits pending as far as it is decidable: everything when
+// final, else up to where a pattern could still begin.
+func (c *capture) scan(final bool) {
+	buf := c.pending
+	next := make([]int, len(c.patterns)) // next match of each pattern at or after i; -1 none
+	for k := range next {
+		next[k] = -2 // unknown
+	}
+	i := 0
+	for i < len(buf) && !c.full() {
+		j, k := -1, -1
+		for idx, pat := range c.patterns {
+			if next[idx] == -2 || next[idx] >= 0 && next[idx] < i {
+				if n := bytes.Index(buf[i:], pat); n >= 0 {
+					next[idx] = i + n
+				} else {
+					next[idx] = -1
+				}
+			}
+			if next[idx] >= 0 && (j < 0 || next[idx] < j) {
+				j, k = next[idx], idx
+			}
+		}
+		// A match at j is certain once every longer pattern starting at j
+		// would fit in buf; then no pattern can start earlier either.
+		if j >= 0 && (final || j+c.maxLen <= len(buf)) {
+			c.emit(buf[i:j])
+			c.emit(redactedMarker)
+			i = j + len(c.patterns[k])
+			continue
+		}
+		stop := len(buf)
+		if !final {
+			stop = len(buf) - (c.maxLen - 1)
+		}
+		if j >= 0 {
+			stop = min(stop, j)
+		}
+		if stop > i {
+			c.emit(buf[i:stop])
+			i = stop
+		}
+		break
+	}
+	if c.full() {
+		c.dropped = c.dropped || i < len(buf)
+		c.pending = c.pending[:0]
+		return
+	}
+	n := copy(buf, buf[i:])
+	c.pending = buf[:n]
+}
+
+// output flushes the capture and returns it as recorded in an execution.
+func (c *capture) output() execution.Output {
+	c.scan(true)
+	o := execution.Output{Bytes: c.total}
+	if !c.dropped {
+		o.Data = string(c.out)
+		return o
+	}
+	kept := c.out
+	// Do not end on half a UTF-8 character.
+	for n := 1; n < utf8.UTFMax && n <= len(kept); n++ {
+		if r, size := utf8.DecodeLastRune(kept); r != utf8.RuneError || size != 1 {
+			break
+		}
+		if utf8.RuneStart(kept[len(kept)-n]) {
+			kept = kept[:len(kept)-n]
+			break
+		}
+	}
+	o.Data = string(kept) + fmt.Sprintf("\n[autogate: output truncated: %d of %d bytes kept]", len(kept), c.total)
+	o.Truncated = true
+	return o
+}

@@ -1,0 +1,106 @@
+package executor
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/autogate/autogate/internal/execution"
+)
+
+// feed writes s to c in chunks of n bytes (all at once when n <= 0).
+func feed(c *capture, s string, n int) {
+	if n <= 0 {
+		n = len(s) + 1
+	}
+	for len(s) > 0 {
+		k := min(n, len(s))
+		_, _ = c.Write([]byte(s[:k])) // capture.Write never fails
+		s = s[k:]
+	}
+}
+
+func TestCapture(t *testing.T) {
+	t.Parallel()
+	const R = execution.Redacted
+	tests := []struct {
+		name      string
+		limit     int
+		redact    []string
+		in        string
+		wantData  string
+		wantTrunc bool
+	}{
+		{"plain", 100, nil, "hello", "hello", false},
+		{"redact", 100, []string{"secret"}, "a secret b secret", "a " + R + " b " + R, false},
+		{"adjacent", 100, []string{"ab"}, "ababab", R + R + R, false},
+		{"longest at the same start", 100, []string{"pass", "password"}, "my password!", "my " + R + "!", false},
+		{"leftmost wins", 100, []string{"bcd", "abc"}, "abcd", R + "d", false},
+		{"overlap prefix", 100, []string{"aab"}, "aaab", "a" + R, false},
+		{"partial at the end stays", 100, []string{"secret"}, "the secr", "the secr", false},
+		{"truncated", 5, nil, "0123456789", "01234\n[autogate: output truncated: 5 of 10 bytes kept]", true},
+		{"exactly the limit", 5, nil, "01234", "01234", false},
+		{"redacted before the cut", 14, []string{"0123456789abcdef"}, "xx0123456789abcdefyyyy", "xx" + R + "yy\n[autogate: output truncated: 14 of 22 bytes kept]", true},
+		{"cut inside the marker", 5, []string{"secret"}, "secret and more", "[REDA\n[autogate: output truncated: 5 of 15 bytes kept]", true},
+		{"cut on a rune", 4, nil, "abcé", "abc\n[autogate: output truncated: 3 of 5 bytes kept]", true},
+		{"zero limit", 0, []string{"x"}, "xyz", "\n[autogate: output truncated: 0 of 3 bytes kept]", true},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 2, 3, 7} {
+			t.Run(tt.name+"/chunk="+string(rune('0'+chunk)), func(t *testing.T) {
+				c := newCapture(tt.limit, tt.redact)
+				feed(c, tt.in, chunk)
+				got := c.output()
+				if got.Data != tt.wantData || got.Truncated != tt.wantTrunc || got.Bytes != int64(len(tt.in)) {
+					t.Errorf("got (%q, %v, %d) want (%q, %v, %d)", got.Data, got.Truncated, got.Bytes, tt.wantData, tt.wantTrunc, len(tt.in))
+				}
+			})
+		}
+	}
+}
+
+// FuzzCapture checks streaming redaction against bytes.ReplaceAll on the
+// whole stream, whatever the chunking: the kept data is a prefix of the
+// redacted stream, as long as the limit allows, and never holds the secret.
+func FuzzCapture(f *testing.F) {
+	f.Add([]byte("xx secret yy secret"), "secret", 3, 100)
+	f.Add([]byte("aaaaab"), "aab", 1, 4)
+	f.Add([]byte("ééé secret"), "secret", 2, 5)
+	f.Fuzz(func(t *testing.T, data []byte, secret string, chunk, limit int) {
+		if secret == "" || limit < 0 || limit > 1<<16 || chunk < 0 {
+			return
+		}
+		c := newCapture(limit, []string{secret})
+		feed(c, string(data), chunk)
+		got := c.output()
+		want := bytes.ReplaceAll(data, []byte(secret), []byte(execution.Redacted))
+		if got.Bytes != int64(len(data)) {
+			t.Fatalf("Bytes: got %d want %d", got.Bytes, len(data))
+		}
+		kept := got.Data
+		if got.Truncated {
+			i := strings.LastIndex(kept, "\n[autogate: output truncated: ")
+			if i < 0 {
+				t.Fatalf("truncated without a marker: %q", kept)
+			}
+			kept = kept[:i]
+			if len(want) <= limit {
+				t.Fatalf("truncated although the redacted stream (%d bytes) fits in %d", len(want), limit)
+			}
+			if len(kept) < limit-utf8.UTFMax || len(kept) > limit {
+				t.Fatalf("kept %d bytes with limit %d", len(kept), limit)
+			}
+		} else if len(kept) != len(want) {
+			t.Fatalf("untruncated: got %q want %q", kept, want)
+		}
+		if !bytes.HasPrefix(want, []byte(kept)) {
+			t.Fatalf("got %q, not a prefix of %q", kept, want)
+		}
+		// The secret can only appear where the service's own bytes, not
+		// redaction, put it: in the redacted stream itself.
+		if strings.Contains(kept, secret) && !bytes.Contains(want, []byte(secret)) {
+			t.Fatalf("secret %q in %q", secret, kept)
+		}
+	})
+}

@@ -1,0 +1,48 @@
+// Package executor runs one service to completion on this machine and
+// reports its exit status and bounded, redacted output.
+//
+// Guarantees, for every run:
+//   - Fresh directory: the run gets a new directory under Config.WorkRoot
+//     (mode 0700) holding a full copy of the checked-out source (regular
+//     files, directories, and symlinks that resolve inside the source; other
+//     symlinks and special files are skipped and logged). It is the process's
+//     HOME, its working directory is Service.WorkingDir inside it, and it is
+//     removed when the run ends. WorkingDir, Filename and Requirements must
+//     resolve inside it, symlinks included.
+//   - No shell: argv is built by the executor and started with exec directly.
+//     Inputs reach python-script and executable services as sorted
+//     "--key value" pairs after Service.Args, and every type as a 0600 JSON
+//     file named by AUTOGATE_INPUTS_FILE.
+//   - Scrubbed environment: nothing of the host's environment leaks. The
+//     process sees PATH (Config.PathEnv), HOME, LANG=C.UTF-8,
+//     AUTOGATE_EXECUTION_ID, AUTOGATE_INPUTS_FILE, the variables its type
+//     needs (ANSIBLE_* or TF_*), Service.Env, and its secret bindings: as
+//     variables, or as 0600 files under .secrets/ whose paths are in
+//     AUTOGATE_SECRET_FILE_<NAME>. Service.Env overrides the type's
+//     variables; secret bindings and AUTOGATE_* override Service.Env.
+//   - Process-group kill: the service runs in its own process group. On
+//     timeout (Service.Timeout) or cancellation of the context the whole
+//     group gets SIGTERM, then SIGKILL after Config.KillGrace; when the entry
+//     process exits on its own, whatever it left behind in its group is
+//     terminated the same way, so no grandchild outlives the run (unless it
+//     left the group with setsid).
+//   - Bounded, redacted output: stdout and stderr are each kept up to
+//     Config.OutputLimit bytes. Every secret value and every sensitive string
+//     of three bytes or more is replaced by "[REDACTED]" while streaming,
+//     before the cut, including across read boundaries; a cut stream ends
+//     with a marker line and has Output.Truncated set.
+//
+// python-script services with requirements run in a virtualenv cached under
+// Config.CacheDir/venvs by the hash of the requirements file, the interpreter
+// and the pip settings; pip is given its index settings explicitly
+// (PIP_CONFIG_FILE=/dev/null, no host PIP_* variables). One build runs per
+// hash, also across processes sharing CacheDir; the venv is published by an
+// atomic rename. The hash covers the requirements file's bytes only: files it
+// includes (-r, -c, local paths) are not hashed.
+//
+// Not guaranteed: isolation from the host. The service runs with the
+// executor's user, file system and network; the scrubbing above keeps the
+// executor's own configuration and credentials out of its reach, it is not
+// a sandbox. Setting up (copying, building a venv) is bounded by the context,
+// not by the service timeout.
+package executor

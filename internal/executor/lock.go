@@ -1,0 +1,74 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// lockPoll is how often a process waiting for another one's flock retries.
+const lockPoll = 50 * time.Millisecond
+
+// keyedLock is a set of mutexes, one per key, that waiters can abandon when
+// their context ends. Keys are never forgotten: there is one per venv hash,
+// a small set.
+type keyedLock struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+func (k *keyedLock) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]chan struct{})
+	}
+	ch, ok := k.m[key]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		k.m[key] = ch
+	}
+	k.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// lockFile takes an exclusive flock(2) on path, creating it, and returns
+// the function that releases it. flock locks belong to the open file, so
+// this excludes other processes and other opens in this one alike; the lock
+// dies with the process, so a crash never leaves it held.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	fd := int(f.Fd())
+	t := time.NewTicker(lockPoll)
+	defer t.Stop()
+	for {
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(fd, syscall.LOCK_UN) // closing releases it anyway
+				_ = f.Close()                          // read-only use: nothing to flush
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			_ = f.Close() // the flock error is the one to report
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			_ = f.Close() // nothing was written
+			return nil, ctx.Err()
+		}
+	}
+}

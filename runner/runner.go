@@ -1,0 +1,502 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/autogate/autogate/internal/catalog"
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/executor"
+	"github.com/autogate/autogate/internal/queue"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/store"
+)
+
+// Source is where messages come from (queue.Local, the SQS queue, or a
+// Lambda event batch).
+type Source interface {
+	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
+	Extend(ctx context.Context, m queue.Message, d time.Duration) error
+	Ack(ctx context.Context, m queue.Message) error
+	Release(ctx context.Context, m queue.Message, delay time.Duration) error
+}
+
+// Executor runs one service.
+type Executor interface {
+	Run(ctx context.Context, job executor.Job) (executor.Result, error)
+}
+
+// Checkouter provides a service's code at a resolved commit.
+type Checkouter interface {
+	Checkout(ctx context.Context, repo resource.Repository, credential []byte) (dir, commit string, err error)
+}
+
+// Config configures a Core.
+type Config struct {
+	// Node is this runner's ID, recorded on every execution it claims.
+	Node     string
+	Catalog  *catalog.Catalog
+	Source   Source
+	Executor Executor
+	Repos    Checkouter
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	// Concurrency is how many executions run at once; default 4.
+	Concurrency int
+	// Heartbeat is how often a running execution's record and message are
+	// refreshed and cancellation is checked; default 10 s.
+	Heartbeat time.Duration
+	// CancelPoll is how often the record is checked for a cancel request
+	// between heartbeats; default 1 s. In-process cancels are immediate.
+	CancelPoll time.Duration
+	// StaleAfter is how old a running record's heartbeat must be before
+	// another runner declares the attempt lost; default 3 × Heartbeat.
+	StaleAfter time.Duration
+	// Visibility is how long each heartbeat keeps the message hidden;
+	// default 3 × Heartbeat.
+	Visibility time.Duration
+	// ReceiveWait is the long-poll wait per Receive; default 20 s.
+	ReceiveWait time.Duration
+	// OnDone, if set, is called after an execution's terminal state is
+	// recorded by this runner.
+	OnDone func(*execution.Execution)
+}
+
+// Core is the runner core.
+type Core struct {
+	cfg     Config
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+	wg      sync.WaitGroup
+}
+
+// New validates cfg and returns a Core.
+func New(cfg Config) (*Core, error) {
+	switch {
+	case cfg.Node == "":
+		return nil, errors.New("runner: node ID is required")
+	case cfg.Catalog == nil || cfg.Source == nil || cfg.Executor == nil || cfg.Repos == nil:
+		return nil, errors.New("runner: catalog, source, executor and repos are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.CancelPoll <= 0 {
+		cfg.CancelPoll = time.Second
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 3 * cfg.Heartbeat
+	}
+	if cfg.Visibility <= 0 {
+		cfg.Visibility = 3 * cfg.Heartbeat
+	}
+	if cfg.ReceiveWait <= 0 {
+		cfg.ReceiveWait = 20 * time.Second
+	}
+	if cfg.StaleAfter <= cfg.Heartbeat {
+		return nil, fmt.Errorf("runner: stale-after %v must exceed heartbeat %v", cfg.StaleAfter, cfg.Heartbeat)
+	}
+	return &Core{cfg: cfg, running: map[string]context.CancelCauseFunc{}}, nil
+}
+
+// Outcome is what Handle did with a message.
+type Outcome int
+
+// The outcomes.
+const (
+	// Done: the execution reached (or already had) a terminal state and the
+	// message was acknowledged.
+	Done Outcome = iota
+	// Requeued: the message was released to be delivered again (another
+	// runner holds the execution, or a lost attempt was re-queued).
+	Requeued
+	// Failed: the message could not be handled (store unreachable…) and was
+	// left for redelivery.
+	Failed
+)
+
+// ErrShutdown is the cancel cause when the runner stops under a service.
+var ErrShutdown = errors.New("runner shutting down")
+
+// errCanceled is the cancel cause of a user's cancel request.
+var errCanceled = errors.New("canceled on request")
+
+// Run receives and handles messages until recvCtx ends, then waits for the
+// executions in flight. workCtx bounds those: when it ends, running services
+// are killed and their attempts recorded lost.
+func (c *Core) Run(recvCtx, workCtx context.Context) error {
+	slots := make(chan struct{}, c.cfg.Concurrency)
+	defer c.wg.Wait()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-recvCtx.Done():
+			return nil
+		}
+		free := 1
+	fill:
+		for free < c.cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				free++
+			default:
+				break fill
+			}
+		}
+		msgs, err := c.cfg.Source.Receive(recvCtx, free, c.cfg.ReceiveWait)
+		if err != nil {
+			for range free {
+				<-slots
+			}
+			if recvCtx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+				return nil
+			}
+			c.cfg.Logger.Warn("receive failed", "error", err)
+			select {
+			case <-c.cfg.Clock.After(time.Second):
+			case <-recvCtx.Done():
+				return nil
+			}
+			continue
+		}
+		for range free - len(msgs) {
+			<-slots
+		}
+		for _, m := range msgs {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				defer func() { <-slots }()
+				c.Handle(workCtx, m)
+			}()
+		}
+	}
+}
+
+// Cancel cancels an execution this runner is running now. It reports
+// whether it was.
+func (c *Core) Cancel(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cancel, ok := c.running[id]
+	if ok {
+		cancel(errCanceled)
+	}
+	return ok
+}
+
+// InFlight reports how many executions this runner is running.
+func (c *Core) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.running)
+}
+
+// Handle processes one message to an outcome.
+func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
+	env := m.Envelope
+	log := c.cfg.Logger.With("execution_id", env.ExecutionID, "receive_count", m.ReceiveCount)
+	if err := env.Check(); err != nil {
+		// A malformed message can never succeed; leave it to the DLQ.
+		log.Error("bad message envelope", "error", err)
+		return Failed
+	}
+	if env.Cluster != c.cfg.Catalog.Cluster {
+		log.Error("message for another cluster", "cluster", env.Cluster)
+		return Failed
+	}
+	cat := c.cfg.Catalog
+	e, err := cat.Execution(ctx, env.ExecutionID)
+	if errors.Is(err, store.ErrNotFound) {
+		log.Warn("message for an unknown or expired execution; dropping it")
+		c.ack(ctx, m, log)
+		return Done
+	}
+	if err != nil {
+		log.Error("load execution", "error", err)
+		return Failed
+	}
+	switch {
+	case e.Status.Terminal():
+		c.ack(ctx, m, log)
+		return Done
+	case e.Status == execution.Running:
+		return c.handleRunning(ctx, m, e, log)
+	}
+	return c.claimAndRun(ctx, m, log)
+}
+
+// handleRunning deals with a delivery for an execution already running:
+// either its runner is alive (back off) or it died (mark the attempt lost).
+func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger) Outcome {
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	_, mine := c.running[e.ID]
+	c.mu.Unlock()
+	if mine || (e.Heartbeat != nil && now.Sub(*e.Heartbeat) < c.cfg.StaleAfter) {
+		c.release(ctx, m, c.cfg.StaleAfter, log)
+		return Requeued
+	}
+	attempt := e.Attempt
+	e, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+		if x.Status != execution.Running || x.Attempt != attempt {
+			return catalog.ErrUnchanged
+		}
+		reason := fmt.Sprintf("runner %s stopped heartbeating during attempt %d", x.Node, x.Attempt)
+		if err := x.Transition(execution.Lost, now, reason); err != nil {
+			return err
+		}
+		x.Retry(now)
+		return nil
+	})
+	if err != nil {
+		log.Error("mark lost", "error", err)
+		return Failed
+	}
+	log.Warn("attempt lost", "status", e.Status, "attempt", attempt)
+	if e.Status == execution.Queued {
+		return c.claimAndRun(ctx, m, log)
+	}
+	if e.Status.Terminal() {
+		c.done(e)
+	}
+	c.ack(ctx, m, log)
+	return Done
+}
+
+func cat(c *Core) *catalog.Catalog { return c.cfg.Catalog }
+
+func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logger) Outcome {
+	id := m.Envelope.ExecutionID
+	now := c.cfg.Clock.Now()
+	claimed := false
+	e, err := cat(c).MutateExecution(ctx, id, func(x *execution.Execution) error {
+		claimed = false
+		if x.Status != execution.Queued {
+			return catalog.ErrUnchanged
+		}
+		if x.CancelRequested {
+			return x.Transition(execution.Canceled, now, "canceled before it started")
+		}
+		if err := x.Claim(c.cfg.Node, now); err != nil {
+			return err
+		}
+		claimed = true
+		return nil
+	})
+	if err != nil {
+		log.Error("claim", "error", err)
+		return Failed
+	}
+	if !claimed {
+		if e.Status.Terminal() {
+			c.done(e)
+			c.ack(ctx, m, log)
+			return Done
+		}
+		// Another runner claimed it between our read and write.
+		c.release(ctx, m, c.cfg.StaleAfter, log)
+		return Requeued
+	}
+	log = log.With("attempt", e.Attempt, "service", e.Service)
+	log.Info("execution started")
+	final := c.run(ctx, m, e, log)
+	c.done(final)
+	if final.Status == execution.Queued {
+		// Lost to a shutdown and re-queued for retry: hand the message back.
+		c.release(context.WithoutCancel(ctx), m, 0, log)
+		return Requeued
+	}
+	c.ack(context.WithoutCancel(ctx), m, log)
+	return Done
+}
+
+// run executes a claimed attempt and records its terminal state.
+func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger) *execution.Execution {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.mu.Lock()
+	c.running[e.ID] = cancel
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.running, e.ID)
+		c.mu.Unlock()
+	}()
+
+	hbDone := make(chan struct{})
+	hbStopped := make(chan struct{})
+	go func() {
+		defer close(hbStopped)
+		c.heartbeat(runCtx, hbDone, m, e, cancel, log)
+	}()
+
+	res, commit, runErr := c.execute(runCtx, e)
+	close(hbDone)
+	<-hbStopped
+
+	now := c.cfg.Clock.Now()
+	// Record with a context that outlives a shutdown: the result must land.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer wcancel()
+	attempt := e.Attempt
+	final, err := cat(c).MutateExecution(wctx, e.ID, func(x *execution.Execution) error {
+		if x.Status != execution.Running || x.Node != c.cfg.Node || x.Attempt != attempt {
+			return catalog.ErrUnchanged // someone declared us lost; their word stands
+		}
+		x.Commit = commit
+		cause := context.Cause(runCtx)
+		switch {
+		case errors.Is(cause, ErrShutdown) || (ctx.Err() != nil && !errors.Is(cause, errCanceled)):
+			if err := x.Transition(execution.Lost, now, "runner shut down during the run"); err != nil {
+				return err
+			}
+			x.Retry(now)
+			return nil
+		case runErr != nil:
+			code := -1
+			x.ExitCode = &code
+			return x.Transition(execution.Failed, now, runErr.Error())
+		}
+		code := res.ExitCode
+		x.ExitCode = &code
+		x.Stdout, x.Stderr = res.Stdout, res.Stderr
+		st := res.Status
+		reason := res.Reason
+		if errors.Is(cause, errCanceled) || x.CancelRequested {
+			st, reason = execution.Canceled, "canceled on request"
+		}
+		return x.Transition(st, now, reason)
+	})
+	if err != nil {
+		log.Error("record result", "error", err)
+		return e
+	}
+	log.Info("execution finished", "status", final.Status, "duration_ms", final.Duration().Milliseconds())
+	return final
+}
+
+// execute resolves code, secrets and inputs, then runs the service.
+func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Result, string, error) {
+	if e.Spec == nil {
+		return executor.Result{}, "", errors.New("execution has no service snapshot")
+	}
+	svc := *e.Spec
+	repo, err := cat(c).Repository(ctx, svc.Repository)
+	if err != nil {
+		return executor.Result{}, "", fmt.Errorf("repository: %w", err)
+	}
+	var cred []byte
+	if repo.CredentialSecret != "" {
+		if cred, err = cat(c).SecretValue(ctx, repo.CredentialSecret); err != nil {
+			return executor.Result{}, "", fmt.Errorf("repository credential: %w", err)
+		}
+	}
+	dir, commit, err := c.cfg.Repos.Checkout(ctx, *repo, cred)
+	if err != nil {
+		return executor.Result{}, "", fmt.Errorf("checkout %s: %w", repo.Name, err)
+	}
+	secrets := map[string][]byte{}
+	for _, b := range svc.Secrets {
+		v, err := cat(c).SecretValue(ctx, b.Secret)
+		if err != nil {
+			return executor.Result{}, commit, fmt.Errorf("secret binding: %w", err)
+		}
+		secrets[b.Secret] = v
+	}
+	inputs, err := cat(c).OpenInputs(e)
+	if err != nil {
+		return executor.Result{}, commit, err
+	}
+	var sensitive []string
+	for k, v := range e.Inputs {
+		if v == execution.Redacted {
+			if s, ok := inputs[k].(string); ok {
+				sensitive = append(sensitive, s)
+			}
+		}
+	}
+	res, err := c.cfg.Executor.Run(ctx, executor.Job{
+		ExecutionID: e.ID, Service: svc, Inputs: inputs, SourceDir: dir,
+		Secrets: secrets, Sensitive: sensitive, Apply: e.Apply,
+	})
+	return res, commit, err
+}
+
+// heartbeat keeps the message invisible and the record fresh, and cancels
+// the run when a cancel request appears on the record.
+func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Message, e *execution.Execution, cancel context.CancelCauseFunc, log *slog.Logger) {
+	next := c.cfg.Clock.Now().Add(c.cfg.Heartbeat)
+	attempt := e.Attempt
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-c.cfg.Clock.After(c.cfg.CancelPoll):
+		}
+		now := c.cfg.Clock.Now()
+		if now.Before(next) {
+			x, err := cat(c).Execution(ctx, e.ID)
+			if err == nil && x.CancelRequested {
+				cancel(errCanceled)
+			}
+			continue
+		}
+		next = now.Add(c.cfg.Heartbeat)
+		if err := c.cfg.Source.Extend(ctx, m, c.cfg.Visibility); err != nil {
+			log.Warn("extend message visibility", "error", err)
+		}
+		x, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+			if x.Status != execution.Running || x.Node != c.cfg.Node || x.Attempt != attempt {
+				return catalog.ErrUnchanged
+			}
+			t := now.UTC()
+			x.Heartbeat = &t
+			return nil
+		})
+		switch {
+		case err != nil:
+			log.Warn("heartbeat record", "error", err)
+		case x.CancelRequested:
+			cancel(errCanceled)
+		case x.Status != execution.Running || x.Node != c.cfg.Node || x.Attempt != attempt:
+			// Declared lost by another runner: stop, our result won't count.
+			log.Warn("attempt taken over; stopping", "status", x.Status)
+			cancel(ErrShutdown)
+		}
+	}
+}
+
+func (c *Core) done(e *execution.Execution) {
+	if c.cfg.OnDone != nil && e != nil {
+		c.cfg.OnDone(e)
+	}
+}
+
+func (c *Core) ack(ctx context.Context, m queue.Message, log *slog.Logger) {
+	if err := c.cfg.Source.Ack(ctx, m); err != nil {
+		log.Warn("ack message", "error", err)
+	}
+}
+
+func (c *Core) release(ctx context.Context, m queue.Message, delay time.Duration, log *slog.Logger) {
+	if err := c.cfg.Source.Release(ctx, m, delay); err != nil {
+		log.Warn("release message", "error", err)
+	}
+}
