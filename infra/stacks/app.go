@@ -32,7 +32,7 @@ func Build(app awscdk.App, cfg *Config, repoRoot string) *Stacks {
 	for i := range cfg.Clusters {
 		cc := &cfg.Clusters[i]
 		if cc.SharedTable != "" {
-			out.Clusters[cc.ID].AddDependency(out.Clusters[cc.SharedTable], jsii.String("uses its table"))
+			out.Clusters[cc.ID].AddStackDependency(out.Clusters[cc.SharedTable], jsii.String("uses its table"))
 		}
 	}
 	if cfg.Manager != nil {

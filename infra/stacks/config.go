@@ -311,21 +311,22 @@ var lineRE = regexp.MustCompile(`^line (\d+): `)
 // withFieldPaths rewrites yaml.v3's "line N: msg" errors to
 // "<field path>: msg (line N)".
 func withFieldPaths(err error, paths map[int]string) error {
+	msgs := []string{err.Error()}
 	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
+	if errors.As(err, &te) {
+		msgs = te.Errors
 	}
-	msgs := make([]error, 0, len(te.Errors))
-	for _, m := range te.Errors {
+	errs := make([]error, 0, len(msgs))
+	for _, m := range msgs {
 		if sm := lineRE.FindStringSubmatch(m); sm != nil {
 			line, _ := strconv.Atoi(sm[1]) // the regexp admits only digits
 			if p, ok := paths[line]; ok {
 				m = fmt.Sprintf("%s: %s (line %d)", p, strings.TrimPrefix(m, sm[0]), line)
 			}
 		}
-		msgs = append(msgs, errors.New(m))
+		errs = append(errs, errors.New(m))
 	}
-	return errors.Join(msgs...)
+	return errors.Join(errs...)
 }
 
 // fieldPaths maps each line of the document to the path of the first field
@@ -527,7 +528,7 @@ func (c *ClusterConfig) validate(p string, byID map[string]*ClusterConfig, errs 
 		errs.add(p+".id", "must be 2-24 lower-case letters, digits or hyphens, starting with a letter and not ending with a hyphen, got %q", c.ID)
 	}
 	if !accountRE.MatchString(c.Account) {
-		errs.add(p+".account", "must be a 12-digit AWS account ID (quote it in YAML), got %q", c.Account)
+		errs.add(p+".account", "must be a 12-digit AWS account ID, got %q", c.Account)
 	}
 	if !regionRE.MatchString(c.Region) {
 		errs.add(p+".region", "must be an AWS region such as us-east-1, got %q", c.Region)
@@ -677,3 +678,9 @@ func validateTaskSize(p string, s TaskSize, errs *fieldErrors) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// AZContextKey is the cdk.json context key holding the availability zones of
+// an account and region, which synth reads instead of asking AWS.
+func AZContextKey(account, region string) string {
+	return "availability-zones:account=" + account + ":region=" + region
+}

@@ -29,7 +29,6 @@ func BenchmarkRunNoop(b *testing.B) {
 	}
 	job := Job{ExecutionID: "bench", Service: resource.Service{Type: resource.Executable, Filename: "noop.sh"}, SourceDir: src,
 		Inputs: map[string]any{"a": "b"}}
-	b.ResetTimer()
 	for b.Loop() {
 		res, err := e.Run(b.Context(), job)
 		if err != nil || res.Status != execution.Succeeded {
@@ -45,7 +44,6 @@ func BenchmarkBareExec(b *testing.B) {
 	if err := os.WriteFile(p, []byte(noopScript), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
 	for b.Loop() {
 		if err := exec.CommandContext(b.Context(), p, "--a", "b").Run(); err != nil {
 			b.Fatal(err)

@@ -60,21 +60,31 @@ func TestCapture(t *testing.T) {
 	}
 }
 
-// FuzzCapture checks streaming redaction against bytes.ReplaceAll on the
-// whole stream, whatever the chunking: the kept data is a prefix of the
-// redacted stream, as long as the limit allows, and never holds the secret.
+// FuzzCapture checks streaming redaction whatever the chunking: the kept
+// data is a prefix, as long as the limit allows, of the stream redacted in
+// one piece, which for a single pattern is bytes.ReplaceAll.
 func FuzzCapture(f *testing.F) {
-	f.Add([]byte("xx secret yy secret"), "secret", 3, 100)
-	f.Add([]byte("aaaaab"), "aab", 1, 4)
-	f.Add([]byte("ééé secret"), "secret", 2, 5)
-	f.Fuzz(func(t *testing.T, data []byte, secret string, chunk, limit int) {
+	f.Add([]byte("xx secret yy secret"), "secret", "", 3, 100)
+	f.Add([]byte("aaaaab"), "aab", "", 1, 4)
+	f.Add([]byte("ééé secret"), "secret", "", 2, 5)
+	f.Add([]byte("my password is pass"), "pass", "password", 1, 100)
+	f.Add([]byte("abcd"), "bcd", "abc", 2, 3)
+	f.Fuzz(func(t *testing.T, data []byte, secret, secret2 string, chunk, limit int) {
 		if secret == "" || limit < 0 || limit > 1<<16 || chunk < 0 {
 			return
 		}
-		c := newCapture(limit, []string{secret})
+		patterns := []string{secret, secret2}
+		var want []byte
+		if secret2 == "" {
+			want = bytes.ReplaceAll(data, []byte(secret), []byte(execution.Redacted))
+		} else {
+			ref := newCapture(1<<30, patterns)
+			_, _ = ref.Write(data) // never fails
+			want = []byte(ref.output().Data)
+		}
+		c := newCapture(limit, patterns)
 		feed(c, string(data), chunk)
 		got := c.output()
-		want := bytes.ReplaceAll(data, []byte(secret), []byte(execution.Redacted))
 		if got.Bytes != int64(len(data)) {
 			t.Fatalf("Bytes: got %d want %d", got.Bytes, len(data))
 		}
@@ -96,11 +106,6 @@ func FuzzCapture(f *testing.F) {
 		}
 		if !bytes.HasPrefix(want, []byte(kept)) {
 			t.Fatalf("got %q, not a prefix of %q", kept, want)
-		}
-		// The secret can only appear where the service's own bytes, not
-		// redaction, put it: in the redacted stream itself.
-		if strings.Contains(kept, secret) && !bytes.Contains(want, []byte(secret)) {
-			t.Fatalf("secret %q in %q", secret, kept)
 		}
 	})
 }

@@ -156,6 +156,9 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 
 	rd, err := e.prepare(ctx, log, job)
 	if err != nil {
+		if ctx.Err() != nil {
+			return canceledInSetup(ctx)
+		}
 		return setupFailed(err)
 	}
 	defer rd.remove(ctx, log)
@@ -163,7 +166,7 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 	st, err := e.plan(ctx, log, job, rd)
 	if err != nil {
 		if ctx.Err() != nil {
-			return Result{Status: execution.Canceled, ExitCode: -1, Reason: "canceled during setup"}, nil
+			return canceledInSetup(ctx)
 		}
 		return setupFailed(err)
 	}
@@ -201,12 +204,21 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 	return res, nil
 }
 
-// stoppedStatus tells a cancellation of ctx from the run's own timeout.
+// stoppedStatus tells a cancellation of ctx from the run's own timeout. A
+// cancellation cause other than context.Canceled is added to the reason.
 func stoppedStatus(ctx context.Context, timeout time.Duration) (execution.Status, string) {
 	if ctx.Err() != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return execution.Canceled, "canceled: " + cause.Error()
+		}
 		return execution.Canceled, "canceled"
 	}
 	return execution.TimedOut, fmt.Sprintf("timed out after %v", timeout)
+}
+
+func canceledInSetup(ctx context.Context) (Result, error) {
+	_, reason := stoppedStatus(ctx, 0)
+	return Result{Status: execution.Canceled, ExitCode: -1, Reason: reason + " during setup"}, nil
 }
 
 func setupFailed(err error) (Result, error) {

@@ -226,7 +226,7 @@ func TestRunEnvironmentScrubbed(t *testing.T) {
 	t.Setenv("PIP_INDEX_URL", "https://host-index.invalid/simple")
 	e := newExecutor(t, func(c *Config) { c.PathEnv = "/usr/bin:/bin" })
 	res, err := runScript(t, e, `cat /proc/$$/environ
-stat -c %a "$AUTOGATE_SECRET_FILE_DB_PASSWORD" "$AUTOGATE_INPUTS_FILE" >&2
+stat -c %a "$HOME" "$AUTOGATE_SECRET_FILE_DB_PASSWORD" "$AUTOGATE_INPUTS_FILE" >&2
 cat "$AUTOGATE_INPUTS_FILE" >&2`, func(j *Job) {
 		j.ExecutionID = "01JTESTEXEC"
 		j.Service.Env = map[string]string{"MY_VAR": "mine", "LANG": "overridden"}
@@ -274,8 +274,8 @@ cat "$AUTOGATE_INPUTS_FILE" >&2`, func(j *Job) {
 	if !strings.HasPrefix(home, e.cfg.WorkRoot+string(filepath.Separator)) {
 		t.Errorf("HOME %q: want a directory under WorkRoot %q", home, e.cfg.WorkRoot)
 	}
-	if want := "600\n600\n{\"region\":\"eu\"}"; res.Stderr.Data != want {
-		t.Errorf("secret/inputs file modes and inputs: got %q want %q", res.Stderr.Data, want)
+	if want := "700\n600\n600\n{\"region\":\"eu\"}"; res.Stderr.Data != want {
+		t.Errorf("run dir, secret and inputs file modes, inputs: got %q want %q", res.Stderr.Data, want)
 	}
 	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("run directory after the run: got %v want it removed", err)
@@ -385,27 +385,70 @@ func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 	}
 }
 
+func TestRunKillsLeftoversAfterExit(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, func(c *Config) { c.KillGrace = 10 * time.Second })
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	res, err := runScript(t, e, "sleep 100 >/dev/null 2>&1 &\necho $! > \"$1\"\necho done", func(j *Job) {
+		j.Service.Args = []string{pidFile}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != execution.Succeeded || res.Stdout.Data != "done\n" {
+		t.Errorf("got (%s, %q) want (succeeded, %q)", res.Status, res.Stdout.Data, "done\n")
+	}
+	// The leftover honours SIGTERM, so the run must not wait out the grace.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Run took %v; want well under the 10s grace", took)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, fmt.Sprintf("leftover %d to die", pid), func() bool { return processGone(pid) })
+}
+
 func TestRunCancel(t *testing.T) {
 	t.Parallel()
-	e := newExecutor(t, nil)
-	started := filepath.Join(t.TempDir(), "started")
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	svc, files := script("echo started > \"$1\"\nexec sleep 100")
-	svc.Args = []string{started}
-	done := make(chan Result, 1)
-	go func() {
-		res, err := e.Run(ctx, Job{ExecutionID: "c", Service: svc, SourceDir: writeTree(t, files)})
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		done <- res
-	}()
-	waitFor(t, 10*time.Second, "the service to start", func() bool { _, err := os.Stat(started); return err == nil })
-	cancel()
-	res := <-done
-	if res.Status != execution.Canceled || res.Reason != "canceled" || res.ExitCode != -1 {
-		t.Errorf("got (%s, %q, %d) want (%s, %q, -1)", res.Status, res.Reason, res.ExitCode, execution.Canceled, "canceled")
+	tests := []struct {
+		name       string
+		cause      error
+		wantReason string
+	}{
+		{"plain", nil, "canceled"},
+		{"with a cause", errors.New("cancel requested by alice"), "canceled: cancel requested by alice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newExecutor(t, nil)
+			started := filepath.Join(t.TempDir(), "started")
+			ctx, cancel := context.WithCancelCause(t.Context())
+			defer cancel(nil)
+			svc, files := script("echo started > \"$1\"\nexec sleep 100")
+			svc.Args = []string{started}
+			src := writeTree(t, files)
+			done := make(chan Result, 1)
+			go func() {
+				res, err := e.Run(ctx, Job{ExecutionID: "c", Service: svc, SourceDir: src})
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+				done <- res
+			}()
+			waitFor(t, 10*time.Second, "the service to start", func() bool { _, err := os.Stat(started); return err == nil })
+			cancel(tt.cause)
+			res := <-done
+			if res.Status != execution.Canceled || res.Reason != tt.wantReason || res.ExitCode != -1 {
+				t.Errorf("got (%s, %q, %d) want (%s, %q, -1)", res.Status, res.Reason, res.ExitCode, execution.Canceled, tt.wantReason)
+			}
+		})
 	}
 }
 

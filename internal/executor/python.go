@@ -117,8 +117,17 @@ func (e *Executor) venv(ctx context.Context, log *slog.Logger, py pythonInfo, re
 		return dir, nil // another run built it while this one waited
 	}
 
+	// Under the lock, any other directory of this key is the remains of a
+	// build that crashed before publishing.
+	if stale, err := filepath.Glob(filepath.Join(venvs, key+".*")); err == nil {
+		for _, d := range stale {
+			if d != link+".lock" {
+				_ = os.RemoveAll(d) // litter only; a failure changes nothing below
+			}
+		}
+	}
 	start := time.Now()
-	dir, err := os.MkdirTemp(venvs, key[:16]+".")
+	dir, err := os.MkdirTemp(venvs, key+".")
 	if err != nil {
 		return "", fmt.Errorf("%w: venv: %w", ErrSetup, err)
 	}

@@ -184,6 +184,9 @@ func fetch(ctx context.Context, g *git, mirror, ref string) error {
 		args = append(args, "+HEAD:"+remoteHeadRef)
 	}
 	if _, err := g.run(ctx, mirror, args...); err != nil {
+		if g.src.local {
+			return fmt.Errorf("fetch %s (a local repository must be a git repository with commits; plain directories are not accepted): %w", g.src.display, err)
+		}
 		return fmt.Errorf("fetch %s: %w", g.src.display, err)
 	}
 	return nil

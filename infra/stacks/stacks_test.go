@@ -1,0 +1,631 @@
+package stacks
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// The CDK tests share one package (compiling aws-cdk-go takes a minute) and
+// run sequentially: every call goes through the one jsii Node process.
+
+const (
+	acctA, regionA = "111111111111", "us-east-1"
+	acctB, regionB = "222222222222", "eu-west-1"
+)
+
+// must runs f and turns a panic (how a failed assertions check reports)
+// into a test failure.
+func must(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("%s: %v", what, r)
+		}
+	}()
+	f()
+}
+
+// testApp is a CDK app writing to a temporary directory, with the
+// availability zones of the test accounts in its context so nothing is
+// looked up.
+func testApp(t *testing.T) awscdk.App {
+	t.Helper()
+	return awscdk.NewApp(&awscdk.AppProps{
+		Outdir: jsii.String(t.TempDir()),
+		Context: &map[string]any{
+			AZContextKey(acctA, regionA): []string{"us-east-1a", "us-east-1b", "us-east-1c"},
+			AZContextKey(acctB, regionB): []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"},
+		},
+	})
+}
+
+// imageDir is a stand-in Docker build context: the tests check what the
+// stacks do with the image, not the image.
+func imageDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// clusterYAML is one cluster entry of a clusters file.
+func clusterYAML(id, account, region string, gateways int, runners, extra string) string {
+	return fmt.Sprintf(`
+  - id: %s
+    account: %q
+    region: %s
+    certificateArn: arn:aws:acm:%s:%s:certificate/0000-%s
+    gateways: %d
+    runners: %s
+%s`, id, account, region, region, account, id, gateways, runners, extra)
+}
+
+// build parses a clusters file and builds the app from it.
+func build(t *testing.T, doc string) (awscdk.App, *Stacks, *Config) {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatalf("ParseConfig: %v\n%s", err, doc)
+	}
+	app := testApp(t)
+	var st *Stacks
+	must(t, "Build", func() { st = Build(app, cfg, imageDir(t)) })
+	return app, st, cfg
+}
+
+// templateOf synthesizes a stack and returns its template, both as the
+// assertions object and as plain JSON.
+func templateOf(t *testing.T, stack awscdk.Stack) (assertions.Template, map[string]any) {
+	t.Helper()
+	var tmpl assertions.Template
+	must(t, "synthesize "+*stack.StackName(), func() { tmpl = assertions.Template_FromStack(stack, nil) })
+	raw, err := json.Marshal(tmpl.ToJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return tmpl, m
+}
+
+// resources returns the template's resources of one type, by logical ID.
+func resources(tmpl map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range tmpl["Resources"].(map[string]any) {
+		rm := r.(map[string]any)
+		if rm["Type"] == typ {
+			out[id] = rm
+		}
+	}
+	return out
+}
+
+func props(r map[string]any) map[string]any {
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+// nagErrors returns the unsuppressed cdk-nag AwsSolutions errors of a stack.
+func nagErrors(t *testing.T, stack awscdk.Stack) []string {
+	t.Helper()
+	var out []string
+	must(t, "annotations", func() {
+		msgs := assertions.Annotations_FromStack(stack).FindError(jsii.String("*"),
+			assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*")))
+		for _, m := range *msgs {
+			out = append(out, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+		}
+	})
+	return out
+}
+
+// statement is one IAM policy statement with its policy's logical ID.
+type statement struct {
+	policy    string
+	sid       string
+	actions   []string
+	resources []any
+	condition map[string]any
+}
+
+func asStrings(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	}
+	return nil
+}
+
+func statements(tmpl map[string]any) []statement {
+	var out []statement
+	for id, r := range resources(tmpl, "AWS::IAM::Policy") {
+		doc := props(r)["PolicyDocument"].(map[string]any)
+		for _, s := range doc["Statement"].([]any) {
+			sm := s.(map[string]any)
+			st := statement{policy: id, actions: asStrings(sm["Action"])}
+			st.sid, _ = sm["Sid"].(string)
+			if rs, ok := sm["Resource"].([]any); ok {
+				st.resources = rs
+			} else {
+				st.resources = []any{sm["Resource"]}
+			}
+			st.condition, _ = sm["Condition"].(map[string]any)
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// starAllowed are the only actions that may have Resource "*": none of them
+// supports resource-level permissions.
+var starAllowed = []string{
+	"ecr:GetAuthorizationToken",
+	"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+	"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+}
+
+// checkIAM checks every IAM statement of a cluster stack: "*" only for
+// actions without resource-level permissions, table access only under the
+// cluster's own keys, and no resource naming another cluster.
+func checkIAM(t *testing.T, tmpl map[string]any, clusterID string, others []string) {
+	t.Helper()
+	sts := statements(tmpl)
+	if len(sts) == 0 {
+		t.Fatal("no IAM statements")
+	}
+	for _, s := range sts {
+		where := fmt.Sprintf("policy %s statement %q %v", s.policy, s.sid, s.actions)
+		for _, r := range s.resources {
+			if r == "*" {
+				for _, a := range s.actions {
+					if !slices.Contains(starAllowed, a) {
+						t.Errorf("%s: action %s on Resource \"*\" though it supports narrower resources", where, a)
+					}
+				}
+			}
+			rs, _ := json.Marshal(r)
+			for _, o := range others {
+				if strings.Contains(string(rs), o) {
+					t.Errorf("%s: resource %s names cluster %s", where, rs, o)
+				}
+			}
+		}
+		for _, a := range s.actions {
+			if a == "dynamodb:Scan" || a == "dynamodb:*" {
+				t.Errorf("%s: %s escapes the dynamodb:LeadingKeys condition", where, a)
+			}
+			if strings.HasPrefix(a, "dynamodb:") && a != "dynamodb:DescribeTable" {
+				keys := fmt.Sprint(s.condition["ForAllValues:StringLike"])
+				if want := fmt.Sprintf("map[dynamodb:LeadingKeys:[%s#*]]", clusterID); keys != want {
+					t.Errorf("%s: table access condition %s, want %s", where, keys, want)
+				}
+			}
+		}
+	}
+}
+
+// containerEnv returns the environment and secret names of a container of
+// the stack's task definitions.
+func containerEnv(t *testing.T, tmpl map[string]any, container string) (env map[string]any, secrets []string) {
+	t.Helper()
+	for _, r := range resources(tmpl, "AWS::ECS::TaskDefinition") {
+		for _, cd := range props(r)["ContainerDefinitions"].([]any) {
+			c := cd.(map[string]any)
+			if c["Name"] != container {
+				continue
+			}
+			env = map[string]any{}
+			for _, e := range c["Environment"].([]any) {
+				em := e.(map[string]any)
+				env[em["Name"].(string)] = em["Value"]
+			}
+			for _, s := range c["Secrets"].([]any) {
+				secrets = append(secrets, s.(map[string]any)["Name"].(string))
+			}
+			return env, secrets
+		}
+	}
+	t.Fatalf("no container %q", container)
+	return nil, nil
+}
+
+// TestDeploymentModels synthesizes one cluster per deployment model and
+// checks its resources, their key properties, its IAM and cdk-nag.
+func TestDeploymentModels(t *testing.T) {
+	models := []struct {
+		name     string
+		gateways int
+		runners  string
+		extra    string
+	}{
+		{"1-single-gateway", 1, RunnersNone, "    natGateways: 0\n"},
+		{"2-active-standby", 2, RunnersNone, ""},
+		{"3-distributed-ecs", 1, RunnersECS, "    ecsRunner: {minTasks: 2, maxTasks: 7, concurrency: 3}\n    maxReceiveCount: 5\n"},
+		{"3-distributed-lambda", 1, RunnersLambda, "    maxServiceTimeout: 5m\n    lambdaRunner: {batchSize: 2, maxConcurrency: 4}\n"},
+		{"4-ha-distributed", 3, RunnersBoth, "    maxServiceTimeout: 14m\n    architecture: arm64\n"},
+	}
+	for _, m := range models {
+		t.Run(m.name, func(t *testing.T) {
+			_, st, cfg := build(t, "clusters:"+clusterYAML("mdl", acctA, regionA, m.gateways, m.runners, m.extra))
+			cc := &cfg.Clusters[0]
+			stack := st.Clusters["mdl"]
+			if got := *stack.StackName(); got != "Autogate-mdl" {
+				t.Errorf("stack name: got %s, want Autogate-mdl", got)
+			}
+			tmpl, raw := templateOf(t, stack)
+			if errs := nagErrors(t, stack); len(errs) > 0 {
+				t.Errorf("unsuppressed cdk-nag errors:\n%s", strings.Join(errs, "\n"))
+			}
+
+			count := func(typ string, n int) {
+				t.Helper()
+				must(t, "count "+typ, func() { tmpl.ResourceCountIs(jsii.String(typ), jsii.Number(float64(n))) })
+			}
+			has := func(typ string, p map[string]any) {
+				t.Helper()
+				must(t, "properties of "+typ, func() { tmpl.HasResourceProperties(jsii.String(typ), p) })
+			}
+
+			// Table: keys, TTL, point-in-time recovery, deletion protection.
+			count("AWS::DynamoDB::Table", 1)
+			has("AWS::DynamoDB::Table", map[string]any{
+				"TableName": "autogate-mdl",
+				"KeySchema": []any{
+					map[string]any{"AttributeName": "pk", "KeyType": "HASH"},
+					map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
+				},
+				"AttributeDefinitions": []any{
+					map[string]any{"AttributeName": "pk", "AttributeType": "S"},
+					map[string]any{"AttributeName": "sk", "AttributeType": "S"},
+				},
+				"BillingMode":                      "PAY_PER_REQUEST",
+				"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},
+				"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+				"DeletionProtectionEnabled":        true,
+			})
+			must(t, "table retained", func() {
+				tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
+			})
+
+			// Gateways behind HTTPS, health-checked on /readyz.
+			count("AWS::ECS::Service", map[bool]int{false: 1, true: 2}[cc.HasECSRunner()])
+			has("AWS::ECS::Service", map[string]any{
+				"ServiceName":                   "gateway",
+				"DesiredCount":                  m.gateways,
+				"HealthCheckGracePeriodSeconds": 2147483647,
+				"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 0}),
+				"LoadBalancers":                 []any{map[string]any{"ContainerName": "gateway", "ContainerPort": 8443, "TargetGroupArn": assertions.Match_AnyValue()}},
+			})
+			has("AWS::ElasticLoadBalancingV2::TargetGroup", map[string]any{
+				"Port": 8443, "Protocol": "HTTPS", "TargetType": "ip",
+				"HealthCheckPath": "/readyz", "HealthCheckProtocol": "HTTPS",
+				"Matcher": map[string]any{"HttpCode": "200"},
+			})
+			has("AWS::ElasticLoadBalancingV2::Listener", map[string]any{
+				"Port": 443, "Protocol": "HTTPS",
+				"Certificates": []any{map[string]any{"CertificateArn": cc.CertificateARN}},
+			})
+			has("AWS::CloudWatch::Alarm", map[string]any{
+				"MetricName": "HealthyHostCount", "ComparisonOperator": "LessThanThreshold", "Threshold": 1,
+			})
+			has("AWS::Logs::LogGroup", map[string]any{"RetentionInDays": 30})
+
+			env, secrets := containerEnv(t, raw, "gateway")
+			wantExec := map[bool]string{false: "local", true: "queue"}[cc.HasQueue()]
+			for k, want := range map[string]any{
+				"AUTOGATE_STORE": "dynamodb", "AUTOGATE_CLUSTER": "mdl", "AUTOGATE_TABLE": "autogate-mdl",
+				"AUTOGATE_EXECUTION": wantExec, "AUTOGATE_LISTEN": ":8443",
+			} {
+				if env[k] != want {
+					t.Errorf("gateway env %s: got %v, want %v", k, env[k], want)
+				}
+			}
+			if _, ok := env["AUTOGATE_SECRET_KEY"]; ok || !slices.Equal(secrets, []string{"AUTOGATE_SECRET_KEY"}) {
+				t.Errorf("AUTOGATE_SECRET_KEY must come from Secrets Manager only: env has it=%v, secrets=%v", ok, secrets)
+			}
+
+			// Queues: only with runners; SSE, redrive, derived visibility.
+			if !cc.HasQueue() {
+				count("AWS::SQS::Queue", 0)
+				if _, ok := env["AUTOGATE_QUEUE_URL"]; ok {
+					t.Error("AUTOGATE_QUEUE_URL set without a queue")
+				}
+			} else {
+				count("AWS::SQS::Queue", 2)
+				has("AWS::SQS::Queue", map[string]any{
+					"QueueName":            "autogate-mdl-work",
+					"SqsManagedSseEnabled": true,
+					"VisibilityTimeout":    cc.VisibilityTimeout().Seconds(),
+					"RedrivePolicy": map[string]any{
+						"maxReceiveCount":     cc.MaxReceiveCount,
+						"deadLetterTargetArn": assertions.Match_AnyValue(),
+					},
+				})
+				has("AWS::SQS::Queue", map[string]any{"QueueName": "autogate-mdl-dlq", "SqsManagedSseEnabled": true})
+				// Enforced TLS on both queues.
+				count("AWS::SQS::QueuePolicy", 2)
+				has("AWS::CloudWatch::Alarm", map[string]any{
+					"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 0, "ComparisonOperator": "GreaterThanThreshold",
+				})
+				has("AWS::CloudWatch::Alarm", map[string]any{"MetricName": "ApproximateAgeOfOldestMessage"})
+			}
+
+			// ECS runner: service scaled on backlog per task.
+			if cc.HasECSRunner() {
+				r := cc.ECSRunner
+				has("AWS::ECS::Service", map[string]any{"ServiceName": "runner", "DesiredCount": r.MinTasks})
+				has("AWS::ApplicationAutoScaling::ScalableTarget", map[string]any{
+					"MinCapacity": r.MinTasks, "MaxCapacity": r.MaxTasks,
+					"ResourceId": "service/autogate-mdl/runner", "ScalableDimension": "ecs:service:DesiredCount",
+				})
+				has("AWS::ApplicationAutoScaling::ScalingPolicy", map[string]any{
+					"PolicyType": "TargetTrackingScaling",
+					"TargetTrackingScalingPolicyConfiguration": assertions.Match_ObjectLike(&map[string]any{
+						"TargetValue": r.BacklogPerTask,
+						"CustomizedMetricSpecification": map[string]any{"Metrics": assertions.Match_ArrayWith(&[]any{
+							assertions.Match_ObjectLike(&map[string]any{"Id": "visible", "MetricStat": assertions.Match_ObjectLike(&map[string]any{
+								"Metric": assertions.Match_ObjectLike(&map[string]any{"MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS"}),
+							})}),
+							assertions.Match_ObjectLike(&map[string]any{"Id": "running", "MetricStat": assertions.Match_ObjectLike(&map[string]any{
+								"Metric": assertions.Match_ObjectLike(&map[string]any{"MetricName": "RunningTaskCount", "Namespace": "ECS/ContainerInsights"}),
+							})}),
+							map[string]any{"Id": "backlogPerTask", "Expression": BacklogPerTaskExpression, "Label": assertions.Match_AnyValue(), "ReturnData": true},
+						})},
+					}),
+				})
+				renv, rsecrets := containerEnv(t, raw, "runner")
+				if renv["AUTOGATE_RUNNER_CONCURRENCY"] != fmt.Sprint(r.Concurrency) || renv["AUTOGATE_EXECUTION"] != "queue" {
+					t.Errorf("runner env: %v", renv)
+				}
+				if !slices.Equal(rsecrets, []string{"AUTOGATE_SECRET_KEY"}) {
+					t.Errorf("runner secrets: got %v", rsecrets)
+				}
+				has("AWS::ECS::Cluster", map[string]any{
+					"ClusterName":     "autogate-mdl",
+					"ClusterSettings": []any{map[string]any{"Name": "containerInsights", "Value": "enabled"}},
+				})
+			} else {
+				count("AWS::ApplicationAutoScaling::ScalingPolicy", 0)
+			}
+
+			// Lambda runner: the same image, SQS event source with partial
+			// batch failures.
+			if cc.HasLambdaRunner() {
+				l := cc.LambdaRunner
+				count("AWS::Lambda::Function", 1)
+				arch := map[string]string{ArchAMD64: "x86_64", ArchARM64: "arm64"}[cc.Architecture]
+				has("AWS::Lambda::Function", map[string]any{
+					"PackageType":   "Image",
+					"Architectures": []any{arch},
+					"Timeout":       cc.LambdaTimeout().Seconds(),
+					"ImageConfig":   map[string]any{"EntryPoint": []any{lambdaEntrypoint}},
+					"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
+						"AUTOGATE_CLUSTER": "mdl", "AUTOGATE_EXECUTION": "queue", "AUTOGATE_SECRET_KEY_SECRET_ID": "autogate/mdl/secret-key",
+					})},
+				})
+				has("AWS::Lambda::EventSourceMapping", map[string]any{
+					"BatchSize":             l.BatchSize,
+					"FunctionResponseTypes": []any{"ReportBatchItemFailures"},
+					"ScalingConfig":         map[string]any{"MaximumConcurrency": l.MaxConcurrency},
+					"EventSourceArn":        map[string]any{"Fn::GetAtt": []any{assertions.Match_StringLikeRegexp(jsii.String("WorkQueue")), "Arn"}},
+				})
+				if lt := cc.LambdaTimeout(); cc.VisibilityTimeout() <= lt {
+					t.Errorf("visibility timeout %s must exceed the Lambda timeout %s", cc.VisibilityTimeout(), lt)
+				}
+			} else {
+				count("AWS::Lambda::Function", 0)
+			}
+
+			checkIAM(t, raw, "mdl", nil)
+		})
+	}
+}
+
+// TestTwoClustersIndependent synthesizes two clusters in different accounts
+// and regions and checks that their stacks share nothing.
+func TestTwoClustersIndependent(t *testing.T) {
+	doc := "clusters:" + clusterYAML("east", acctA, regionA, 2, RunnersECS, "") +
+		clusterYAML("west", acctB, regionB, 1, RunnersLambda, "")
+	app, st, _ := build(t, doc)
+	if len(st.Clusters) != 2 || st.Manager != nil {
+		t.Fatalf("stacks: got %d clusters, manager %v; want 2, none", len(st.Clusters), st.Manager != nil)
+	}
+	want := map[string][2]string{"east": {acctA, regionA}, "west": {acctB, regionB}}
+	for id, env := range want {
+		stack := st.Clusters[id]
+		if *stack.Account() != env[0] || *stack.Region() != env[1] {
+			t.Errorf("%s: env %s/%s, want %s/%s", id, *stack.Account(), *stack.Region(), env[0], env[1])
+		}
+		if n := len(*stack.Dependencies()); n != 0 {
+			t.Errorf("%s: %d stack dependencies, want none", id, n)
+		}
+		_, raw := templateOf(t, stack)
+		js, _ := json.Marshal(raw)
+		other := map[string]string{"east": "west", "west": "east"}[id]
+		for _, bad := range []string{"Fn::ImportValue", "autogate-" + other, want[other][0], want[other][1]} {
+			if strings.Contains(string(js), bad) {
+				t.Errorf("%s: template mentions %q, which belongs to the other cluster", id, bad)
+			}
+		}
+		checkIAM(t, raw, id, []string{other})
+		if errs := nagErrors(t, stack); len(errs) > 0 {
+			t.Errorf("%s: unsuppressed cdk-nag errors:\n%s", id, strings.Join(errs, "\n"))
+		}
+	}
+	var names []string
+	must(t, "synth", func() {
+		for _, s := range *app.Synth(nil).Stacks() {
+			names = append(names, *s.StackName()+"@"+*s.Environment().Account+"/"+*s.Environment().Region)
+		}
+	})
+	slices.Sort(names)
+	if w := []string{"Autogate-east@" + acctA + "/" + regionA, "Autogate-west@" + acctB + "/" + regionB}; !slices.Equal(names, w) {
+		t.Errorf("cloud assembly stacks: got %v, want %v", names, w)
+	}
+}
+
+// TestSharedTable: a cluster that uses another's table creates none, and
+// its roles reach only its own keys of that table.
+func TestSharedTable(t *testing.T) {
+	doc := "clusters:" + clusterYAML("owner", acctA, regionA, 1, RunnersNone, "") +
+		clusterYAML("tenant", acctA, regionA, 1, RunnersECS, "    sharedTable: owner\n")
+	_, st, _ := build(t, doc)
+	tmpl, raw := templateOf(t, st.Clusters["tenant"])
+	must(t, "no table", func() { tmpl.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(0)) })
+	env, _ := containerEnv(t, raw, "gateway")
+	if env["AUTOGATE_TABLE"] != "autogate-owner" || env["AUTOGATE_CLUSTER"] != "tenant" {
+		t.Errorf("tenant env: table %v cluster %v", env["AUTOGATE_TABLE"], env["AUTOGATE_CLUSTER"])
+	}
+	checkIAM(t, raw, "tenant", nil)
+	found := false
+	for _, s := range statements(raw) {
+		if s.sid == "ClusterItemsOnly" {
+			js, _ := json.Marshal(s.resources)
+			found = true
+			if !strings.Contains(string(js), ":table/autogate-owner") {
+				t.Errorf("table statement resources %s: want the owner's table", js)
+			}
+		}
+	}
+	if !found {
+		t.Error("no table statement")
+	}
+	deps := *st.Clusters["tenant"].Dependencies()
+	if len(deps) != 1 || *deps[0].StackName() != "Autogate-owner" {
+		t.Errorf("tenant dependencies: want Autogate-owner")
+	}
+}
+
+// TestManagerStack: the registry table and one access role per cluster,
+// trusted only by that cluster's gateway role, which may assume it.
+func TestManagerStack(t *testing.T) {
+	doc := "manager:\n  account: \"333333333333\"\n  region: us-east-1\n  url: https://manager.example.com\nclusters:" +
+		clusterYAML("east", acctA, regionA, 2, RunnersBoth, "") + clusterYAML("west", acctB, regionB, 1, RunnersNone, "")
+	_, st, _ := build(t, doc)
+	if st.Manager == nil || *st.Manager.StackName() != ManagerStackName || *st.Manager.Account() != "333333333333" {
+		t.Fatal("no manager stack in account 333333333333")
+	}
+	tmpl, raw := templateOf(t, st.Manager)
+	if errs := nagErrors(t, st.Manager); len(errs) > 0 {
+		t.Errorf("unsuppressed cdk-nag errors:\n%s", strings.Join(errs, "\n"))
+	}
+	must(t, "registry", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::DynamoDB::Table"), map[string]any{
+			"TableName":                        "autogate-manager-registry",
+			"KeySchema":                        assertions.Match_ArrayWith(&[]any{map[string]any{"AttributeName": "pk", "KeyType": "HASH"}}),
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+		})
+	})
+	for id, acct := range map[string]string{"east": acctA, "west": acctB} {
+		gatewayARN := fmt.Sprintf("arn:aws:iam::%s:role/autogate-%s-gateway", acct, id)
+		must(t, "access role "+id, func() {
+			tmpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
+				"RoleName": "autogate-manager-access-" + id,
+				"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
+					"Action":    "sts:AssumeRole",
+					"Effect":    "Allow",
+					"Principal": map[string]any{"AWS": assertions.Match_AnyValue()},
+					"Condition": map[string]any{"ArnEquals": map[string]any{"aws:PrincipalArn": gatewayARN}},
+				}}},
+			})
+		})
+		if !strings.Contains(fmt.Sprint(raw["Resources"]), acct) {
+			t.Errorf("manager template does not trust account %s", acct)
+		}
+	}
+	for _, s := range statements(raw) {
+		keys := fmt.Sprint(s.condition["ForAllValues:StringLike"])
+		if !strings.Contains(keys, "east#*") && !strings.Contains(keys, "west#*") {
+			t.Errorf("manager statement %v without a per-cluster LeadingKeys condition: %s", s.actions, keys)
+		}
+	}
+
+	// The cluster side: the gateway role has the fixed name the manager
+	// trusts, may assume exactly its access role, and knows the manager.
+	_, craw := templateOf(t, st.Clusters["east"])
+	foundRole := false
+	for _, r := range resources(craw, "AWS::IAM::Role") {
+		if props(r)["RoleName"] == GatewayRoleName("east") {
+			foundRole = true
+		}
+	}
+	if !foundRole {
+		t.Errorf("no gateway role named %s", GatewayRoleName("east"))
+	}
+	wantRole := "arn:aws:iam::333333333333:role/autogate-manager-access-east"
+	assumes := false
+	for _, s := range statements(craw) {
+		if slices.Contains(s.actions, "sts:AssumeRole") {
+			assumes = true
+			if len(s.resources) != 1 || s.resources[0] != wantRole {
+				t.Errorf("gateway may assume %v, want only %s", s.resources, wantRole)
+			}
+		}
+	}
+	if !assumes {
+		t.Error("gateway role cannot assume the manager access role")
+	}
+	env, _ := containerEnv(t, craw, "gateway")
+	if env["AUTOGATE_MANAGER_URL"] != "https://manager.example.com" || env["AUTOGATE_MANAGER_ROLE_ARN"] != wantRole {
+		t.Errorf("gateway manager env: %v %v", env["AUTOGATE_MANAGER_URL"], env["AUTOGATE_MANAGER_ROLE_ARN"])
+	}
+}
+
+// TestImageSources: the default image is built from the Dockerfile as one
+// asset shared by the services and the Lambda runner; a prebuilt ECR image
+// is pulled from its repository.
+func TestImageSources(t *testing.T) {
+	t.Run("asset", func(t *testing.T) {
+		_, st, _ := build(t, "clusters:"+clusterYAML("img", acctA, regionA, 1, RunnersBoth, ""))
+		_, raw := templateOf(t, st.Clusters["img"])
+		js, _ := json.Marshal(raw)
+		if n := strings.Count(string(js), "cdk-hnb659fds-container-assets-"+acctA+"-"+regionA+":"); n < 3 {
+			t.Errorf("asset image referenced %d times, want the gateway, runner and Lambda", n)
+		}
+	})
+	t.Run("prebuilt ECR", func(t *testing.T) {
+		img := acctA + ".dkr.ecr.us-east-1.amazonaws.com/autogate:v1.2.3"
+		_, st, _ := build(t, "clusters:"+clusterYAML("prb", acctA, regionA, 1, RunnersBoth, "    image: "+img+"\n"))
+		_, raw := templateOf(t, st.Clusters["prb"])
+		js, _ := json.Marshal(raw)
+		if strings.Contains(string(js), "container-assets") {
+			t.Error("prebuilt image: template still references the CDK asset repository")
+		}
+		if !strings.Contains(string(js), "/autogate:v1.2.3") {
+			t.Error("prebuilt image: template does not reference autogate:v1.2.3")
+		}
+		checkIAM(t, raw, "prb", nil)
+	})
+}
+
+// TestNagFailsUnsuppressed proves the checks run: a non-compliant resource
+// added to a cluster stack yields AwsSolutions errors (which make synth
+// exit non-zero).
+func TestNagFailsUnsuppressed(t *testing.T) {
+	_, st, _ := build(t, "clusters:"+clusterYAML("nag", acctA, regionA, 1, RunnersNone, ""))
+	must(t, "add queue", func() { awssqs.NewQueue(st.Clusters["nag"], jsii.String("Careless"), nil) })
+	errs := nagErrors(t, st.Clusters["nag"])
+	if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "AwsSolutions-SQS3") }) {
+		t.Errorf("want AwsSolutions-SQS3 (queue without a DLQ) on the careless queue, got:\n%s", strings.Join(errs, "\n"))
+	}
+}

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/autogate/autogate/internal/client"
+	"github.com/autogate/autogate/internal/resource"
+)
+
+func TestParseSets(t *testing.T) {
+	tests := []struct {
+		name       string
+		sets, strs []string
+		want       map[string]any
+		wantErr    bool
+	}{
+		{"types", []string{"host=10.0.0.1", "count=3", "on=true", "list=[1,2]", "obj={\"a\":1}", "q=\"7\""}, nil,
+			map[string]any{"host": "10.0.0.1", "count": float64(3), "on": true, "list": []any{float64(1), float64(2)},
+				"obj": map[string]any{"a": float64(1)}, "q": "7"}, false},
+		{"empty value", []string{"x="}, nil, map[string]any{"x": ""}, false},
+		{"equals in value", []string{"url=a=b"}, nil, map[string]any{"url": "a=b"}, false},
+		{"set-string wins", []string{"n=3"}, []string{"n=3"}, map[string]any{"n": "3"}, false},
+		{"no equals", []string{"host"}, nil, nil, true},
+		{"empty key", []string{"=v"}, nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSets(tt.sets, tt.strs)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %#v, want %#v", got, tt.want)
+			}
+			if err != nil && ExitCode(err) != 2 {
+				t.Errorf("exit code %d for a usage error", ExitCode(err))
+			}
+		})
+	}
+}
+
+func FuzzParseSets(f *testing.F) {
+	for _, s := range []string{"a=1", "b=[", "=x", "c={\"d\":null}", "x=\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseSets([]string{s}, nil)
+		k, _, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			if err == nil {
+				t.Fatalf("accepted %q", s)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("rejected %q: %v", s, err)
+		}
+		if _, present := got[k]; !present || len(got) != 1 {
+			t.Fatalf("parseSets(%q) = %v", s, got)
+		}
+	})
+}
+
+func TestParseManifests(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		kinds   []resource.Kind
+		wantErr string
+	}{
+		{"stream", "kind: repository\nname: r\nurl: /srv/r\n---\n# comment\nkind: service\nname: s\ntype: executable\nrepository: r\nfilename: a.sh\n",
+			[]resource.Kind{resource.KindRepository, resource.KindService}, ""},
+		{"secret string value", "kind: secret\nname: s\nstringValue: hunter2\n", []resource.Kind{resource.KindSecret}, ""},
+		{"missing kind", "name: x\n", nil, "missing kind"},
+		{"unknown kind", "kind: widget\nname: x\n", nil, "kind"},
+		{"unknown field", "kind: repository\nname: r\nurl: /a\nbogus: 1\n", nil, "bogus"},
+		{"invalid name", "kind: repository\nname: ../r\nurl: /a\n", nil, ".."},
+		{"malformed", "kind: [\n", nil, "document 1"},
+		{"not a mapping", "- a\n- b\n", nil, "mapping"},
+		{"empty", "# nothing\n---\n", nil, "no resources"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseManifests([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []resource.Kind
+			for _, m := range got {
+				kinds = append(kinds, m.Kind)
+			}
+			if !reflect.DeepEqual(kinds, tt.kinds) {
+				t.Errorf("kinds %v, want %v", kinds, tt.kinds)
+			}
+		})
+	}
+	got, _ := parseManifests([]byte("kind: secret\nname: s\nstringValue: hunter2\n"))
+	if string(got[0].Obj.(*resource.Secret).Value) != "hunter2" {
+		t.Error("stringValue not used as the secret value")
+	}
+}
+
+func FuzzParseManifests(f *testing.F) {
+	f.Add("kind: repository\nname: r\nurl: /srv/r\n")
+	f.Add("kind: service\nname: s\n---\nkind: secret\nname: x\nvalue: aGk=\n")
+	f.Add("---\n---\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		docs, err := parseManifests([]byte(in))
+		if err != nil {
+			return
+		}
+		for _, d := range docs {
+			if d.Obj.Validate() != nil {
+				t.Fatalf("parseManifests returned an invalid %s", d.Kind)
+			}
+		}
+	})
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errors.New("boom"), 1},
+		{usageErr{errors.New("x")}, 2},
+		{fmt.Errorf("wrapped: %w", &client.Error{Status: http.StatusNotFound}), 3},
+		{&client.Error{Status: http.StatusConflict}, 4},
+		{&client.Error{Status: http.StatusUnauthorized}, 5},
+		{&client.Error{Status: http.StatusForbidden}, 5},
+		{&client.Error{Status: http.StatusUnprocessableEntity}, 6},
+		{&client.Error{Status: http.StatusRequestEntityTooLarge}, 6},
+		{&client.Error{Status: http.StatusServiceUnavailable}, 7},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), 7},
+		{exitErr{21, "timed out"}, 21},
+	}
+	for _, tt := range tests {
+		if got := ExitCode(tt.err); got != tt.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get"}, "KIND"},
+		{[]string{"get", "widgets"}, "kind"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"run", "service", "perl", "x"}, "service type"},
+		{[]string{"create", "secret", "s"}, "exactly one"},
+		{[]string{"services"}, "unknown command"},
+		{[]string{"get", "services", "-o", "xml"}, "no context"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+			code := a.Main(context.Background(), append(tt.args, "--config", filepath.Join(t.TempDir(), "c.yaml")))
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("exit %d stderr %q; want 2 mentioning %q", code, errb.String(), tt.want)
+			}
+		})
+	}
+}

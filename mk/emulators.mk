@@ -1,0 +1,37 @@
+# AWS-API emulators for tests (DynamoDB Local, fauxqs): see tools/emulators
+# and the shared TESTING.md. Included by the root Makefile (include mk/*.mk).
+#
+#   make emulators        npm ci in tools/emulators once (stamp file), after
+#                         checking that Java (for DynamoDB Local) is there
+#   make emulators-start  start both on free ports; prints AWS_ENDPOINT_URL_*
+#   make emulators-stop   stop them by PID
+#
+# Go tests start their own emulators through internal/emulator; they only
+# need `make emulators` to have run. `make test` depends on it.
+
+EMULATORS_DIR   := tools/emulators
+EMULATORS_STAMP := $(EMULATORS_DIR)/node_modules/.autogate-npm-ci.stamp
+
+.PHONY: emulators emulators-java emulators-start emulators-stop emulators-clean
+
+emulators: emulators-java $(EMULATORS_STAMP)
+
+# DynamoDB Local is a Java program; Debian/Ubuntu ship the runtime it needs.
+emulators-java:
+	@java -version >/dev/null 2>&1 || { \
+	  echo "emulators: java not found. DynamoDB Local needs a Java 17 runtime:" >&2; \
+	  echo "  sudo apt-get update && sudo apt-get install -y openjdk-17-jre-headless" >&2; \
+	  exit 1; }
+
+$(EMULATORS_STAMP): $(EMULATORS_DIR)/package.json $(EMULATORS_DIR)/package-lock.json
+	cd $(EMULATORS_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+emulators-start: emulators
+	@$(EMULATORS_DIR)/run.sh start
+
+emulators-stop:
+	@$(EMULATORS_DIR)/run.sh stop
+
+emulators-clean: emulators-stop
+	rm -rf $(EMULATORS_DIR)/node_modules $(EMULATORS_DIR)/.run
