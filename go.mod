@@ -38,3 +38,9 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+
+ignore (
+	./node_modules
+	./tools/emulators/node_modules
+	./infra/node_modules
+)

@@ -141,8 +141,10 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	}
 	q := queue.NewLocal()
 	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, Epoch: 1}
+	repos := gitrepo.New(dirs["repos"], log)
+	repos.Refresh = cfg.RepoRefresh
 	core, err := runner.New(runner.Config{
-		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe, Repos: gitrepo.New(dirs["repos"], log),
+		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe, Repos: repos,
 		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, OnDone: gw.Notify,
 		CancelPoll: 500 * time.Millisecond,
 	})

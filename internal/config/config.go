@@ -43,6 +43,7 @@ type Server struct {
 	LogLevel      string
 	LogFormat     string
 	ShutdownGrace time.Duration
+	RepoRefresh   time.Duration
 }
 
 // DefaultDataDir is where the embedded store lives unless told otherwise:
@@ -66,7 +67,7 @@ func DefaultServer() Server {
 		Node:  fmt.Sprintf("%s-%d", strings.ToLower(firstLabel(host)), os.Getpid()),
 		Store: "bolt", Execution: "local", Concurrency: 4, Retention: 30 * 24 * time.Hour,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
-		ShutdownGrace: 30 * time.Second,
+		ShutdownGrace: 30 * time.Second, RepoRefresh: 5 * time.Second,
 	}
 }
 
@@ -88,6 +89,7 @@ var env = map[string]string{
 	"pip-find-links": "AUTOGATE_PIP_FIND_LINKS", "pip-no-index": "AUTOGATE_PIP_NO_INDEX",
 	"admin-password-file": "AUTOGATE_ADMIN_PASSWORD_FILE", "log-level": "AUTOGATE_LOG_LEVEL",
 	"log-format": "AUTOGATE_LOG_FORMAT", "shutdown-grace": "AUTOGATE_SHUTDOWN_GRACE",
+	"repo-refresh": "AUTOGATE_REPO_REFRESH",
 }
 
 // Bind registers the server flags on fs, with defaults taken from c after
@@ -115,6 +117,7 @@ func (c *Server) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminPassFile, "admin-password-file", c.AdminPassFile, h("admin-password-file", "where the first start writes the admin password (default: DATA_DIR/admin-password)"))
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, h("log-level", "debug, info, warn or error"))
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, h("log-format", "json or text"))
+	fs.DurationVar(&c.RepoRefresh, "repo-refresh", c.RepoRefresh, h("repo-refresh", "reuse a branch's resolved commit this long before fetching again (0: fetch every run)"))
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
 }
 
@@ -160,6 +163,7 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("log-level", str(&c.LogLevel))
 	get("log-format", str(&c.LogFormat))
 	get("shutdown-grace", dur(&c.ShutdownGrace))
+	get("repo-refresh", dur(&c.RepoRefresh))
 	return errors.Join(errs...)
 }
 
@@ -209,6 +213,9 @@ func (c *Server) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		bad("max-body", "%d: want 1 KiB..64 MiB", c.MaxBodyBytes)
+	}
+	if c.RepoRefresh < 0 || c.RepoRefresh > time.Hour {
+		bad("repo-refresh", "%v: want 0..1h", c.RepoRefresh)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

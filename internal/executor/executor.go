@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/filelock"
 	"github.com/autogate/autogate/internal/resource"
 )
 
@@ -66,7 +67,7 @@ type Executor struct {
 	cfg    Config
 	logger *slog.Logger
 
-	venvLocks keyedLock
+	venvLocks filelock.Keyed
 
 	pyMu sync.Mutex
 	py   *pythonInfo // probed once per Executor

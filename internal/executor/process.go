@@ -47,6 +47,24 @@ func (p processResult) describe() string {
 // own, what is left of the group gets the same treatment. It returns an
 // error only when the process could not be started.
 func (e *Executor) runProcess(ctx context.Context, spec processSpec) (processResult, error) {
+	// A file just copied into the run dir can briefly fail to exec with
+	// ETXTBSY: a concurrent fork elsewhere in this process may still hold
+	// the copy's write descriptor (golang.org/issue/22315). The window is
+	// a fork's length, so a few short retries close it.
+	for delay := time.Millisecond; ; delay *= 2 {
+		res, err := e.startAndWait(ctx, spec)
+		if !errors.Is(err, syscall.ETXTBSY) || delay > 256*time.Millisecond {
+			return res, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return processResult{exitCode: -1, stopped: true}, nil
+		}
+	}
+}
+
+func (e *Executor) startAndWait(ctx context.Context, spec processSpec) (processResult, error) {
 	cmd := exec.CommandContext(ctx, spec.argv[0], spec.argv[1:]...)
 	cmd.Dir = spec.dir
 	cmd.Env = spec.env

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/autogate/autogate/internal/filelock"
 )
 
 // pipTailLines is how many of pip's last output lines a build error quotes.
@@ -103,12 +105,12 @@ func (e *Executor) venv(ctx context.Context, log *slog.Logger, py pythonInfo, re
 			return "", fmt.Errorf("%w: venv cache: %w", ErrSetup, err)
 		}
 	}
-	unlockMem, err := e.venvLocks.lock(ctx, key)
+	unlockMem, err := e.venvLocks.Lock(ctx, key)
 	if err != nil {
 		return "", err
 	}
 	defer unlockMem()
-	unlockFile, err := lockFile(ctx, link+".lock")
+	unlockFile, err := filelock.File(ctx, link+".lock")
 	if err != nil {
 		return "", fmt.Errorf("%w: venv lock: %w", ErrSetup, err)
 	}

@@ -12,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/autogate/autogate/internal/filelock"
 	"github.com/autogate/autogate/internal/resource"
 )
 
@@ -38,7 +41,55 @@ const remoteHeadRef = "refs/autogate/head"
 type Cache struct {
 	dir    string
 	logger *slog.Logger
-	locks  keyedLock
+	locks  filelock.Keyed
+	// Refresh is how long a resolved (URL, reference) → commit answer is
+	// reused before the remote is asked again; 0 asks on every checkout. A
+	// few seconds saves a git fetch per run under load, at the price of a
+	// push taking that long to be seen.
+	Refresh time.Duration
+	// Now is the clock for Refresh; nil means time.Now.
+	Now func() time.Time
+
+	resolvedMu sync.Mutex
+	resolved   map[string]resolution
+}
+
+type resolution struct {
+	commit string
+	at     time.Time
+}
+
+func (c *Cache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// recent returns a commit resolved for key within Refresh whose tree exists.
+func (c *Cache) recent(key, treesDir string) (string, bool) {
+	if c.Refresh <= 0 {
+		return "", false
+	}
+	c.resolvedMu.Lock()
+	r, ok := c.resolved[key]
+	c.resolvedMu.Unlock()
+	if !ok || c.now().Sub(r.at) >= c.Refresh || !isDir(filepath.Join(treesDir, r.commit)) {
+		return "", false
+	}
+	return r.commit, true
+}
+
+func (c *Cache) remember(key, commit string, at time.Time) {
+	if c.Refresh <= 0 {
+		return
+	}
+	c.resolvedMu.Lock()
+	defer c.resolvedMu.Unlock()
+	if c.resolved == nil {
+		c.resolved = map[string]resolution{}
+	}
+	c.resolved[key] = resolution{commit: commit, at: at}
 }
 
 // New returns a cache rooted at dir, which is created on first use (mode
@@ -91,6 +142,12 @@ func (c *Cache) Checkout(ctx context.Context, repo resource.Repository, credenti
 		}
 	}
 
+	refKey := key + "\x00" + ref
+	if commit, ok := c.recent(refKey, treesDir); ok {
+		return filepath.Join(treesDir, commit), commit, nil
+	}
+	asked := c.now()
+
 	for _, d := range []string{base, filepath.Join(base, "home"), filepath.Join(base, "locks"), filepath.Join(base, "mirrors"), treesDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return "", "", fmt.Errorf("git cache: %w", err)
@@ -117,11 +174,13 @@ func (c *Cache) Checkout(ctx context.Context, repo resource.Repository, credenti
 	dir = filepath.Join(treesDir, commit)
 	if isDir(dir) {
 		c.logger.DebugContext(ctx, "git tree cached", "repository", src.display, "reference", repo.Reference, "commit", commit)
+		c.remember(refKey, commit, asked)
 		return dir, commit, nil
 	}
 	if err := export(ctx, g, mirror, commit, treesDir); err != nil {
 		return "", "", fmt.Errorf("checkout %s at %s: %w", src.display, commit, err)
 	}
+	c.remember(refKey, commit, asked)
 	c.logger.InfoContext(ctx, "git tree exported", "repository", src.display, "reference", repo.Reference, "commit", commit)
 	return dir, commit, nil
 }
@@ -129,11 +188,11 @@ func (c *Cache) Checkout(ctx context.Context, repo resource.Repository, credenti
 // lock serialises work on one URL: first among goroutines of this process,
 // then among processes sharing the directory.
 func (c *Cache) lock(ctx context.Context, path, key string) (func(), error) {
-	unlockMem, err := c.locks.lock(ctx, key)
+	unlockMem, err := c.locks.Lock(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	unlockFile, err := lockFile(ctx, path)
+	unlockFile, err := filelock.File(ctx, path)
 	if err != nil {
 		unlockMem()
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/autogate/autogate/internal/resource"
 )
@@ -479,5 +480,36 @@ func TestScrub(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(g.env(), "\n"), "tok-123") {
 		t.Error("env carries the raw credential; want only its Basic-auth encoding")
+	}
+}
+
+func TestCheckoutRefreshWindow(t *testing.T) {
+	t.Parallel()
+	src := newSrcRepo(t)
+	c1 := src.commit(map[string]string{"app.txt": "one"})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cache := New(t.TempDir(), nil)
+	cache.Refresh = 5 * time.Second
+	cache.Now = func() time.Time { return now }
+	repo := resource.Repository{URL: src.dir, Reference: "trunk"}
+	checkout := func() string {
+		t.Helper()
+		_, commit, err := cache.Checkout(t.Context(), repo, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return commit
+	}
+	if got := checkout(); got != c1 {
+		t.Fatalf("first checkout %s, want %s", got, c1)
+	}
+	c2 := src.commit(map[string]string{"app.txt": "two"})
+	now = now.Add(4 * time.Second)
+	if got := checkout(); got != c1 {
+		t.Errorf("within the refresh window: got %s, want the remembered %s", got, c1)
+	}
+	now = now.Add(2 * time.Second)
+	if got := checkout(); got != c2 {
+		t.Errorf("after the refresh window: got %s, want the moved branch's %s", got, c2)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -21,8 +22,12 @@ var bucket = []byte("records")
 
 // Store is a store.Store backed by one bbolt file.
 type Store struct {
-	db  *bbolt.DB
-	clk clock.Clock
+	db      *bbolt.DB
+	clk     clock.Clock
+	writes  chan writeReq
+	closed  chan struct{}
+	stopped chan struct{}
+	once    sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -41,7 +46,6 @@ func Open(path string, clk clock.Clock) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
@@ -49,11 +53,18 @@ func Open(path string, clk clock.Clock) (*Store, error) {
 		_ = db.Close() // the open error matters more
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	return &Store{db: db, clk: clk}, nil
+	s := &Store{db: db, clk: clk, writes: make(chan writeReq), closed: make(chan struct{}), stopped: make(chan struct{})}
+	go s.committer()
+	return s, nil
 }
 
-// Close closes the database file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the committer and closes the database file. Writes after
+// Close fail.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	<-s.stopped
+	return s.db.Close()
+}
 
 // item is what one bbolt value holds.
 type item struct {
@@ -121,26 +132,72 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Record, error) {
 	return rec, err
 }
 
-// write runs fn in a batched write transaction. Domain errors travel in a
-// variable, not as fn's result, because bbolt re-runs every function of a
-// batch one by one when any of them returns an error.
+// write runs fn in a write transaction shared with whatever other writes
+// are waiting (group commit): a lone writer commits at once, and writers that
+// arrive while a commit is in flight share the next one, so under load many
+// submissions cost one fsync. A domain error (not found, conflict) fails only
+// its own write; a storage error fails the whole group.
 func (s *Store) write(ctx context.Context, fn func(b *bbolt.Bucket) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var domainErr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		domainErr = fn(tx.Bucket(bucket))
-		var storeErr storageError
-		if errors.As(domainErr, &storeErr) {
-			return storeErr.err
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("bolt write: %w", err)
+	req := writeReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- req:
+	case <-s.closed:
+		return fmt.Errorf("bolt write: %w", bbolt.ErrDatabaseNotOpen)
 	}
-	return domainErr
+	return <-req.done
+}
+
+type writeReq struct {
+	fn   func(b *bbolt.Bucket) error
+	done chan error
+}
+
+// maxGroup bounds how many writes share one transaction.
+const maxGroup = 256
+
+// committer is the single goroutine that runs write transactions.
+func (s *Store) committer() {
+	defer close(s.stopped)
+	for {
+		var first writeReq
+		select {
+		case first = <-s.writes:
+		case <-s.closed:
+			return
+		}
+		group := []writeReq{first}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.writes:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		errs := make([]error, len(group))
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucket)
+			for i, r := range group {
+				errs[i] = r.fn(b)
+				var se storageError
+				if errors.As(errs[i], &se) {
+					return se.err
+				}
+			}
+			return nil
+		})
+		for i, r := range group {
+			if err != nil {
+				r.done <- fmt.Errorf("bolt write: %w", err)
+				continue
+			}
+			r.done <- errs[i]
+		}
+	}
 }
 
 // storageError marks a failure of bbolt itself, which must abort the batch.

@@ -1,4 +1,7 @@
-package gitrepo
+// Package filelock holds the two locks that guard shared caches on disk:
+// Keyed, in-process mutexes per key that waiters can abandon, and File, an
+// flock(2) that excludes other processes sharing the same data directory.
+package filelock
 
 import (
 	"context"
@@ -13,15 +16,16 @@ import (
 // lockPoll is how often a process waiting for another one's flock retries.
 const lockPoll = 50 * time.Millisecond
 
-// keyedLock is a set of mutexes, one per key, that waiters can abandon when
-// their context ends. Keys are never forgotten: there is one per repository
-// URL, a small set.
-type keyedLock struct {
+// Keyed is a set of mutexes, one per key, that waiters can abandon when
+// their context ends. Keys are never forgotten, so use it for small key sets
+// (one per repository URL, one per virtualenv hash). The zero value is ready.
+type Keyed struct {
 	mu sync.Mutex
 	m  map[string]chan struct{}
 }
 
-func (k *keyedLock) lock(ctx context.Context, key string) (func(), error) {
+// Lock waits for key and returns its release function, or ctx.Err().
+func (k *Keyed) Lock(ctx context.Context, key string) (func(), error) {
 	k.mu.Lock()
 	if k.m == nil {
 		k.m = make(map[string]chan struct{})
@@ -40,11 +44,11 @@ func (k *keyedLock) lock(ctx context.Context, key string) (func(), error) {
 	}
 }
 
-// lockFile takes an exclusive flock(2) on path, creating it, and returns
+// File takes an exclusive flock(2) on path, creating it, and returns
 // the function that releases it. flock locks belong to the open file, so
 // this excludes other processes and other opens in this one alike; the lock
 // dies with the process, so a crash never leaves it held.
-func lockFile(ctx context.Context, path string) (func(), error) {
+func File(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
