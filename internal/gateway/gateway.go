@@ -261,6 +261,7 @@ func (g *Gateway) dispatch(ctx context.Context, e *execution.Execution) error {
 	return g.Queue.Send(ctx, queue.Envelope{
 		V: queue.EnvelopeVersion, ExecutionID: e.ID, Cluster: e.Cluster, Service: e.Service,
 		ServiceVersion: e.ServiceVersion, Epoch: g.Epoch, Deadline: e.Deadline, TraceID: e.ID,
+		TimeoutSeconds: int(e.Spec.Timeout().Seconds()),
 	})
 }
 

@@ -23,7 +23,10 @@ type Envelope struct {
 	ServiceVersion int64     `json:"serviceVersion"`
 	Epoch          int64     `json:"epoch"`
 	Deadline       time.Time `json:"deadline"`
-	TraceID        string    `json:"traceId,omitempty"`
+	// TimeoutSeconds is the service's run timeout, so a runner can refuse
+	// work it cannot finish (a Lambda near its own deadline) before claiming.
+	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
+	TraceID        string `json:"traceId,omitempty"`
 }
 
 // Check validates an envelope read off a queue.
