@@ -267,6 +267,17 @@ func parseKind(s string) (resource.Kind, error) {
 	return k, nil
 }
 
+// kindClient parses a kind argument and builds the API client, the first
+// two steps of every KIND NAME command.
+func (a *App) kindClient(arg string) (resource.Kind, *client.Client, error) {
+	k, err := parseKind(arg)
+	if err != nil {
+		return "", nil, err
+	}
+	cl, _, err := a.client()
+	return k, cl, err
+}
+
 func (a *App) getCmd() *cobra.Command {
 	var status, service string
 	var limit int
@@ -448,11 +459,7 @@ func (a *App) describeCmd() *cobra.Command {
 		Short: "Show everything about one resource or execution",
 		Args:  exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := parseKind(args[0])
-			if err != nil {
-				return err
-			}
-			cl, _, err := a.client()
+			k, cl, err := a.kindClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -536,16 +543,12 @@ in the meantime, the update is rejected with a conflict and nothing is lost.
 Secrets: add a 'value' field (base64) to replace the value; without it the value stays.`,
 		Args: exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := parseKind(args[0])
+			k, cl, err := a.kindClient(args[0])
 			if err != nil {
 				return err
 			}
 			if _, err := resource.New(k); err != nil {
 				return usageErr{err}
-			}
-			cl, _, err := a.client()
-			if err != nil {
-				return err
 			}
 			o, err := cl.Get(cmd.Context(), k, args[1])
 			if err != nil {
@@ -615,11 +618,7 @@ func (a *App) deleteCmd() *cobra.Command {
 		Short: "Delete a resource (or a user)",
 		Args:  exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := parseKind(args[0])
-			if err != nil {
-				return err
-			}
-			cl, _, err := a.client()
+			k, cl, err := a.kindClient(args[0])
 			if err != nil {
 				return err
 			}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,30 +78,6 @@ func runScript(t *testing.T, e *Executor, body string, mutate func(*Job)) (Resul
 		mutate(&job)
 	}
 	return e.Run(t.Context(), job)
-}
-
-// logCounter is a slog handler that counts records by message.
-type logCounter struct {
-	mu   sync.Mutex
-	msgs map[string]int
-}
-
-func (h *logCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logCounter) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.msgs == nil {
-		h.msgs = map[string]int{}
-	}
-	h.msgs[r.Message]++
-	return nil
-}
-func (h *logCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logCounter) WithGroup(string) slog.Handler      { return h }
-func (h *logCounter) count(msg string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.msgs[msg]
 }
 
 // waitFor polls cond until it holds or timeout passes.

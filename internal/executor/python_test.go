@@ -3,6 +3,7 @@ package executor
 import (
 	"archive/zip"
 	"errors"
+	"github.com/autogate/autogate/internal/logtest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestRunPythonScript(t *testing.T) {
 
 	t.Run("venv built once for concurrent and later runs", func(t *testing.T) {
 		t.Parallel()
-		logs := &logCounter{}
+		logs := &logtest.Counter{}
 		e := newExecutor(t, func(c *Config) { c.Pip = pip; c.Logger = slog.New(logs) })
 		src := writeTree(t, map[string]string{"app/main.py": pyMain, "app/requirements.txt": "autogate-testpkg==0.1.0\n"})
 		job := Job{
@@ -101,7 +102,7 @@ func TestRunPythonScript(t *testing.T) {
 				}
 			}
 		}
-		if n := logs.count("python venv built"); n != 1 {
+		if n := logs.Count("python venv built"); n != 1 {
 			t.Errorf("venv builds: got %d want 1", n)
 		}
 		dirs, err := filepath.Glob(filepath.Join(e.cfg.CacheDir, "venvs", "*.*"))

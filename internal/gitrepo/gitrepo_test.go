@@ -1,11 +1,11 @@
 package gitrepo
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/autogate/autogate/internal/logtest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,30 +72,6 @@ func (r *srcRepo) commit(files map[string]string) string {
 	return r.git("rev-parse", "HEAD")
 }
 
-// logCounter is a slog handler that counts records by message.
-type logCounter struct {
-	mu   sync.Mutex
-	msgs map[string]int
-}
-
-func (h *logCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logCounter) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.msgs == nil {
-		h.msgs = map[string]int{}
-	}
-	h.msgs[r.Message]++
-	return nil
-}
-func (h *logCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logCounter) WithGroup(string) slog.Handler      { return h }
-func (h *logCounter) count(msg string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.msgs[msg]
-}
-
 func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -153,7 +129,7 @@ func TestCheckoutCacheHitAndMovedBranch(t *testing.T) {
 	t.Parallel()
 	src := newSrcRepo(t)
 	c1 := src.commit(map[string]string{"app.txt": "one"})
-	logs := &logCounter{}
+	logs := &logtest.Counter{}
 	cache := New(t.TempDir(), slog.New(logs))
 	repo := resource.Repository{URL: src.dir, Reference: "trunk"}
 
@@ -168,7 +144,7 @@ func TestCheckoutCacheHitAndMovedBranch(t *testing.T) {
 	if got1 != c1 || got2 != c1 || dir1 != dir2 {
 		t.Fatalf("second checkout: got (%s, %s) want (%s, %s)", dir2, got2, dir1, c1)
 	}
-	if n := logs.count("git tree exported"); n != 1 {
+	if n := logs.Count("git tree exported"); n != 1 {
 		t.Errorf("exports after a cache hit: got %d want 1", n)
 	}
 
@@ -186,7 +162,7 @@ func TestCheckoutCacheHitAndMovedBranch(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir1, "app.txt")); got != "one" {
 		t.Errorf("old tree changed: app.txt got %q want %q", got, "one")
 	}
-	if n := logs.count("git tree exported"); n != 2 {
+	if n := logs.Count("git tree exported"); n != 2 {
 		t.Errorf("exports: got %d want 2", n)
 	}
 }
@@ -363,7 +339,7 @@ func TestCheckoutConcurrent(t *testing.T) {
 	src := newSrcRepo(t)
 	want := src.commit(map[string]string{"app.txt": "one", "lib/x.txt": "x"})
 	dir := t.TempDir()
-	logs := &logCounter{}
+	logs := &logtest.Counter{}
 	// Two caches on one directory stand in for two processes: only the
 	// flock keeps them apart.
 	caches := []*Cache{New(dir, slog.New(logs)), New(dir, slog.New(logs))}
@@ -389,7 +365,7 @@ func TestCheckoutConcurrent(t *testing.T) {
 			t.Errorf("goroutine %d: got (%s, %s) want (%s, %s)", i, r.dir, r.commit, results[0].dir, want)
 		}
 	}
-	if n := logs.count("git tree exported"); n != 1 {
+	if n := logs.Count("git tree exported"); n != 1 {
 		t.Errorf("exports: got %d want 1", n)
 	}
 	if got := readFile(t, filepath.Join(results[0].dir, "lib", "x.txt")); got != "x" {
