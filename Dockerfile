@@ -1,11 +1,9 @@
-# syntax=docker/dockerfile:1
-#
 # Autogate image: the autogate binary (server, runner, manager and the client
 # verbs) and, once ./functions/runner exists, the Lambda runner, on Debian
 # bookworm-slim with what services need at run time: python3 + venv,
-# ansible-core and OpenTofu. The ECS services run it as `autogate server` /
-# `autogate runner`; the Lambda runner overrides the entrypoint with
-# /usr/local/bin/autogate-lambda-runner.
+# ansible-core and OpenTofu. The entrypoint is the autogate binary: the ECS
+# services run it with `server` / `runner`; the Lambda runner overrides the
+# entrypoint with /usr/local/bin/autogate-lambda-runner.
 #
 #   docker build -t autogate .                          # host architecture
 #   docker build --platform linux/arm64 -t autogate .   # cross-compiles Go natively
@@ -36,7 +34,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
-        ca-certificates curl gnupg openssl git openssh-client \
+        ca-certificates curl gnupg git openssh-client \
         python3 python3-venv ansible-core; \
     install -m 0755 -d /etc/apt/keyrings; \
     curl -fsSL https://get.opentofu.org/opentofu.gpg -o /etc/apt/keyrings/opentofu.gpg; \
@@ -51,29 +49,15 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     tofu version; ansible --version; python3 -m venv --help >/dev/null
 
-# The gateway's HTTPS listener behind the load balancer: with
-# AUTOGATE_TLS_SELF_SIGNED=true and no certificate at AUTOGATE_TLS_CERT yet,
-# make a self-signed one (the load balancer terminates clients' TLS with the
-# ACM certificate and does not verify its targets' certificates).
-COPY --chmod=0755 <<'EOF' /usr/local/bin/autogate-entrypoint
-#!/bin/sh
-set -eu
-if [ "${AUTOGATE_TLS_SELF_SIGNED:-}" = "true" ] && [ -n "${AUTOGATE_TLS_CERT:-}" ] \
-    && [ -n "${AUTOGATE_TLS_KEY:-}" ] && [ ! -s "$AUTOGATE_TLS_CERT" ]; then
-    mkdir -p "$(dirname "$AUTOGATE_TLS_CERT")" "$(dirname "$AUTOGATE_TLS_KEY")"
-    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -days 825 -subj "/CN=autogate-gateway" \
-        -keyout "$AUTOGATE_TLS_KEY" -out "$AUTOGATE_TLS_CERT" 2>/dev/null)
-fi
-exec "$@"
-EOF
-
 COPY --from=build /out/ /usr/local/bin/
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/autogate autogate
 USER 10001:10001
 WORKDIR /home/autogate
-ENV PYTHONDONTWRITEBYTECODE=1
+# The server listens on every interface in a container (the binary's default
+# is 127.0.0.1:8443); without AUTOGATE_TLS_CERT it serves HTTPS with a
+# self-signed certificate, which is what the load balancer talks to.
+ENV AUTOGATE_LISTEN=:8443 PYTHONDONTWRITEBYTECODE=1
 # 8443: gateway API, /healthz, /readyz (HTTPS). 9090: runner /metrics.
 EXPOSE 8443 9090
-ENTRYPOINT ["/usr/local/bin/autogate-entrypoint"]
-CMD ["autogate", "server"]
+ENTRYPOINT ["/usr/local/bin/autogate"]
+CMD ["server"]

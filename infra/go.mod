@@ -2,6 +2,10 @@ module github.com/autogate/autogate/infra
 
 go 1.26.8
 
+// cdk synth stages a copy of the repository (the image's build context) in
+// cdk.out; it is not part of this module.
+ignore ./cdk.out
+
 require (
 	github.com/aws/aws-cdk-go/awscdk/v2 v2.275.0
 	github.com/aws/constructs-go/constructs/v10 v10.8.1

@@ -29,7 +29,7 @@ synth: node_modules/.installed ## cdk synth of every configured cluster, offline
 # recompiling aws-cdk-go with the race detector would triple the cold build.
 test-infra: ## CDK app: go vet, gofmt, assertions tests per deployment model
 	cd infra && $(GO) vet ./...
-	@cd infra && test -z "$$(gofmt -l .)" || { cd infra && gofmt -l .; echo "gofmt needed in infra/"; exit 1; }
+	@cd infra && bad="$$(find . -path ./cdk.out -prune -o -name '*.go' -print | xargs gofmt -l)" && test -z "$$bad" || { echo "gofmt needed: $$bad"; exit 1; }
 	cd infra && $(CDK_ENV) $(GO) test -count=1 -timeout 15m ./...
 
 cdk-diff: node_modules/.installed

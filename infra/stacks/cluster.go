@@ -31,16 +31,16 @@ import (
 
 // Ports and paths of the autogate binary (see DESIGN.md).
 const (
-	// gatewayPort serves the API, /healthz and /readyz over HTTPS.
+	// gatewayPort serves the API, /healthz and /readyz over HTTPS. The load
+	// balancer terminates clients' TLS with the ACM certificate and speaks
+	// HTTPS to the gateway too, which serves a self-signed certificate when
+	// given none (load balancers do not verify target certificates): traffic
+	// inside the VPC stays encrypted, and the health check sees the same
+	// listener clients use.
 	gatewayPort = 8443
 	// readyPath answers 200 only on the active gateway, so the load balancer
 	// sends traffic to the active gateway alone.
 	readyPath = "/readyz"
-	// tlsDir is where the image's entrypoint writes the gateway's
-	// self-signed certificate (AUTOGATE_TLS_SELF_SIGNED=true). The load
-	// balancer terminates clients' TLS with the ACM certificate and speaks
-	// HTTPS to the gateway; it does not verify target certificates.
-	tlsDir = "/tmp/autogate-tls"
 	// lambdaEntrypoint is the Lambda runner binary inside the image.
 	lambdaEntrypoint = "/usr/local/bin/autogate-lambda-runner"
 )
@@ -83,10 +83,11 @@ type Cluster struct {
 	LambdaRole   awsiam.Role           // nil without the Lambda runner
 	Alarms       []awscloudwatch.Alarm
 
-	secret     awssecretsmanager.ISecret
-	retention  awslogs.RetentionDays
-	ecsImage   awsecs.ContainerImage
-	lambdaCode func(entrypoint string) awslambda.DockerImageCode
+	secret      awssecretsmanager.ISecret
+	gatewayLogs awslogs.LogGroup
+	retention   awslogs.RetentionDays
+	ecsImage    awsecs.ContainerImage
+	lambdaCode  func(entrypoint string) awslambda.DockerImageCode
 }
 
 // NewCluster builds the cluster under scope, which must be inside a stack
@@ -103,11 +104,22 @@ func NewCluster(scope constructs.Construct, id string, props *ClusterProps) *Clu
 	}
 	c.addNetwork()
 	c.addImage(props.RepoRoot)
-	c.ECSCluster = awsecs.NewCluster(c.Scope, jsii.String("ECS"), &awsecs.ClusterProps{
+	clusterProps := &awsecs.ClusterProps{
 		ClusterName:         jsii.String("autogate-" + cfg.ID),
 		Vpc:                 c.VPC,
 		ContainerInsightsV2: containerInsights(*cfg.ContainerInsights),
-	})
+	}
+	if cfg.ECSExec {
+		// Exec sessions are logged to their own group, so the task role's
+		// log permissions name that group instead of "*".
+		clusterProps.ExecuteCommandConfiguration = &awsecs.ExecuteCommandConfiguration{
+			Logging: awsecs.ExecuteCommandLogging_OVERRIDE,
+			LogConfiguration: &awsecs.ExecuteCommandLogConfiguration{
+				CloudWatchLogGroup: c.newLogGroup("ExecLogs"),
+			},
+		}
+	}
+	c.ECSCluster = awsecs.NewCluster(c.Scope, jsii.String("ECS"), clusterProps)
 	if !*cfg.ContainerInsights {
 		suppress(c.ECSCluster, "AwsSolutions-ECS4",
 			"Container Insights is turned off in the cluster config (containerInsights: false) to save its metric charges; the cluster has no ECS runners, whose scaling needs it.")
@@ -325,7 +337,8 @@ func (c *Cluster) newTaskRole(id, name, description string) awsiam.Role {
 // item of cluster C has a partition key starting with "C#". Scan is left out
 // on purpose: dynamodb:LeadingKeys is empty for a Scan, and
 // ForAllValues over an empty set is true, so a Scan would escape the
-// condition.
+// condition. The table's metadata (key schema, TTL) is readable so the store
+// can check the table at start-up.
 func (c *Cluster) grantTable(role awsiam.IGrantable) {
 	role.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("ClusterItemsOnly"),
@@ -339,7 +352,7 @@ func (c *Cluster) grantTable(role awsiam.IGrantable) {
 	}))
 	role.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("TableMetadata"),
-		Actions:   jsii.Strings("dynamodb:DescribeTable"),
+		Actions:   jsii.Strings("dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"),
 		Resources: jsii.Strings(*c.Table.TableArn()),
 	}))
 }
@@ -382,6 +395,7 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	}
 
 	logs := c.newLogGroup("GatewayLogs")
+	c.gatewayLogs = logs
 	task := awsecs.NewFargateTaskDefinition(c.Scope, jsii.String("GatewayTask"), &awsecs.FargateTaskDefinitionProps{
 		Cpu:             jsii.Number(float64(cfg.Gateway.CPU)),
 		MemoryLimitMiB:  jsii.Number(float64(cfg.Gateway.Memory)),
@@ -419,17 +433,15 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	})
 	c.LoadBalancer.LogAccessLogs(c.accessLogBucket(), jsii.String("alb"))
 
-	advertise := "https://" + cfg.DomainName
 	env := c.baseEnv(executionMode(cfg))
 	env["AUTOGATE_LISTEN"] = jsii.String(fmt.Sprintf(":%d", gatewayPort))
-	env["AUTOGATE_TLS_SELF_SIGNED"] = jsii.String("true")
-	env["AUTOGATE_TLS_CERT"] = jsii.String(tlsDir + "/tls.crt")
-	env["AUTOGATE_TLS_KEY"] = jsii.String(tlsDir + "/tls.key")
+	// Clients reach the cluster through the load balancer (or the DNS name
+	// that points at it), never a task's own address.
+	endpoint := c.LoadBalancer.LoadBalancerDnsName()
 	if cfg.DomainName != "" {
-		env["AUTOGATE_ADVERTISE_ADDR"] = jsii.String(advertise)
-	} else {
-		env["AUTOGATE_ADVERTISE_ADDR"] = jsii.String("https://" + *c.LoadBalancer.LoadBalancerDnsName())
+		endpoint = jsii.String(cfg.DomainName)
 	}
+	env["AUTOGATE_ADVERTISE_ADDR"] = jsii.String("https://" + *endpoint)
 	if c.DLQ != nil {
 		env["AUTOGATE_DLQ_URL"] = c.DLQ.QueueUrl()
 	}
@@ -441,7 +453,7 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	}
 	task.AddContainer(jsii.String("gateway"), &awsecs.ContainerDefinitionOptions{
 		Image:       c.ecsImage,
-		Command:     jsii.Strings("autogate", "server"),
+		Command:     jsii.Strings("server"),
 		Environment: &env,
 		Secrets: &map[string]awsecs.Secret{
 			"AUTOGATE_SECRET_KEY": awsecs.Secret_FromSecretsManager(c.secret, nil),
@@ -475,7 +487,15 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 		MinHealthyPercent:      jsii.Number(0),
 		MaxHealthyPercent:      jsii.Number(200),
 		CircuitBreaker:         &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
+		// ECS Exec: how an operator reads the first admin password (see
+		// README.md, "Deploying a cluster to AWS"); off unless the cluster config turns it on.
+		EnableExecuteCommand: jsii.Bool(cfg.ECSExec),
 	})
+	if cfg.ECSExec {
+		suppress(c.GatewayRole, "AwsSolutions-IAM5",
+			"ECS Exec (ecsExec: true) needs the ssmmessages channel actions and logs:DescribeLogGroups, which have no resource-level permissions, and writes session logs to new streams of the cluster's own exec log group (log-group:<ExecLogs>:*).",
+			"Resource::*", `/^Resource::arn:<AWS::Partition>:logs:[a-z0-9-]+:[0-9]+:log-group:<ClusterExecLogs[A-Z0-9]+>:\*$/g`)
+	}
 
 	c.TargetGroup = awselasticloadbalancingv2.NewApplicationTargetGroup(c.Scope, jsii.String("GatewayTargets"), &awselasticloadbalancingv2.ApplicationTargetGroupProps{
 		Vpc:        c.VPC,
@@ -533,7 +553,7 @@ func (c *Cluster) accessLogBucket() awss3.Bucket {
 			Expiration: awscdk.Duration_Days(jsii.Number(float64(c.Config.LogRetentionDays))),
 		}},
 		// Kept on stack deletion like any audit log; emptied and deleted by
-		// hand (docs/deploy.md, tear-down).
+		// hand (README.md, "Deploying a cluster to AWS", tear-down).
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 	suppress(b, "AwsSolutions-S1",
@@ -574,7 +594,7 @@ func (c *Cluster) addECSRunner() {
 	env["AUTOGATE_RUNNER_CONCURRENCY"] = jsii.String(strconv.Itoa(r.Concurrency))
 	task.AddContainer(jsii.String("runner"), &awsecs.ContainerDefinitionOptions{
 		Image:       c.ecsImage,
-		Command:     jsii.Strings("autogate", "runner"),
+		Command:     jsii.Strings("runner"),
 		Environment: &env,
 		Secrets: &map[string]awsecs.Secret{
 			"AUTOGATE_SECRET_KEY": awsecs.Secret_FromSecretsManager(c.secret, nil),
@@ -796,6 +816,8 @@ func (c *Cluster) addOutputs() {
 	out("Endpoint", "HTTPS endpoint of the cluster (point your DNS name here)", c.LoadBalancer.LoadBalancerDnsName())
 	out("TableName", "DynamoDB table of the cluster", jsii.String(c.Config.TableName()))
 	out("GatewayRoleArn", "IAM role of the gateway tasks", c.GatewayRole.RoleArn())
+	out("GatewayLogGroup", "CloudWatch Logs group of the gateways", c.gatewayLogs.LogGroupName())
+	out("EcsCluster", "ECS cluster name", c.ECSCluster.ClusterName())
 	if c.Queue != nil {
 		out("WorkQueueUrl", "SQS work queue", c.Queue.QueueUrl())
 		out("DeadLetterQueueUrl", "SQS dead-letter queue", c.DLQ.QueueUrl())
@@ -813,13 +835,16 @@ func suppressTaskDefinition(task awsecs.FargateTaskDefinition) {
 
 // suppress records a cdk-nag suppression with its reason on a construct and
 // its children. appliesTo narrows it to specific findings
-// ("Resource::*", "Action::s3:*").
+// ("Resource::*", or a regular expression written "/^Resource::.*$/g").
 func suppress(scope constructs.IConstruct, rule, reason string, appliesTo ...string) {
 	s := &cdknag.NagPackSuppression{Id: jsii.String(rule), Reason: jsii.String(reason)}
 	if len(appliesTo) > 0 {
 		a := make([]any, len(appliesTo))
 		for i, v := range appliesTo {
 			a[i] = v
+			if strings.HasPrefix(v, "/") { // a regular expression, "/.../g"
+				a[i] = &cdknag.RegexAppliesTo{Regex: jsii.String(v)}
+			}
 		}
 		s.AppliesTo = &a
 	}

@@ -140,12 +140,17 @@ type ClusterConfig struct {
 	// SecretKeySecret is the name of the Secrets Manager secret that holds
 	// AUTOGATE_SECRET_KEY (base64 of 32 random bytes); default
 	// "autogate/<id>/secret-key". It is created before the first deploy (see
-	// docs/deploy.md), so it outlives the stack like the table it protects.
+	// README.md, "Deploying a cluster to AWS"), so it outlives the stack like the table it protects.
 	SecretKeySecret string `yaml:"secretKeySecret"`
 	// ContainerInsights enables CloudWatch Container Insights on the ECS
 	// cluster; default true. The ECS runner's scaling reads its
 	// RunningTaskCount metric, so it cannot be turned off with ECS runners.
 	ContainerInsights *bool `yaml:"containerInsights"`
+	// ECSExec turns on ECS Exec for the gateway service, so an operator can
+	// open a shell in a gateway task (aws ecs execute-command), e.g. to read
+	// the admin password the first gateway writes on first start. Default
+	// false.
+	ECSExec bool `yaml:"ecsExec"`
 	// Gateway sizes the gateway tasks.
 	Gateway TaskSize `yaml:"gateway"`
 	// ECSRunner configures the ECS runner service (runners: ecs or both).

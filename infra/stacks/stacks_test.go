@@ -182,6 +182,8 @@ var starAllowed = []string{
 	"ecr:GetAuthorizationToken",
 	"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
 	"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+	"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+	"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel", "logs:DescribeLogGroups",
 }
 
 // checkIAM checks every IAM statement of a cluster stack: "*" only for
@@ -214,7 +216,7 @@ func checkIAM(t *testing.T, tmpl map[string]any, clusterID string, others []stri
 			if a == "dynamodb:Scan" || a == "dynamodb:*" {
 				t.Errorf("%s: %s escapes the dynamodb:LeadingKeys condition", where, a)
 			}
-			if strings.HasPrefix(a, "dynamodb:") && a != "dynamodb:DescribeTable" {
+			if strings.HasPrefix(a, "dynamodb:") && !strings.HasPrefix(a, "dynamodb:Describe") {
 				keys := fmt.Sprint(s.condition["ForAllValues:StringLike"])
 				if want := fmt.Sprintf("map[dynamodb:LeadingKeys:[%s#*]]", clusterID); keys != want {
 					t.Errorf("%s: table access condition %s, want %s", where, keys, want)
@@ -258,8 +260,8 @@ func TestDeploymentModels(t *testing.T) {
 		runners  string
 		extra    string
 	}{
-		{"1-single-gateway", 1, RunnersNone, "    natGateways: 0\n"},
-		{"2-active-standby", 2, RunnersNone, ""},
+		{"1-single-gateway", 1, RunnersNone, "    natGateways: 0\n    containerInsights: false\n"},
+		{"2-active-standby", 2, RunnersNone, "    ecsExec: true\n"},
 		{"3-distributed-ecs", 1, RunnersECS, "    ecsRunner: {minTasks: 2, maxTasks: 7, concurrency: 3}\n    maxReceiveCount: 5\n"},
 		{"3-distributed-lambda", 1, RunnersLambda, "    maxServiceTimeout: 5m\n    lambdaRunner: {batchSize: 2, maxConcurrency: 4}\n"},
 		{"4-ha-distributed", 3, RunnersBoth, "    maxServiceTimeout: 14m\n    architecture: arm64\n"},
@@ -316,6 +318,11 @@ func TestDeploymentModels(t *testing.T) {
 				"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 0}),
 				"LoadBalancers":                 []any{map[string]any{"ContainerName": "gateway", "ContainerPort": 8443, "TargetGroupArn": assertions.Match_AnyValue()}},
 			})
+			if cc.ECSExec {
+				has("AWS::ECS::Service", map[string]any{"ServiceName": "gateway", "EnableExecuteCommand": true})
+			} else {
+				has("AWS::ECS::Service", map[string]any{"ServiceName": "gateway", "EnableExecuteCommand": false})
+			}
 			has("AWS::ElasticLoadBalancingV2::TargetGroup", map[string]any{
 				"Port": 8443, "Protocol": "HTTPS", "TargetType": "ip",
 				"HealthCheckPath": "/readyz", "HealthCheckProtocol": "HTTPS",
@@ -406,6 +413,16 @@ func TestDeploymentModels(t *testing.T) {
 				})
 			} else {
 				count("AWS::ApplicationAutoScaling::ScalingPolicy", 0)
+			}
+			insights := map[bool]string{true: "enabled", false: "disabled"}[*cc.ContainerInsights]
+			has("AWS::ECS::Cluster", map[string]any{
+				"ClusterSettings": []any{map[string]any{"Name": "containerInsights", "Value": insights}},
+			})
+			if *cc.NATGateways == 0 {
+				count("AWS::EC2::NatGateway", 0)
+				has("AWS::ECS::Service", map[string]any{"ServiceName": "gateway", "NetworkConfiguration": map[string]any{
+					"AwsvpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "ENABLED"}),
+				}})
 			}
 
 			// Lambda runner: the same image, SQS event source with partial

@@ -244,24 +244,37 @@ func (s *Service) EnsureAdmin(ctx context.Context, passwordFile string) (bool, e
 	b := make([]byte, 18)
 	_, _ = rand.Read(b) // never fails since Go 1.24
 	pw := base64.RawURLEncoding.EncodeToString(b)
-	f, err := os.OpenFile(passwordFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return false, fmt.Errorf("write admin password: %w", err)
-	}
-	if _, err := f.WriteString(pw + "\n"); err != nil {
-		f.Close()
-		return false, fmt.Errorf("write admin password: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return false, fmt.Errorf("write admin password: %w", err)
-	}
+	// Create the user first: when gateways of one cluster race, only the
+	// winner writes a password file, so no file ever holds a useless one.
 	if _, err := s.CreateUser(ctx, "admin", Admin, pw); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return false, nil // another gateway of the cluster won the race
+			return false, nil
+		}
+		return false, err
+	}
+	if err := writeSecretFile(passwordFile, pw+"\n"); err != nil {
+		// Without the file nobody could log in: undo, so the next start retries.
+		if derr := s.DeleteUser(ctx, "admin"); derr != nil {
+			return false, errors.Join(err, derr)
 		}
 		return false, err
 	}
 	return true, nil
+}
+
+func writeSecretFile(path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write admin password: %w", err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return fmt.Errorf("write admin password: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write admin password: %w", err)
+	}
+	return nil
 }
 
 func hashToken(tok string) string {

@@ -130,3 +130,16 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Errorf("second EnsureAdmin = %v, %v; want false", created, err)
 	}
 }
+
+func TestEnsureAdminUnwritableFile(t *testing.T) {
+	s, _ := newService(t)
+	bad := filepath.Join(t.TempDir(), "missing-dir", "admin-password")
+	if _, err := s.EnsureAdmin(t.Context(), bad); err == nil {
+		t.Fatal("EnsureAdmin with an unwritable password file succeeded")
+	}
+	// Nothing half-done: the next start can still create the admin.
+	good := filepath.Join(t.TempDir(), "admin-password")
+	if created, err := s.EnsureAdmin(t.Context(), good); err != nil || !created {
+		t.Fatalf("retry EnsureAdmin = %v, %v; want created", created, err)
+	}
+}
