@@ -34,7 +34,7 @@ step "start an all-in-one server"
   --pip-no-index --pip-find-links "$tmp/wheels" >"$tmp/server.out" 2>"$tmp/server.log" &
 server_pid=$!
 for _ in $(seq 100); do
-  grep -q "listening on" "$tmp/server.out" 2>/dev/null && break
+  grep -q "active" "$tmp/server.out" 2>/dev/null && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log"; exit 1; }
   sleep 0.1
 done

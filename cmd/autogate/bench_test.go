@@ -54,6 +54,8 @@ func benchGateway(b *testing.B) (*client.Client, string) {
 	for sc.Scan() {
 		if u := regexp.MustCompile(`https://[0-9.:]+`).FindString(sc.Text()); u != "" {
 			url = u
+		}
+		if strings.Contains(sc.Text(), "active") {
 			break
 		}
 	}

@@ -51,6 +51,7 @@ type server struct {
 	url     string
 	logPath string
 	done    chan error
+	lines   chan string
 }
 
 func startServer(t *testing.T, dataDir, wheels string, extra ...string) *server {
@@ -74,26 +75,38 @@ func startServer(t *testing.T, dataDir, wheels string, extra ...string) *server 
 		t.Fatal(err)
 	}
 	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
-	lines := make(chan string, 1)
+	s.lines = make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				lines <- sc.Text()
-			}
+			s.lines <- sc.Text()
 		}
+		close(s.lines)
 	}()
-	select {
-	case l := <-lines:
-		s.url = regexp.MustCompile(`https?://[0-9.:]+`).FindString(l)
-	case err := <-s.done:
-		raw, _ := os.ReadFile(s.logPath)
-		t.Fatalf("server exited before listening: %v\n%s", err, raw)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server did not start within 60s")
-	}
+	l := s.waitLine("listening on")
+	s.url = regexp.MustCompile(`https?://[0-9.:]+`).FindString(l)
 	t.Cleanup(func() { s.stop() })
 	return s
+}
+
+// waitLine waits up to 60 s for a stdout line containing want.
+func (s *server) waitLine(want string) string {
+	s.t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-s.lines:
+			if !ok {
+				raw, _ := os.ReadFile(s.logPath)
+				s.t.Fatalf("server stdout ended before %q:\n%s", want, raw)
+			}
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-timeout:
+			s.t.Fatalf("no %q from the server within 60s", want)
+		}
+	}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -269,6 +282,7 @@ func TestEndToEnd(t *testing.T) {
 
 	dataDir := filepath.Join(base, "data")
 	srv := startServer(t, dataDir, wheels)
+	srv.waitLine("active")
 	c := &cliRunner{t: t, config: filepath.Join(base, "cli.yaml")}
 	c.must(0, "login", "--server", srv.url, "--ca-file", filepath.Join(dataDir, "tls", "tls.crt"),
 		"--password-file", filepath.Join(dataDir, "admin-password"))
@@ -488,7 +502,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("restart keeps every resource and execution", func(t *testing.T) {
 		// Same address, so the CLI context still points at it.
-		startServer(t, dataDir, wheels, "--listen", strings.TrimPrefix(srv.url, "https://"))
+		startServer(t, dataDir, wheels, "--listen", strings.TrimPrefix(srv.url, "https://")).waitLine("active")
 		if got := c.must(0, "export").stdout; got != resourcesBefore {
 			t.Errorf("resources after restart differ:\n%s\nwant:\n%s", got, resourcesBefore)
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -26,9 +27,12 @@ import (
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/gitrepo"
 	"github.com/autogate/autogate/internal/lease"
+	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
+	storedynamo "github.com/autogate/autogate/internal/store/dynamo"
 	"github.com/autogate/autogate/internal/wire"
 	"github.com/autogate/autogate/runner"
 )
@@ -92,8 +96,121 @@ func (l *leadership) Active() (bool, lease.Term) {
 	return l.active.Load(), *t
 }
 
+// backend is what differs between the embedded and the DynamoDB store:
+// where records live, how the lease is held, how nodes are listed.
+type backend struct {
+	// store is the raw store: runners write execution records through it
+	// with conditional writes, like a remote runner would.
+	store store.Store
+	// fenced returns the view the gateway writes shared state through during
+	// term: on DynamoDB every write there also checks the lease epoch.
+	fenced func(term lease.Term) store.Store
+	lease  interface {
+		Run(ctx context.Context, cb lease.Callbacks) error
+	}
+	// release hands the lease over at once on a clean shutdown.
+	release func(ctx context.Context) error
+	nodes   func(ctx context.Context) ([]wire.Node, error)
+	// prune removes expired records (the embedded store; DynamoDB has TTL).
+	prune func(ctx context.Context) (int, error)
+	close func() error
+}
+
+func openBackend(ctx context.Context, cfg config.Server, clk clock.Clock, advertise string, log *slog.Logger) (*backend, error) {
+	switch cfg.Store {
+	case "dynamodb":
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("AWS configuration: %w", err)
+		}
+		client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{})
+		if err := storedynamo.CheckTable(ctx, client, cfg.Table); err != nil {
+			return nil, err
+		}
+		st, err := storedynamo.New(client, storedynamo.Config{Table: cfg.Table, Clock: clk, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		el, err := leasedynamo.New(client, leasedynamo.Config{
+			Table: cfg.Table, Cluster: cfg.Cluster, Node: cfg.Node, Address: advertise, Version: version,
+			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+			Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &backend{
+			store:   st,
+			fenced:  func(term lease.Term) store.Store { return st.Fenced(cfg.Cluster, term) },
+			lease:   el,
+			release: el.Release,
+			nodes: func(ctx context.Context) ([]wire.Node, error) {
+				ns, err := leasedynamo.ListNodes(ctx, client, cfg.Table, cfg.Cluster)
+				out := make([]wire.Node, len(ns))
+				for i, n := range ns {
+					out[i] = wire.Node(n)
+				}
+				return out, err
+			},
+			close: func() error { return nil },
+		}, nil
+	}
+	st, err := bolt.Open(filepath.Join(cfg.DataDir, "autogate.db"), clk)
+	if err != nil {
+		return nil, err
+	}
+	return &backend{
+		store:   st,
+		fenced:  func(lease.Term) store.Store { return st }, // one node: nobody to fence out
+		lease:   lease.Local{Node: cfg.Node, Address: advertise},
+		release: func(context.Context) error { return nil },
+		prune:   st.Prune,
+		close:   st.Close,
+	}, nil
+}
+
+// termStore sends writes to the current term's fenced view and refuses them
+// between terms, so a gateway that lost its lease changes nothing even if a
+// request slipped past the API's standby check. Reads go to the raw store.
+type termStore struct {
+	store.Store
+	view atomic.Pointer[store.Store]
+}
+
+func (t *termStore) writer() (store.Store, error) {
+	v := t.view.Load()
+	if v == nil {
+		return nil, fmt.Errorf("write refused: %w", lease.ErrNotLeader)
+	}
+	return *v, nil
+}
+
+func (t *termStore) Create(ctx context.Context, rec store.Record) (store.Record, error) {
+	w, err := t.writer()
+	if err != nil {
+		return store.Record{}, err
+	}
+	return w.Create(ctx, rec)
+}
+
+func (t *termStore) Update(ctx context.Context, rec store.Record) (store.Record, error) {
+	w, err := t.writer()
+	if err != nil {
+		return store.Record{}, err
+	}
+	return w.Update(ctx, rec)
+}
+
+func (t *termStore) Delete(ctx context.Context, k store.Key, version int64) error {
+	w, err := t.writer()
+	if err != nil {
+		return err
+	}
+	return w.Delete(ctx, k, version)
+}
+
 func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Write([]byte) (int, error) }) error {
-	log := newLogger(cfg, os.Stderr)
+	log := newLogger(cfg, os.Stderr).With("node", cfg.Node, "cluster", cfg.Cluster)
 	clk := clock.Real{}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -105,7 +222,6 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
-
 	key, err := loadSecretKey(cfg.DataDir, log)
 	if err != nil {
 		return err
@@ -114,22 +230,33 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	if err != nil {
 		return err
 	}
-	st, err := bolt.Open(filepath.Join(cfg.DataDir, "autogate.db"), clk)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	scheme := "https"
+	if cfg.Plaintext {
+		scheme = "http"
+	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	}
+	be, err := openBackend(ctx, cfg, clk, advertise, log)
+	if err != nil {
+		ln.Close()
 		return err
 	}
-	defer st.Close()
+	defer be.close()
 
-	cat := &catalog.Catalog{Store: st, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
-	authn := &auth.Service{Store: st, Cluster: cfg.Cluster, Clock: clk}
+	shared := &termStore{Store: be.store}
+	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
+	runnerCat := &catalog.Catalog{Store: be.store, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
+	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
 	passFile := cfg.AdminPassFile
 	if passFile == "" {
 		passFile = filepath.Join(cfg.DataDir, "admin-password")
-	}
-	if created, err := authn.EnsureAdmin(ctx, passFile); err != nil {
-		return err
-	} else if created {
-		fmt.Fprintf(stderr, "autogate: created user admin; its password is in %s (0600)\n", passFile)
 	}
 
 	exe, err := executor.New(executor.Config{
@@ -140,11 +267,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		return err
 	}
 	q := queue.NewLocal()
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, Epoch: 1}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node}
 	repos := gitrepo.New(dirs["repos"], log)
 	repos.Refresh = cfg.RepoRefresh
 	core, err := runner.New(runner.Config{
-		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe, Repos: repos,
+		Node: cfg.Node, Catalog: runnerCat, Source: q, Executor: exe, Repos: repos,
 		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, OnDone: gw.Notify,
 		CancelPoll: 500 * time.Millisecond,
 	})
@@ -154,25 +281,16 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	gw.Canceler = core
 
 	lead := &leadership{}
-	advertise := cfg.Advertise
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	scheme := "https"
-	if cfg.Plaintext {
-		scheme = "http"
-	}
-	if advertise == "" {
-		advertise = fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	nodes := be.nodes
+	if nodes == nil {
+		nodes = func(ctx context.Context) ([]wire.Node, error) {
+			return []wire.Node{{ID: cfg.Node, Kind: "gateway", Role: "active", Epoch: gw.Epoch.Load(), Address: advertise,
+				Load: core.InFlight(), Capacity: cfg.Concurrency, LastHeartbeat: clk.Now(), Version: version}}, nil
+		}
 	}
 	srv := &api.Server{
 		Gateway: gw, Auth: authn, Leader: lead, Logger: log, Cluster: cfg.Cluster, Node: cfg.Node,
-		Version: version, MaxBodyBytes: cfg.MaxBodyBytes,
-		Nodes: func(ctx context.Context) ([]wire.Node, error) {
-			return []wire.Node{{ID: cfg.Node, Kind: "gateway", Role: "active", Epoch: 1, Address: advertise,
-				Load: core.InFlight(), Capacity: cfg.Concurrency, LastHeartbeat: clk.Now(), Version: version}}, nil
-		},
+		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, Nodes: nodes,
 	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -183,21 +301,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if !cfg.Plaintext {
-		certFile, keyFile := cfg.TLSCert, cfg.TLSKey
-		if certFile == "" {
-			certFile, keyFile = filepath.Join(dirs["tls"], "tls.crt"), filepath.Join(dirs["tls"], "tls.key")
-			host, _ := os.Hostname() // best effort: localhost names are always included
-			if created, err := devcert.Ensure(certFile, keyFile, []string{host}, clk.Now()); err != nil {
-				return err
-			} else if created {
-				fmt.Fprintf(stderr, "autogate: created a self-signed TLS certificate %s\n", certFile)
-			}
-		}
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		tlsCfg, err := serverTLS(cfg, dirs["tls"], clk, stderr)
 		if err != nil {
-			return fmt.Errorf("TLS: %w", err)
+			return err
 		}
-		httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		httpSrv.TLSConfig = tlsCfg
 	}
 
 	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
@@ -220,9 +328,21 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	leaseCtx, stopLease := context.WithCancel(gctx)
 	defer stopLease()
 	g.Go(func() error {
-		return lease.Local{Node: cfg.Node, Address: advertise}.Run(leaseCtx, lease.Callbacks{
+		return be.lease.Run(leaseCtx, lease.Callbacks{
 			OnStarted: func(ctx context.Context, term lease.Term) {
+				view := be.fenced(term)
+				shared.view.Store(&view)
+				gw.Epoch.Store(term.Epoch)
 				lead.term.Store(&term)
+				defer func() {
+					lead.active.Store(false)
+					shared.view.Store(nil)
+				}()
+				if created, err := authn.EnsureAdmin(ctx, passFile); err != nil {
+					log.Error("create the admin user", "error", err)
+				} else if created {
+					fmt.Fprintf(stderr, "autogate: created user admin; its password is in %s (0600)\n", passFile)
+				}
 				n, err := gw.Reconcile(ctx)
 				if err != nil {
 					log.Error("reconcile", "error", err)
@@ -230,22 +350,37 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 					log.Info("re-dispatched unfinished executions", "count", n)
 				}
 				lead.active.Store(true)
+				log.Info("active", "epoch", term.Epoch)
+				fmt.Fprintf(stdout, "autogate server: active (epoch %d)\n", term.Epoch)
 				<-ctx.Done()
-				lead.active.Store(false)
+				log.Warn("no longer active", "epoch", term.Epoch)
+			},
+			OnNewLeader: func(term lease.Term) {
+				if active, _ := lead.Active(); !active {
+					lead.term.Store(&term)
+				}
 			},
 		})
 	})
-	g.Go(func() error { return pruneLoop(leaseCtx, st, log) })
-	fmt.Fprintf(stdout, "autogate server: listening on %s://%s (cluster %s, node %s, data dir %s)\n",
-		scheme, ln.Addr(), cfg.Cluster, cfg.Node, cfg.DataDir)
-	log.Info("server started", "address", ln.Addr().String(), "cluster", cfg.Cluster, "node", cfg.Node, "store", cfg.Store)
+	if be.prune != nil {
+		g.Go(func() error { return pruneLoop(leaseCtx, be.prune, log) })
+	}
+	fmt.Fprintf(stdout, "autogate server: listening on %s://%s (cluster %s, node %s, store %s)\n",
+		scheme, ln.Addr(), cfg.Cluster, cfg.Node, cfg.Store)
+	log.Info("server started", "address", ln.Addr().String(), "store", cfg.Store, "execution", cfg.Execution)
 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	case <-gctx.Done():
 	}
+	// Hand the lease over first, so a standby serves while this node drains.
 	stopLease()
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := be.release(rctx); err != nil {
+		log.Warn("release lease", "error", err)
+	}
+	rcancel()
 	stopRecv()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
@@ -265,6 +400,24 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	return g.Wait()
 }
 
+func serverTLS(cfg config.Server, dir string, clk clock.Clock, stderr interface{ Write([]byte) (int, error) }) (*tls.Config, error) {
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" {
+		certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+		host, _ := os.Hostname() // best effort: localhost names are always included
+		if created, err := devcert.Ensure(certFile, keyFile, []string{host}, clk.Now()); err != nil {
+			return nil, err
+		} else if created {
+			fmt.Fprintf(stderr, "autogate: created a self-signed TLS certificate %s\n", certFile)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
 func loadSecretKey(dataDir string, log *slog.Logger) ([]byte, error) {
 	if v := os.Getenv("AUTOGATE_SECRET_KEY"); v != "" {
 		return secret.ParseKey(v)
@@ -277,11 +430,11 @@ func loadSecretKey(dataDir string, log *slog.Logger) ([]byte, error) {
 }
 
 // pruneLoop removes expired executions from the embedded store hourly.
-func pruneLoop(ctx context.Context, st *bolt.Store, log *slog.Logger) error {
+func pruneLoop(ctx context.Context, prune func(context.Context) (int, error), log *slog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := st.Prune(ctx); err != nil && ctx.Err() == nil {
+		if n, err := prune(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("prune", "error", err)
 		} else if n > 0 {
 			log.Info("pruned expired records", "count", n)

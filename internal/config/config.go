@@ -44,6 +44,10 @@ type Server struct {
 	LogFormat     string
 	ShutdownGrace time.Duration
 	RepoRefresh   time.Duration
+	// Lease timing (store=dynamodb); zero takes the lease package defaults.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 }
 
 // DefaultDataDir is where the embedded store lives unless told otherwise:
@@ -89,7 +93,8 @@ var env = map[string]string{
 	"pip-find-links": "AUTOGATE_PIP_FIND_LINKS", "pip-no-index": "AUTOGATE_PIP_NO_INDEX",
 	"admin-password-file": "AUTOGATE_ADMIN_PASSWORD_FILE", "log-level": "AUTOGATE_LOG_LEVEL",
 	"log-format": "AUTOGATE_LOG_FORMAT", "shutdown-grace": "AUTOGATE_SHUTDOWN_GRACE",
-	"repo-refresh": "AUTOGATE_REPO_REFRESH",
+	"repo-refresh": "AUTOGATE_REPO_REFRESH", "lease-duration": "AUTOGATE_LEASE_DURATION",
+	"renew-deadline": "AUTOGATE_RENEW_DEADLINE", "retry-period": "AUTOGATE_RETRY_PERIOD",
 }
 
 // Bind registers the server flags on fs, with defaults taken from c after
@@ -118,6 +123,9 @@ func (c *Server) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, h("log-level", "debug, info, warn or error"))
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, h("log-format", "json or text"))
 	fs.DurationVar(&c.RepoRefresh, "repo-refresh", c.RepoRefresh, h("repo-refresh", "reuse a branch's resolved commit this long before fetching again (0: fetch every run)"))
+	fs.DurationVar(&c.LeaseDuration, "lease-duration", c.LeaseDuration, h("lease-duration", "store=dynamodb: how long a standby waits on an unchanged lease before taking over (default 2.4s)"))
+	fs.DurationVar(&c.RenewDeadline, "renew-deadline", c.RenewDeadline, h("renew-deadline", "store=dynamodb: the active stops acting this long after its last successful renewal started (default 2s)"))
+	fs.DurationVar(&c.RetryPeriod, "retry-period", c.RetryPeriod, h("retry-period", "store=dynamodb: how often the active renews (default 1.5s)"))
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
 }
 
@@ -164,6 +172,9 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("log-format", str(&c.LogFormat))
 	get("shutdown-grace", dur(&c.ShutdownGrace))
 	get("repo-refresh", dur(&c.RepoRefresh))
+	get("lease-duration", dur(&c.LeaseDuration))
+	get("renew-deadline", dur(&c.RenewDeadline))
+	get("retry-period", dur(&c.RetryPeriod))
 	return errors.Join(errs...)
 }
 

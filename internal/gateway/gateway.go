@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/autogate/autogate/internal/catalog"
@@ -38,8 +39,9 @@ type Gateway struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Node     string
-	// Epoch is the lease epoch of the current term, stamped on envelopes.
-	Epoch int64
+	// Epoch is the lease epoch of the current term, stamped on records and
+	// envelopes; set by whoever runs the lease, read by every request.
+	Epoch atomic.Int64
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -183,7 +185,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		ID: execution.NewID(now), Cluster: g.Catalog.Cluster, Service: svc.Name,
 		ServiceType: svc.Type, ServiceVersion: svc.Version, Spec: svc,
 		Inputs: recorded, RequestKey: req.RequestKey, Status: execution.Queued,
-		Submitter: req.Submitter, Epoch: g.Epoch, CreatedAt: now, Apply: req.Apply,
+		Submitter: req.Submitter, Epoch: g.Epoch.Load(), CreatedAt: now, Apply: req.Apply,
 		Deadline: now.Add(svc.Timeout() + time.Minute),
 	}
 	if redacted(recorded, req.Inputs) {
@@ -260,7 +262,7 @@ func (g *Gateway) claimRequestKey(ctx context.Context, req RunRequest, id string
 func (g *Gateway) dispatch(ctx context.Context, e *execution.Execution) error {
 	return g.Queue.Send(ctx, queue.Envelope{
 		V: queue.EnvelopeVersion, ExecutionID: e.ID, Cluster: e.Cluster, Service: e.Service,
-		ServiceVersion: e.ServiceVersion, Epoch: g.Epoch, Deadline: e.Deadline, TraceID: e.ID,
+		ServiceVersion: e.ServiceVersion, Epoch: g.Epoch.Load(), Deadline: e.Deadline, TraceID: e.ID,
 		TimeoutSeconds: int(e.Spec.Timeout().Seconds()),
 	})
 }
