@@ -4,7 +4,7 @@ BIN     := bin/autogate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-go deps vet fmt bench clean help
+.PHONY: all build demo test test-go deps vet fmt bench bench-failover clean help
 all: build
 
 help: ## list targets
@@ -33,6 +33,9 @@ test-go: emulators ## Go tests with -race (starts the AWS-API emulators itself)
 
 bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the embedded store
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./cmd/autogate/ ./internal/executor/
+
+bench-failover: emulators ## kill -9 the active gateway N times (BENCH_TRIALS, default 30): failover p50/p99/max and lease cost
+	CI=true $(GO) test -run '^$$' -bench BenchmarkFailover -benchtime $${BENCH_TRIALS:-30}x -count 1 -v ./cmd/autogate/ | grep -E 'Benchmark|lease cost|ok|FAIL'
 
 clean:
 	rm -rf bin

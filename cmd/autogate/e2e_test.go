@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autogate/autogate/internal/emulator"
 )
 
 // The end-to-end tests build the real binary, start `autogate server` on a
@@ -38,13 +40,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	emulator.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
 // server is a running `autogate server` process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	wheels  string
 	cmd     *exec.Cmd
@@ -52,11 +55,21 @@ type server struct {
 	logPath string
 	done    chan error
 	lines   chan string
+	exited  bool // done was received
+	killed  bool // a test killed it on purpose
 }
 
-func startServer(t *testing.T, dataDir, wheels string, extra ...string) *server {
+func startServer(t testing.TB, dataDir, wheels string, extra ...string) *server {
+	t.Helper()
+	return startServerEnv(t, dataDir, wheels, []string{"AUTOGATE_SECRET_KEY="}, extra...) // the key comes from the data dir
+}
+
+func startServerEnv(t testing.TB, dataDir, wheels string, env []string, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir, wheels: wheels, done: make(chan error, 1)}
+	if err := os.MkdirAll(filepath.Dir(dataDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	s.logPath = filepath.Join(filepath.Dir(dataDir), fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
 	logf, err := os.Create(s.logPath)
 	if err != nil {
@@ -65,7 +78,7 @@ func startServer(t *testing.T, dataDir, wheels string, extra ...string) *server 
 	args := append([]string{"server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-level", "debug",
 		"--pip-no-index", "--pip-find-links", wheels, "--shutdown-grace", "5s"}, extra...)
 	s.cmd = exec.Command(binPath, args...)
-	s.cmd.Env = append(os.Environ(), "AUTOGATE_SECRET_KEY=") // the key comes from the data dir
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stderr = logf
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -109,16 +122,25 @@ func (s *server) waitLine(want string) string {
 	}
 }
 
+// wait waits for the process to exit and returns how it ended.
+func (s *server) wait() error {
+	err := <-s.done
+	s.exited = true
+	return err
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (s *server) stop() {
 	s.t.Helper()
-	if s.cmd.ProcessState != nil {
+	if s.cmd.ProcessState != nil || s.exited {
 		return
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
 	_ = s.cmd.Process.Signal(syscall.SIGTERM) // may have exited already
 	select {
 	case err := <-s.done:
-		if err != nil {
+		s.exited = true
+		if err != nil && !s.killed {
 			s.t.Errorf("server exit after SIGTERM: %v", err)
 		}
 	case <-time.After(30 * time.Second):
