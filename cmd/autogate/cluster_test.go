@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/devcert"
 	"github.com/autogate/autogate/internal/emulator"
@@ -400,4 +404,47 @@ func BenchmarkFailover(b *testing.B) {
 	b.ReportMetric(times[len(times)-1].Seconds(), "max-s")
 	cost := leasedynamo.EstimateCost(leasedynamo.Config{Table: c.table, Cluster: c.id, Node: "x"}, 2)
 	b.Logf("lease cost with default settings, 1 active + 2 standbys: %s", cost)
+}
+
+func TestClusterStartupErrors(t *testing.T) {
+	ep := emulator.DynamoDB(t)
+	ddb := dynamodb.NewFromConfig(emulator.AWSConfig(t, ep), emulator.DynamoDBOptions)
+	wrong := fmt.Sprintf("wrong%d", time.Now().UnixNano())
+	if _, err := ddb.CreateTable(t.Context(), &dynamodb.CreateTableInput{
+		TableName:            aws.String(wrong),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	good := fmt.Sprintf("good%d", time.Now().UnixNano())
+	initCmd := exec.Command(binPath, "init", "table", "--table", good)
+	initCmd.Env = append(os.Environ(), emulator.Env()...)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("init table: %v\n%s", err, out)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing table", []string{"--table", "no-such-table"}, "not found"},
+		{"wrong key schema", []string{"--table", wrong}, "key schema"},
+		{"illegal cluster ID", []string{"--table", good, "--cluster", "EU_1#x"}, "--cluster"},
+		{"lease order", []string{"--table", good, "--lease-duration", "1s", "--renew-deadline", "2s"}, "lease"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binPath, append([]string{"server", "--store", "dynamodb", "--listen", "127.0.0.1:0",
+				"--data-dir", t.TempDir()}, tt.args...)...)
+			cmd.Env = append(os.Environ(), emulator.Env()...)
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(strings.ToLower(string(out)), strings.ToLower(tt.want)) {
+				t.Errorf("server %v: err %v, output %q; want a failure mentioning %q", tt.args, err, out, tt.want)
+			}
+		})
+	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/autogate/autogate/internal/lease"
 	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
 	"github.com/autogate/autogate/internal/queue"
+	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
@@ -362,6 +363,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 			},
 		})
 	})
+	g.Go(func() error { return warmLoop(leaseCtx, lead, gw, runnerCat, repos, log) })
 	if be.prune != nil {
 		g.Go(func() error { return pruneLoop(leaseCtx, be.prune, log) })
 	}
@@ -416,6 +418,37 @@ func serverTLS(cfg config.Server, dir string, clk clock.Clock, stderr interface{
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// warmLoop keeps a standby hot: every 30 s while it is not active it
+// compiles the decorators and fetches every repository into the checkout
+// cache, so a takeover validates and runs its first executions at once.
+func warmLoop(ctx context.Context, lead *leadership, gw *gateway.Gateway, cat *catalog.Catalog, repos *gitrepo.Cache, log *slog.Logger) error {
+	for {
+		if active, _ := lead.Active(); !active {
+			if _, err := gw.Warm(ctx); err != nil && ctx.Err() == nil {
+				log.Debug("warm decorators", "error", err)
+			}
+			objs, err := cat.ListAll(ctx, resource.KindRepository)
+			for _, o := range objs {
+				r := o.(*resource.Repository)
+				var cred []byte
+				if r.CredentialSecret != "" {
+					if cred, err = cat.SecretValue(ctx, r.CredentialSecret); err != nil {
+						continue
+					}
+				}
+				if _, _, err := repos.Checkout(ctx, *r, cred); err != nil && ctx.Err() == nil {
+					log.Debug("warm repository", "repository", r.Name, "error", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(30 * time.Second):
+		}
+	}
 }
 
 func loadSecretKey(dataDir string, log *slog.Logger) ([]byte, error) {

@@ -288,3 +288,20 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmCachesDecorators(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []string{
+		`{"name":"d1","schema":{"type":"object"}}`,
+		`{"name":"d2","schema":{"type":"object","required":["x"]}}`,
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", "/v1/decorators", b); st != 201 {
+			t.Fatalf("create decorator: %d %s", st, body)
+		}
+	}
+	g := &gateway.Gateway{Catalog: e.cat, Queue: e.q, Clock: clock.Real{}, Logger: slog.New(slog.DiscardHandler)}
+	n, err := g.Warm(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("Warm = %d, %v; want 2 decorators cached", n, err)
+	}
+}
