@@ -12,9 +12,15 @@
 EMULATORS_DIR   := tools/emulators
 EMULATORS_STAMP := $(EMULATORS_DIR)/node_modules/.autogate-npm-ci.stamp
 
-.PHONY: emulators emulators-java emulators-start emulators-stop emulators-clean
+.PHONY: emulators emulators-rie emulators-java emulators-start emulators-stop emulators-clean
 
-emulators: emulators-java $(EMULATORS_STAMP)
+emulators: emulators-java $(EMULATORS_STAMP) emulators-rie
+
+# AWS's Lambda Runtime Interface Emulator, a Go module (TESTING.md pins it).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+emulators-rie:
+	@command -v aws-lambda-rie >/dev/null 2>&1 || test -x "$$(go env GOPATH)/bin/aws-lambda-rie" || \
+	  go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 # DynamoDB Local is a Java program; Debian/Ubuntu ship the runtime it needs.
 emulators-java:

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/autogate/autogate/functions/runner/handler"
+	"github.com/autogate/autogate/internal/catalog"
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/executor"
+	"github.com/autogate/autogate/internal/gitrepo"
+	"github.com/autogate/autogate/internal/queue/sqs"
+	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store/dynamo"
+	"github.com/autogate/autogate/runner"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	cfg, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		log.Error("lambda runner configuration", "error", err)
+		os.Exit(1)
+	}
+	log = newLogger(cfg)
+	// The base context of the init phase; each invocation gets its own
+	// from the runtime, with the invocation's deadline.
+	h, err := wire(context.Background(), cfg, log)
+	if err != nil {
+		log.Error("lambda runner start-up", "error", err)
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+func newLogger(cfg config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel)) // checked by validate
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("node", cfg.Node, "cluster", cfg.Cluster)
+}
+
+// wire builds the handler: DynamoDB store and catalog, SQS queue, executor
+// and repository cache under WorkDir, and the runner core.
+func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("aws configuration: %w", err)
+	}
+	key, err := secretKey(ctx, cfg, secretsmanager.NewFromConfig(awsCfg))
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := secret.NewKeyring(key)
+	if err != nil {
+		return nil, err
+	}
+	clk := clock.Real{}
+	st, err := dynamo.New(dynamo.NewClient(awsCfg, dynamo.ClientOptions{}), dynamo.Config{Table: cfg.Table, Clock: clk, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cat := &catalog.Catalog{Store: st, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk}
+	q, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
+	if err != nil {
+		return nil, err
+	}
+	exe, err := executor.New(executor.Config{
+		WorkRoot: filepath.Join(cfg.WorkDir, "work"), CacheDir: filepath.Join(cfg.WorkDir, "venvs"),
+		OutputLimit: cfg.OutputLimit, Logger: log,
+		Pip: executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex},
+	})
+	if err != nil {
+		return nil, err
+	}
+	core, err := runner.New(runner.Config{
+		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe,
+		Repos: gitrepo.New(filepath.Join(cfg.WorkDir, "repos"), log),
+		Clock: clk, Logger: log, Concurrency: cfg.Concurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("lambda runner ready", "queue_url", cfg.QueueURL, "table", cfg.Table, "work_dir", cfg.WorkDir)
+	return &handler.Handler{Core: core, Queue: q, Clock: clk, Logger: log, Margin: cfg.Margin, Concurrency: cfg.Concurrency}, nil
+}
