@@ -31,4 +31,10 @@
 //	}
 //
 // Process-level tests hand the endpoints to child processes with Env.
+// EMULATOR_DEBUG=1 prints each emulator's output when the test binary ends.
+//
+// Note for test authors: DynamoDB Local 3.x really runs TTL. It deletes
+// items whose expiresAt lies in the real past within about a second, so a
+// test that writes expiring items with a fake clock should start that
+// clock at time.Now(), or use a table without TTL.
 package emulator

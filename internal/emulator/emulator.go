@@ -51,9 +51,16 @@ type emu struct {
 	start  func() (*process, Endpoint, error)
 
 	once sync.Once
+	mu   sync.Mutex // guards the fields below for Env and Stop
 	proc *process
 	ep   Endpoint
 	err  error
+}
+
+func (e *emu) state() (*process, Endpoint, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.proc, e.ep, e.err
 }
 
 var (
@@ -81,12 +88,16 @@ func SQS(t testing.TB) Endpoint {
 func (e *emu) get(t testing.TB) Endpoint {
 	t.Helper()
 	e.once.Do(func() {
-		e.proc, e.ep, e.err = e.start()
+		proc, ep, err := e.start()
+		e.mu.Lock()
+		e.proc, e.ep, e.err = proc, ep, err
+		e.mu.Unlock()
 	})
-	if e.err != nil {
-		unavailable(t, e.name, e.err)
+	_, ep, err := e.state()
+	if err != nil {
+		unavailable(t, e.name, err)
 	}
-	return e.ep
+	return ep
 }
 
 // unavailable ends t because an emulator cannot run: a failure in CI, a
@@ -115,8 +126,11 @@ func Main(m *testing.M) {
 // it; call it yourself only from a TestMain that cannot use Main.
 func Stop() {
 	for _, e := range all {
-		if e.proc != nil {
-			e.proc.kill()
+		if proc, _, _ := e.state(); proc != nil {
+			proc.kill()
+			if os.Getenv("EMULATOR_DEBUG") != "" {
+				fmt.Fprintf(os.Stderr, "--- %s output:\n%s\n", e.name, proc.out.String())
+			}
 		}
 	}
 }
@@ -159,8 +173,8 @@ func Env() []string {
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
 	for _, e := range all {
-		if e.err == nil && e.ep.URL != "" {
-			env = append(env, e.envVar+"="+e.ep.URL)
+		if _, ep, err := e.state(); err == nil && ep.URL != "" {
+			env = append(env, e.envVar+"="+ep.URL)
 		}
 	}
 	return env

@@ -93,7 +93,7 @@ func TestEnv(t *testing.T) {
 func TestNoLeakOnKill(t *testing.T) {
 	if os.Getenv("EMULATOR_LEAK_CHILD") == "1" {
 		DynamoDB(t)
-		os.Stdout.WriteString("java-pid " + strconv.Itoa(dynamoEmu.proc.cmd.Process.Pid) + "\n")
+		os.Stdout.WriteString("java-pid " + strconv.Itoa(dynamoPID()) + "\n")
 		select {} // wait to be killed
 	}
 	DynamoDB(t) // skip or fail here, not in the child, if there is no emulator
@@ -133,6 +133,11 @@ func TestNoLeakOnKill(t *testing.T) {
 		}
 		<-time.After(20 * time.Millisecond)
 	}
+}
+
+func dynamoPID() int {
+	p, _, _ := dynamoEmu.state()
+	return p.cmd.Process.Pid
 }
 
 // alive reports whether pid is a live (not zombie) process.

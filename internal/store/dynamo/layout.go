@@ -24,6 +24,7 @@ const (
 	attrChunks    = "chunks"
 	attrChunkRef  = "chunkRef"
 	attrSize      = "size"
+	attrWriteID   = "writeId"
 
 	// AttrLeaseHolder and AttrLeaseEpoch are the lease item's attributes a
 	// fenced write checks: see Store.Fenced and lease/dynamo.
@@ -84,6 +85,10 @@ type item struct {
 	Chunks    int       `dynamodbav:"chunks,omitempty"`
 	ChunkRef  string    `dynamodbav:"chunkRef,omitempty"`
 	Size      int       `dynamodbav:"size,omitempty"`
+	// WriteID is random per write, so a writer whose request the SDK
+	// retried after it had already been applied recognises its own item
+	// in the failed condition instead of reporting a conflict.
+	WriteID string `dynamodbav:"writeId,omitempty"`
 }
 
 // chunk is one piece of a large record's data.

@@ -25,12 +25,12 @@ import (
 // the most a forged token can do is move the start inside the caller's own
 // listing.
 type pageToken struct {
-	V      int    `json:"v"`
-	C      string `json:"c"`
-	K      string `json:"k"`
-	P      string `json:"p,omitempty"`
-	After  string `json:"a"`
-	MAC    string `json:"m"`
+	V     int    `json:"v"`
+	C     string `json:"c"`
+	K     string `json:"k"`
+	P     string `json:"p,omitempty"`
+	After string `json:"a"`
+	MAC   string `json:"m"`
 }
 
 const tokenVersion = 1
