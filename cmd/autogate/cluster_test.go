@@ -110,12 +110,19 @@ type cluster struct {
 	passFile string
 	nodes    []*server
 	proxies  []*proxy
+	extra    []string
 }
 
 func newCluster(t testing.TB, n int) *cluster {
 	t.Helper()
+	return newClusterWith(t, n)
+}
+
+// newClusterWith starts n gateways with extra server flags.
+func newClusterWith(t testing.TB, n int, extra ...string) *cluster {
+	t.Helper()
 	ep := emulator.DynamoDB(t)
-	c := &cluster{t: t, dir: t.TempDir(), table: fmt.Sprintf("t%d", time.Now().UnixNano()), id: "ha-1"}
+	c := &cluster{t: t, dir: t.TempDir(), table: fmt.Sprintf("t%d", time.Now().UnixNano()), id: "ha-1", extra: extra}
 	c.env = append(emulator.Env(), "AUTOGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	c.cert, c.key = filepath.Join(c.dir, "tls.crt"), filepath.Join(c.dir, "tls.key")
 	if _, err := devcert.Ensure(c.cert, c.key, nil, time.Now()); err != nil {
@@ -139,6 +146,7 @@ func (c *cluster) start(i int, listen string) *server {
 	c.t.Helper()
 	extra := []string{"--store", "dynamodb", "--table", c.table, "--cluster", c.id, "--node", fmt.Sprintf("gw-%d", i),
 		"--tls-cert", c.cert, "--tls-key", c.key, "--admin-password-file", c.passFile}
+	extra = append(extra, c.extra...)
 	if listen != "" {
 		extra = append(extra, "--listen", listen)
 	}
@@ -246,6 +254,7 @@ func TestClusterKillActive(t *testing.T) {
 	}
 	start := time.Now()
 	c.kill(a, syscall.SIGKILL)
+	c.nodes[a].killed = true
 	c.nodes[a].wait()
 	b := c.active(a)
 	t.Logf("failover after kill -9: %v (node %d → node %d)", time.Since(start), a, b)

@@ -17,7 +17,7 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := &cli.App{Out: os.Stdout, Err: os.Stderr, In: os.Stdin, Getenv: os.Getenv, Version: version}
-	code := app.Main(ctx, os.Args[1:], serverCmd(), initCmd())
+	code := app.Main(ctx, os.Args[1:], serverCmd(), runnerCmd(), initCmd())
 	stop()
 	os.Exit(code)
 }

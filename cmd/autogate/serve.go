@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/autogate/autogate/internal/lease"
 	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
 	"github.com/autogate/autogate/internal/queue"
+	sqsqueue "github.com/autogate/autogate/internal/queue/sqs"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store"
@@ -117,13 +120,9 @@ type backend struct {
 	close func() error
 }
 
-func openBackend(ctx context.Context, cfg config.Server, clk clock.Clock, advertise string, log *slog.Logger) (*backend, error) {
+func openBackend(ctx context.Context, cfg config.Server, awsCfg aws.Config, clk clock.Clock, advertise string, log *slog.Logger) (*backend, error) {
 	switch cfg.Store {
 	case "dynamodb":
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("AWS configuration: %w", err)
-		}
 		client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{})
 		if err := storedynamo.CheckTable(ctx, client, cfg.Table); err != nil {
 			return nil, err
@@ -244,7 +243,14 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	if advertise == "" {
 		advertise = fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	}
-	be, err := openBackend(ctx, cfg, clk, advertise, log)
+	var awsCfg aws.Config
+	if cfg.Store == "dynamodb" || cfg.Execution == "queue" {
+		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("AWS configuration: %w", err)
+		}
+	}
+	be, err := openBackend(ctx, cfg, awsCfg, clk, advertise, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -274,12 +280,23 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	core, err := runner.New(runner.Config{
 		Node: cfg.Node, Catalog: runnerCat, Source: q, Executor: exe, Repos: repos,
 		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, OnDone: gw.Notify,
-		CancelPoll: 500 * time.Millisecond,
+		CancelPoll: 500 * time.Millisecond, Heartbeat: cfg.Heartbeat,
 	})
 	if err != nil {
 		return err
 	}
-	gw.Canceler = core
+	localRunner := cfg.Execution == "local"
+	if localRunner {
+		gw.Canceler = core
+	} else {
+		sq, err := sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{
+			QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
+		if err != nil {
+			return err
+		}
+		gw.Queue = sq
+		gw.Redriver = sq
+	}
 
 	lead := &leadership{}
 	nodes := be.nodes
@@ -325,7 +342,9 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		}
 		return fmt.Errorf("serve: %w", err)
 	})
-	g.Go(func() error { return core.Run(recvCtx, workCtx) })
+	if localRunner {
+		g.Go(func() error { return core.Run(recvCtx, workCtx) })
+	}
 	leaseCtx, stopLease := context.WithCancel(gctx)
 	defer stopLease()
 	g.Go(func() error {
@@ -353,7 +372,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				lead.active.Store(true)
 				log.Info("active", "epoch", term.Epoch)
 				fmt.Fprintf(stdout, "autogate server: active (epoch %d)\n", term.Epoch)
-				<-ctx.Done()
+				if localRunner {
+					<-ctx.Done() // the in-process queue loses nothing a restart's reconcile misses
+				} else {
+					sweepLoop(ctx, gw, log)
+				}
 				log.Warn("no longer active", "epoch", term.Epoch)
 			},
 			OnNewLeader: func(term lease.Term) {
@@ -418,6 +441,26 @@ func serverTLS(cfg config.Server, dir string, clk clock.Clock, stderr interface{
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// sweepLoop runs the gateway's reconciler every 30 s until ctx ends: a
+// queued execution whose message was lost is sent again, and one past its
+// deadline is failed with a reason, so no accepted run is left behind.
+func sweepLoop(ctx context.Context, gw *gateway.Gateway, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(30 * time.Second):
+		}
+		resent, failed, err := gw.Sweep(ctx, 2*time.Minute)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("sweep queued executions", "error", err)
+		case resent+failed > 0:
+			log.Info("swept queued executions", "resent", resent, "failed", failed)
+		}
+	}
 }
 
 // warmLoop keeps a standby hot: every 30 s while it is not active it

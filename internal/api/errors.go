@@ -23,7 +23,7 @@ func statusOf(err error) int {
 	case errors.Is(err, decorator.ErrInputs):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, resource.ErrInvalid), errors.Is(err, store.ErrBadPageToken),
-		errors.Is(err, gateway.ErrWrongType), errors.Is(err, execution.ErrTransition):
+		errors.Is(err, gateway.ErrWrongType), errors.Is(err, execution.ErrTransition), errors.Is(err, gateway.ErrNoDLQ):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

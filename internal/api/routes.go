@@ -68,6 +68,18 @@ func (s *Server) register(hapi huma.API) {
 	crud[resource.Repository](s, hapi, "repositories", resource.KindRepository)
 	crud[resource.Secret](s, hapi, "secrets", resource.KindSecret)
 	s.registerExecutions(hapi)
+	huma.Register(hapi, s.op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
+		func(ctx context.Context, in *struct{ Body wire.RedriveRequest }) (*struct{ Body wire.RedriveResponse }, error) {
+			max := in.Body.Max
+			if max <= 0 {
+				max = 100
+			}
+			n, err := s.Gateway.Redrive(ctx, max)
+			if err != nil {
+				return nil, s.problem(ctx, "redrive", err)
+			}
+			return &struct{ Body wire.RedriveResponse }{wire.RedriveResponse{Moved: n}}, nil
+		})
 	huma.Register(hapi, s.op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
 		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.Node] }, error) {
 			if s.Nodes == nil {

@@ -104,7 +104,7 @@ then create, get, run and describe resources.`,
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr{err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.configCmd(), a.createCmd(), a.getCmd(), a.describeCmd(),
-		a.editCmd(), a.deleteCmd(), a.runCmd(), a.cancelCmd(), a.logsCmd(), a.applyCmd(), a.exportCmd())
+		a.editCmd(), a.deleteCmd(), a.runCmd(), a.cancelCmd(), a.logsCmd(), a.applyCmd(), a.exportCmd(), a.redriveCmd())
 	root.AddCommand(extra...)
 	return root
 }

@@ -211,3 +211,26 @@ func (a *App) logsCmd() *cobra.Command {
 }
 
 var errNoDocs = errors.New("no resources in the input")
+
+func (a *App) redriveCmd() *cobra.Command {
+	var max int
+	cmd := &cobra.Command{
+		Use:   "redrive",
+		Short: "Move dead-lettered executions back to the work queue (after fixing what made them fail)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, _, err := a.client()
+			if err != nil {
+				return err
+			}
+			n, err := cl.Redrive(cmd.Context(), max)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Out, "%d message(s) moved back to the work queue\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&max, "max", 100, "move at most this many")
+	return cmd
+}

@@ -329,3 +329,10 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, nil)
 	return err
 }
+
+// Redrive moves up to max dead-lettered messages back to the work queue.
+func (c *Client) Redrive(ctx context.Context, max int) (int, error) {
+	var out wire.RedriveResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/redrive", wire.RedriveRequest{Max: max}, &out)
+	return out.Moved, err
+}

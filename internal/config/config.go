@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,15 @@ type Server struct {
 	LogFormat     string
 	ShutdownGrace time.Duration
 	RepoRefresh   time.Duration
+	// QueueURL and DLQURL are the cluster's SQS work queue and its
+	// dead-letter queue (execution=queue, and runners).
+	QueueURL string
+	DLQURL   string
+	// Heartbeat is how often a runner proves it still runs an execution;
+	// a running record this many heartbeats old (3) is declared lost.
+	Heartbeat time.Duration
+	// MetricsListen is where a runner serves /metrics ("" turns it off).
+	MetricsListen string
 	// Lease timing (store=dynamodb); zero takes the lease package defaults.
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
@@ -71,7 +81,7 @@ func DefaultServer() Server {
 		Node:  fmt.Sprintf("%s-%d", strings.ToLower(firstLabel(host)), os.Getpid()),
 		Store: "bolt", Execution: "local", Concurrency: 4, Retention: 30 * 24 * time.Hour,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
-		ShutdownGrace: 30 * time.Second, RepoRefresh: 5 * time.Second,
+		ShutdownGrace: 30 * time.Second, RepoRefresh: 5 * time.Second, Heartbeat: 10 * time.Second,
 	}
 }
 
@@ -95,11 +105,29 @@ var env = map[string]string{
 	"log-format": "AUTOGATE_LOG_FORMAT", "shutdown-grace": "AUTOGATE_SHUTDOWN_GRACE",
 	"repo-refresh": "AUTOGATE_REPO_REFRESH", "lease-duration": "AUTOGATE_LEASE_DURATION",
 	"renew-deadline": "AUTOGATE_RENEW_DEADLINE", "retry-period": "AUTOGATE_RETRY_PERIOD",
+	"queue-url": "AUTOGATE_QUEUE_URL", "heartbeat": "AUTOGATE_RUNNER_HEARTBEAT", "dlq-url": "AUTOGATE_DLQ_URL", "metrics-listen": "AUTOGATE_METRICS_LISTEN",
 }
 
-// Bind registers the server flags on fs, with defaults taken from c after
-// the environment has been applied, so flags override the environment.
-func (c *Server) Bind(fs *pflag.FlagSet) {
+// RunnerFlags are the settings `autogate runner` takes; the rest are the
+// gateway's.
+var RunnerFlags = []string{"data-dir", "cluster", "node", "store", "table", "queue-url", "concurrency",
+	"output-limit", "pip-index-url", "pip-find-links", "pip-no-index", "repo-refresh", "log-level",
+	"log-format", "shutdown-grace", "metrics-listen", "heartbeat", "retention"}
+
+// Bind registers flags on fs (all of them, or only those named), with
+// defaults taken from c after the environment has been applied, so flags
+// override the environment.
+func (c *Server) Bind(fs *pflag.FlagSet, only ...string) {
+	all := pflag.NewFlagSet("all", pflag.ContinueOnError)
+	c.bindAll(all)
+	all.VisitAll(func(f *pflag.Flag) {
+		if len(only) == 0 || slices.Contains(only, f.Name) {
+			fs.AddFlag(f)
+		}
+	})
+}
+
+func (c *Server) bindAll(fs *pflag.FlagSet) {
 	h := func(name, text string) string { return fmt.Sprintf("%s (env %s)", text, env[name]) }
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, h("data-dir", "directory for the embedded store, keys, TLS files and caches"))
 	fs.StringVar(&c.Listen, "listen", c.Listen, h("listen", "address the API listens on"))
@@ -127,6 +155,10 @@ func (c *Server) Bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RenewDeadline, "renew-deadline", c.RenewDeadline, h("renew-deadline", "store=dynamodb: the active stops acting this long after its last successful renewal started (default 2s)"))
 	fs.DurationVar(&c.RetryPeriod, "retry-period", c.RetryPeriod, h("retry-period", "store=dynamodb: how often the active renews (default 1.5s)"))
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
+	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
+	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
+	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; 3 missed heartbeats mark it lost"))
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, h("metrics-listen", "runner: address to serve /metrics on (empty: off)"))
 }
 
 // FromEnv applies AUTOGATE_* variables found by lookup (os.LookupEnv).
@@ -173,8 +205,28 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("shutdown-grace", dur(&c.ShutdownGrace))
 	get("repo-refresh", dur(&c.RepoRefresh))
 	get("lease-duration", dur(&c.LeaseDuration))
+	get("queue-url", str(&c.QueueURL))
+	get("dlq-url", str(&c.DLQURL))
+	get("metrics-listen", str(&c.MetricsListen))
+	get("heartbeat", dur(&c.Heartbeat))
 	get("renew-deadline", dur(&c.RenewDeadline))
 	get("retry-period", dur(&c.RetryPeriod))
+	return errors.Join(errs...)
+}
+
+// ValidateRunner checks the settings of `autogate runner`: it always works
+// on DynamoDB and SQS.
+func (c *Server) ValidateRunner() error {
+	var errs []error
+	if c.Store != "dynamodb" {
+		errs = append(errs, fmt.Errorf("--store (%s): runners need dynamodb", env["store"]))
+	}
+	if c.QueueURL == "" {
+		errs = append(errs, fmt.Errorf("--queue-url (%s): required", env["queue-url"]))
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -206,7 +258,14 @@ func (c *Server) Validate() error {
 		bad("store", "%q: want bolt or dynamodb", c.Store)
 	}
 	switch c.Execution {
-	case "local", "queue":
+	case "local":
+	case "queue":
+		if c.Store != "dynamodb" {
+			bad("execution", "queue needs --store dynamodb: runners cannot reach an embedded store")
+		}
+		if c.QueueURL == "" {
+			bad("queue-url", "required with --execution queue")
+		}
 	default:
 		bad("execution", "%q: want local or queue", c.Execution)
 	}
@@ -224,6 +283,9 @@ func (c *Server) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		bad("max-body", "%d: want 1 KiB..64 MiB", c.MaxBodyBytes)
+	}
+	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 5*time.Minute {
+		bad("heartbeat", "%v: want 100ms..5m", c.Heartbeat)
 	}
 	if c.RepoRefresh < 0 || c.RepoRefresh > time.Hour {
 		bad("repo-refresh", "%v: want 0..1h", c.RepoRefresh)

@@ -26,6 +26,14 @@ type Dispatcher interface {
 	Send(ctx context.Context, env queue.Envelope) error
 }
 
+// Redriver moves dead-lettered messages back onto the work queue.
+type Redriver interface {
+	Redrive(ctx context.Context, max int) (int, error)
+}
+
+// ErrNoDLQ means there is no dead-letter queue to redrive (local execution).
+var ErrNoDLQ = errors.New("no dead-letter queue: executions run in this process")
+
 // Canceler cancels an execution running in this process.
 type Canceler interface {
 	Cancel(id string) bool
@@ -36,6 +44,7 @@ type Gateway struct {
 	Catalog  *catalog.Catalog
 	Queue    Dispatcher
 	Canceler Canceler // nil when runners are remote
+	Redriver Redriver // nil in local execution
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Node     string
@@ -401,4 +410,53 @@ func (g *Gateway) Warm(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Redrive moves up to max dead-lettered messages back to the work queue.
+func (g *Gateway) Redrive(ctx context.Context, max int) (int, error) {
+	if g.Redriver == nil {
+		return 0, ErrNoDLQ
+	}
+	return g.Redriver.Redrive(ctx, max)
+}
+
+// Sweep re-dispatches queued executions created more than resendAfter ago
+// (their message may have been lost between the record and the send) and
+// fails queued executions past their deadline with a reason. Running ones
+// are left to the runners' heartbeat and lost-attempt logic.
+func (g *Gateway) Sweep(ctx context.Context, resendAfter time.Duration) (resent, failed int, err error) {
+	now := g.Clock.Now()
+	tok := ""
+	for {
+		page, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			return resent, failed, err
+		}
+		for _, e := range page {
+			if e.Status != execution.Queued || now.Sub(e.CreatedAt) < resendAfter {
+				continue
+			}
+			if !e.Deadline.IsZero() && now.After(e.Deadline) {
+				_, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+					if x.Status != execution.Queued {
+						return catalog.ErrUnchanged
+					}
+					return x.Transition(execution.Failed, now, "not started before its deadline: no runner took it (are runners up? see `autogate get nodes`)")
+				})
+				if err != nil {
+					return resent, failed, err
+				}
+				failed++
+				continue
+			}
+			if err := g.dispatch(ctx, e); err != nil {
+				return resent, failed, fmt.Errorf("re-dispatch %s: %w", e.ID, err)
+			}
+			resent++
+		}
+		if next == "" {
+			return resent, failed, nil
+		}
+		tok = next
+	}
 }

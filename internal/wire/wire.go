@@ -101,3 +101,14 @@ type ProblemDetail struct {
 	Location string `json:"location,omitempty"`
 	Value    any    `json:"value,omitempty"`
 }
+
+// RedriveRequest moves dead-lettered messages back to the work queue.
+type RedriveRequest struct {
+	// Max bounds how many are moved (default 100).
+	Max int `json:"max,omitempty" minimum:"0" maximum:"10000"`
+}
+
+// RedriveResponse says how many were moved.
+type RedriveResponse struct {
+	Moved int `json:"moved"`
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/autogate/autogate/internal/client"
+	"github.com/autogate/autogate/internal/execution"
+	sqsqueue "github.com/autogate/autogate/internal/queue/sqs/sqstest"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/wire"
+)
+
+// Distributed execution with real processes: gateways on DynamoDB Local
+// push to a fauxqs queue; `autogate runner` processes run the services.
+
+type distributed struct {
+	*cluster
+	q       sqsqueue.Queues
+	runners []*server
+	repo    string
+}
+
+func newDistributed(t *testing.T, gateways int) *distributed {
+	t.Helper()
+	q := sqsqueue.New(t, sqsqueue.Options{MaxReceiveCount: 3, Visibility: 2 * time.Second})
+	d := &distributed{q: q}
+	d.cluster = newClusterWith(t, gateways, "--execution", "queue", "--queue-url", q.URL, "--dlq-url", q.DLQURL)
+	d.repo = filepath.Join(d.dir, "repo")
+	gitRepo(t, d.repo, map[string]string{
+		"noop.sh":  "#!/bin/sh\necho ran\n",
+		"slow.sh":  "#!/bin/sh\nsleep \"${1:-2}\"\necho slow-done\n",
+		"sleep.sh": "#!/bin/sh\nsleep 60\n",
+	}, map[string]os.FileMode{"noop.sh": 0o755, "slow.sh": 0o755, "sleep.sh": 0o755})
+	return d
+}
+
+// startRunner starts runner process i.
+func (d *distributed) startRunner(i int) *server {
+	d.t.Helper()
+	dir := filepath.Join(d.dir, fmt.Sprintf("runner-%d", i))
+	os.MkdirAll(dir, 0o700)
+	logPath := filepath.Join(dir, fmt.Sprintf("runner-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	s := &server{t: d.t, dataDir: dir, logPath: logPath, done: make(chan error, 1), lines: make(chan string, 16)}
+	s.cmd = exec.Command(binPath, "runner", "--cluster", d.id, "--table", d.table, "--queue-url", d.q.URL,
+		"--node", fmt.Sprintf("runner-%d", i), "--data-dir", dir, "--concurrency", "4", "--heartbeat", "500ms",
+		"--shutdown-grace", "10s", "--log-level", "debug")
+	s.cmd.Env = append(os.Environ(), d.env...)
+	s.cmd.Stderr = logf
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := out.Read(buf)
+			if n > 0 {
+				s.lines <- string(buf[:n])
+			}
+			if err != nil {
+				close(s.lines)
+				return
+			}
+		}
+	}()
+	s.waitLine("receiving from")
+	d.t.Cleanup(s.stop)
+	d.runners = append(d.runners, s)
+	return s
+}
+
+func (d *distributed) setup(cl *client.Client) {
+	d.t.Helper()
+	ctx := context.Background()
+	if err := cl.Create(ctx, &resource.Repository{Meta: resource.Meta{Name: "r"}, URL: d.repo}); err != nil {
+		d.t.Fatal(err)
+	}
+	for _, s := range []*resource.Service{
+		{Meta: resource.Meta{Name: "noop"}, Type: resource.Executable, Repository: "r", Filename: "noop.sh"},
+		{Meta: resource.Meta{Name: "slow"}, Type: resource.Executable, Repository: "r", Filename: "slow.sh"},
+		{Meta: resource.Meta{Name: "slow-retry"}, Type: resource.Executable, Repository: "r", Filename: "slow.sh", Retryable: true},
+		{Meta: resource.Meta{Name: "sleeper"}, Type: resource.Executable, Repository: "r", Filename: "sleep.sh"},
+	} {
+		if err := cl.Create(ctx, s); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+}
+
+// await waits up to 90 s for execution id to reach a terminal state.
+func await(t *testing.T, cl *client.Client, id string) *execution.Execution {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		e, err := cl.Wait(context.Background(), id, 10*time.Second)
+		if err != nil {
+			t.Fatalf("wait %s: %v", id, err)
+		}
+		if e.Status.Terminal() {
+			return e
+		}
+	}
+	t.Fatalf("execution %s not finished within 90s", id)
+	return nil
+}
+
+func runningOn(t *testing.T, cl *client.Client, id string) *execution.Execution {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		e, err := cl.Execution(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Status == execution.Running {
+			return e
+		}
+		tick(50 * time.Millisecond)
+	}
+	t.Fatalf("execution %s never started", id)
+	return nil
+}
+
+func TestDistributed(t *testing.T) {
+	d := newDistributed(t, 1)
+	a := d.active(-1)
+	cl := d.client(a)
+	d.setup(cl)
+	d.startRunner(0)
+	ctx := context.Background()
+
+	t.Run("gateway to queue to runner", func(t *testing.T) {
+		e, err := cl.Run(ctx, "noop", wire.RunRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e = await(t, cl, e.ID)
+		if e.Status != execution.Succeeded || e.Node != "runner-0" || e.Stdout.Data != "ran\n" {
+			t.Errorf("execution = %s on %s, stdout %q; want succeeded on runner-0", e.Status, e.Node, e.Stdout.Data)
+		}
+		nodes, err := cl.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		for _, n := range nodes {
+			kinds[n.Kind+"/"+n.Role] = true
+		}
+		if !kinds["runner/runner"] || !kinds["gateway/active"] {
+			t.Errorf("get nodes = %+v, want the active gateway and the runner", nodes)
+		}
+	})
+
+	t.Run("duplicate delivery runs once", func(t *testing.T) {
+		e, err := cl.Run(ctx, "slow", wire.RunRequest{Async: true, Inputs: map[string]any{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Deliver the same envelope twice more, as SQS may.
+		body := fmt.Sprintf(`{"v":1,"executionId":%q,"cluster":%q,"service":"slow","serviceVersion":1,"deadline":%q,"timeoutSeconds":300}`,
+			e.ID, d.id, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		for range 2 {
+			if _, err := d.q.Client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(d.q.URL), MessageBody: aws.String(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e = await(t, cl, e.ID)
+		if e.Status != execution.Succeeded || e.Attempt != 1 {
+			t.Errorf("execution = %s attempt %d, want succeeded on the first and only attempt", e.Status, e.Attempt)
+		}
+	})
+
+	t.Run("runner killed mid-run", func(t *testing.T) {
+		for _, tt := range []struct {
+			service string
+			want    execution.Status
+			attempt int
+		}{
+			{"slow", execution.Lost, 1},
+			{"slow-retry", execution.Succeeded, 2},
+		} {
+			e, err := cl.Run(ctx, tt.service, wire.RunRequest{Async: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := runningOn(t, cl, e.ID)
+			victim := d.runners[len(d.runners)-1]
+			if r.Node != fmt.Sprintf("runner-%d", len(d.runners)-1) {
+				t.Fatalf("running on %s", r.Node)
+			}
+			victim.cmd.Process.Signal(syscall.SIGKILL)
+			victim.killed = true
+			victim.wait()
+			d.startRunner(len(d.runners))
+			got := await(t, cl, e.ID)
+			if got.Status != tt.want || got.Attempt != tt.attempt {
+				t.Errorf("%s after kill -9: %s attempt %d (%s); want %s attempt %d", tt.service, got.Status, got.Attempt, got.Reason, tt.want, tt.attempt)
+			}
+		}
+		lost, err := cl.Executions(ctx, client.ExecutionFilter{Status: "lost"})
+		if err != nil || len(lost) != 1 {
+			t.Errorf("get executions --status lost = %d, %v; want 1", len(lost), err)
+		}
+	})
+
+	t.Run("graceful runner shutdown finishes the run", func(t *testing.T) {
+		e, err := cl.Run(ctx, "slow", wire.RunRequest{Async: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runningOn(t, cl, e.ID)
+		victim := d.runners[len(d.runners)-1]
+		victim.cmd.Process.Signal(syscall.SIGTERM)
+		if err := victim.wait(); err != nil {
+			t.Errorf("runner exit after SIGTERM: %v", err)
+		}
+		got, err := cl.Execution(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != execution.Succeeded || got.Stdout.Data != "slow-done\n" {
+			t.Errorf("after graceful shutdown: %s %q, want succeeded", got.Status, got.Stdout.Data)
+		}
+		d.startRunner(len(d.runners))
+	})
+
+	t.Run("poison message to the DLQ and redrive", func(t *testing.T) {
+		if _, err := d.q.Client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(d.q.URL), MessageBody: aws.String("not an envelope")}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if v, _ := d.q.Count(t, d.q.DLQURL); v == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("poison message never reached the DLQ")
+			}
+			tick(200 * time.Millisecond)
+		}
+		n, err := cl.Redrive(ctx, 10)
+		if err != nil || n != 1 {
+			t.Fatalf("redrive = %d, %v; want 1 moved", n, err)
+		}
+		if v, _ := d.q.Count(t, d.q.DLQURL); v != 0 {
+			t.Errorf("DLQ still holds %d after redrive", v)
+		}
+	})
+}
+
+func TestDistributedGatewayFailover(t *testing.T) {
+	d := newDistributed(t, 2)
+	a := d.active(-1)
+	tok := d.login(a)
+	cl := d.clientWith(a, tok)
+	d.setup(cl)
+	d.startRunner(0)
+	var ids []string
+	for i := range 20 {
+		if i == 10 {
+			d.kill(a, syscall.SIGKILL)
+			d.nodes[a].killed = true
+			d.nodes[a].wait()
+			b := d.active(a)
+			cl = d.clientWith(b, tok)
+		}
+		e, err := cl.Run(context.Background(), "noop", wire.RunRequest{Async: true})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		ids = append(ids, e.ID)
+	}
+	terminal := map[execution.Status]int{}
+	for _, id := range ids {
+		terminal[await(t, cl, id).Status]++
+	}
+	if terminal[execution.Succeeded] != len(ids) {
+		t.Errorf("of %d accepted runs: %v; want all succeeded", len(ids), terminal)
+	}
+	all, err := cl.Executions(context.Background(), client.ExecutionFilter{Limit: 1000})
+	if err != nil || len(all) != len(ids) {
+		t.Errorf("the cluster records %d executions (%v), want exactly %d", len(all), err, len(ids))
+	}
+}
