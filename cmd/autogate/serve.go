@@ -453,6 +453,11 @@ func sweepLoop(ctx context.Context, gw *gateway.Gateway, log *slog.Logger) {
 			return
 		case <-time.After(30 * time.Second):
 		}
+		if n, err := gw.MarkDeadLetters(ctx, 100); err != nil && ctx.Err() == nil {
+			log.Warn("mark dead-lettered executions", "error", err)
+		} else if n > 0 {
+			log.Warn("executions dead-lettered", "count", n)
+		}
 		resent, failed, err := gw.Sweep(ctx, 2*time.Minute)
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -106,7 +106,11 @@ type Execution struct {
 	Node            string `json:"node,omitempty"`
 	Attempt         int    `json:"attempt,omitempty"`
 	CancelRequested bool   `json:"cancelRequested,omitempty"`
-	Submitter       string `json:"submitter,omitempty"`
+	// DeadLettered is set while the execution's message sits in the
+	// dead-letter queue after repeated failed deliveries; a redrive and a
+	// successful claim clear it.
+	DeadLettered bool   `json:"deadLettered,omitempty"`
+	Submitter    string `json:"submitter,omitempty"`
 	// Apply asks an opentofu-plan service to apply its plan.
 	Apply     bool       `json:"apply,omitempty"`
 	Epoch     int64      `json:"epoch,omitempty"`
@@ -150,6 +154,9 @@ func (e *Execution) Claim(node string, now time.Time) error {
 	}
 	e.Node = node
 	e.Attempt++
+	if e.DeadLettered {
+		e.DeadLettered, e.Reason = false, ""
+	}
 	return nil
 }
 

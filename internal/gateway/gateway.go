@@ -26,9 +26,11 @@ type Dispatcher interface {
 	Send(ctx context.Context, env queue.Envelope) error
 }
 
-// Redriver moves dead-lettered messages back onto the work queue.
+// Redriver moves dead-lettered messages back onto the work queue, and
+// lists the envelopes waiting there.
 type Redriver interface {
 	Redrive(ctx context.Context, max int) (int, error)
+	DeadLetters(ctx context.Context, max int) ([]queue.Envelope, error)
 }
 
 // ErrNoDLQ means there is no dead-letter queue to redrive (local execution).
@@ -420,6 +422,35 @@ func (g *Gateway) Redrive(ctx context.Context, max int) (int, error) {
 	return g.Redriver.Redrive(ctx, max)
 }
 
+// MarkDeadLetters flags the executions whose messages sit in the
+// dead-letter queue (up to max of them), with a reason saying what to do, so
+// `autogate get executions` shows them. It returns how many it marked.
+func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
+	if g.Redriver == nil {
+		return 0, nil
+	}
+	envs, err := g.Redriver.DeadLetters(ctx, max)
+	n := 0
+	for _, env := range envs {
+		if env.Cluster != g.Catalog.Cluster {
+			continue
+		}
+		_, merr := g.Catalog.MutateExecution(ctx, env.ExecutionID, func(x *execution.Execution) error {
+			if x.Status.Terminal() || x.DeadLettered {
+				return catalog.ErrUnchanged
+			}
+			x.DeadLettered = true
+			x.Reason = "its message failed repeatedly and is in the dead-letter queue; fix the cause, then `autogate redrive`"
+			n++
+			return nil
+		})
+		if merr != nil && !errors.Is(merr, store.ErrNotFound) {
+			return n, merr
+		}
+	}
+	return n, err
+}
+
 // Sweep re-dispatches queued executions created more than resendAfter ago
 // (their message may have been lost between the record and the send) and
 // fails queued executions past their deadline with a reason. Running ones
@@ -433,7 +464,7 @@ func (g *Gateway) Sweep(ctx context.Context, resendAfter time.Duration) (resent,
 			return resent, failed, err
 		}
 		for _, e := range page {
-			if e.Status != execution.Queued || now.Sub(e.CreatedAt) < resendAfter {
+			if e.Status != execution.Queued || e.DeadLettered || now.Sub(e.CreatedAt) < resendAfter {
 				continue
 			}
 			if !e.Deadline.IsZero() && now.After(e.Deadline) {

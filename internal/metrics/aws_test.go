@@ -116,12 +116,10 @@ var calls = map[string]func(ctx context.Context, c *dynamodb.Client) error{
 }
 
 func TestAWSMiddlewareCounts(t *testing.T) {
-	const l = `node="n1",role="runner"`
 	line := func(metric, op, outcome string, n int) string {
 		return fmt.Sprintf(`%s{aws_service="DynamoDB",%s,operation="%s",outcome="%s",role="runner"} %d`,
 			metric, `node="n1"`, op, outcome, n)
 	}
-	_ = l
 	tests := []struct {
 		name         string
 		op           string

@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/autogate/autogate/internal/catalog"
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/queue"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store/bolt"
+)
+
+// recorder is a Dispatcher and Redriver double.
+type recorder struct {
+	sent     []queue.Envelope
+	sendErr  error
+	dead     []queue.Envelope
+	redriven int
+}
+
+func (r *recorder) Send(ctx context.Context, env queue.Envelope) error {
+	if r.sendErr != nil {
+		return r.sendErr
+	}
+	r.sent = append(r.sent, env)
+	return nil
+}
+
+func (r *recorder) Redrive(ctx context.Context, max int) (int, error) {
+	r.redriven += len(r.dead)
+	return len(r.dead), nil
+}
+
+func (r *recorder) DeadLetters(ctx context.Context, max int) ([]queue.Envelope, error) {
+	return r.dead, nil
+}
+
+var (
+	_ Dispatcher = (*recorder)(nil)
+	_ Redriver   = (*recorder)(nil)
+)
+
+func newGateway(t *testing.T) (*Gateway, *recorder, *clock.Fake) {
+	t.Helper()
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kr, _ := secret.NewKeyring(make([]byte, 32))
+	cat := &catalog.Catalog{Store: st, Cluster: "c1", Keyring: kr, Clock: clk}
+	rec := &recorder{}
+	g := &Gateway{Catalog: cat, Queue: rec, Clock: clk, Logger: slog.New(slog.DiscardHandler), Node: "gw", Redriver: rec}
+	ctx := t.Context()
+	if err := g.Create(ctx, &resource.Repository{Meta: resource.Meta{Name: "r"}, URL: "/srv/r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Create(ctx, &resource.Service{Meta: resource.Meta{Name: "s"}, Type: resource.Executable, Repository: "r", Filename: "x", TimeoutSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	return g, rec, clk
+}
+
+func TestSubmitSurvivesSendFailure(t *testing.T) {
+	g, rec, clk := newGateway(t)
+	rec.sendErr = errors.New("queue unreachable")
+	e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatalf("Submit with a failing send: %v (the record exists, so the run is accepted)", err)
+	}
+	rec.sendErr = nil
+	// Too young to re-send yet.
+	if resent, failed, err := g.Sweep(t.Context(), 2*time.Minute); err != nil || resent+failed != 0 {
+		t.Fatalf("early Sweep = %d, %d, %v", resent, failed, err)
+	}
+	clk.Advance(3 * time.Minute)
+	if resent, _, err := g.Sweep(t.Context(), 2*time.Minute); err != nil || resent != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != e.ID {
+		t.Fatalf("Sweep = %d resent (%v), sent %v; want the orphan re-sent", resent, err, rec.sent)
+	}
+	// Past its deadline (timeout 10 min + 1 min) it is failed with a reason.
+	clk.Advance(time.Hour)
+	if _, failed, err := g.Sweep(t.Context(), 2*time.Minute); err != nil || failed != 1 {
+		t.Fatalf("late Sweep failed %d, %v; want 1", failed, err)
+	}
+	got, _ := g.Catalog.Execution(t.Context(), e.ID)
+	if got.Status != execution.Failed || got.Reason == "" {
+		t.Errorf("status %s reason %q, want failed with a reason", got.Status, got.Reason)
+	}
+}
+
+func TestMarkDeadLetters(t *testing.T) {
+	g, rec, clk := newGateway(t)
+	e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.dead = []queue.Envelope{rec.sent[0], {V: 1, ExecutionID: "other", Cluster: "c2"}}
+	n, err := g.MarkDeadLetters(t.Context(), 10)
+	if err != nil || n != 1 {
+		t.Fatalf("MarkDeadLetters = %d, %v; want 1", n, err)
+	}
+	got, _ := g.Catalog.Execution(t.Context(), e.ID)
+	if !got.DeadLettered || got.Reason == "" {
+		t.Errorf("execution not marked: %+v", got)
+	}
+	// The sweeper leaves it alone: re-sending would only dead-letter it again.
+	clk.Advance(3 * time.Minute)
+	if resent, _, _ := g.Sweep(t.Context(), 2*time.Minute); resent != 0 {
+		t.Errorf("Sweep re-sent a dead-lettered execution")
+	}
+	if moved, err := g.Redrive(t.Context(), 10); err != nil || moved != 2 {
+		t.Errorf("Redrive = %d, %v", moved, err)
+	}
+	// A successful claim clears the mark.
+	if err := got.Claim("runner", clk.Now()); err != nil || got.DeadLettered || got.Reason != "" {
+		t.Errorf("after Claim: deadLettered %v reason %q, err %v", got.DeadLettered, got.Reason, err)
+	}
+}
+
+func TestRedriveLocal(t *testing.T) {
+	g, _, _ := newGateway(t)
+	g.Redriver = nil
+	if _, err := g.Redrive(t.Context(), 1); !errors.Is(err, ErrNoDLQ) {
+		t.Errorf("Redrive without a DLQ = %v, want ErrNoDLQ", err)
+	}
+}
