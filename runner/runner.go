@@ -36,6 +36,26 @@ type Checkouter interface {
 	Checkout(ctx context.Context, repo resource.Repository, credential []byte) (dir, commit string, err error)
 }
 
+// Meter records what the runner does (package metrics fits); nil records
+// nothing.
+type Meter interface {
+	// TrackCalls returns a context that counts the AWS API calls made with
+	// it, and a function that records and returns the count.
+	TrackCalls(ctx context.Context) (context.Context, func() int64)
+	RunStarted()
+	RunEnded()
+	RunFinished(status execution.Status, d time.Duration)
+}
+
+type noMeter struct{}
+
+func (noMeter) TrackCalls(ctx context.Context) (context.Context, func() int64) {
+	return ctx, func() int64 { return 0 }
+}
+func (noMeter) RunStarted()                                 {}
+func (noMeter) RunEnded()                                   {}
+func (noMeter) RunFinished(execution.Status, time.Duration) {}
+
 // Config configures a Core.
 type Config struct {
 	// Node is this runner's ID, recorded on every execution it claims.
@@ -65,6 +85,8 @@ type Config struct {
 	// OnDone, if set, is called after an execution's terminal state is
 	// recorded by this runner.
 	OnDone func(*execution.Execution)
+	// Metrics, if set, counts runs and the AWS calls each one costs.
+	Metrics Meter
 }
 
 // Core is the runner core.
@@ -106,6 +128,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	if cfg.ReceiveWait <= 0 {
 		cfg.ReceiveWait = 20 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMeter{}
 	}
 	if cfg.StaleAfter <= cfg.Heartbeat {
 		return nil, fmt.Errorf("runner: stale-after %v must exceed heartbeat %v", cfg.StaleAfter, cfg.Heartbeat)
@@ -219,6 +244,8 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 		log.Error("message for another cluster", "cluster", env.Cluster)
 		return Failed
 	}
+	// Count the AWS calls of this delivery, from the first read to the ack.
+	ctx, calls := c.cfg.Metrics.TrackCalls(ctx)
 	cat := c.cfg.Catalog
 	e, err := cat.Execution(ctx, env.ExecutionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -235,14 +262,14 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 		c.ack(ctx, m, log)
 		return Done
 	case e.Status == execution.Running:
-		return c.handleRunning(ctx, m, e, log)
+		return c.handleRunning(ctx, m, e, log, calls)
 	}
-	return c.claimAndRun(ctx, m, log)
+	return c.claimAndRun(ctx, m, log, calls)
 }
 
 // handleRunning deals with a delivery for an execution already running:
 // either its runner is alive (back off) or it died (mark the attempt lost).
-func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger) Outcome {
+func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger, calls func() int64) Outcome {
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
 	_, mine := c.running[e.ID]
@@ -269,7 +296,7 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 	}
 	log.Warn("attempt lost", "status", e.Status, "attempt", attempt)
 	if e.Status == execution.Queued {
-		return c.claimAndRun(ctx, m, log)
+		return c.claimAndRun(ctx, m, log, calls)
 	}
 	if e.Status.Terminal() {
 		c.done(e)
@@ -280,7 +307,7 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 
 func cat(c *Core) *catalog.Catalog { return c.cfg.Catalog }
 
-func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logger) Outcome {
+func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logger, calls func() int64) Outcome {
 	id := m.Envelope.ExecutionID
 	now := c.cfg.Clock.Now()
 	claimed := false
@@ -314,15 +341,23 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logge
 	}
 	log = log.With("attempt", e.Attempt, "service", e.Service)
 	log.Info("execution started")
+	meter := c.cfg.Metrics
+	meter.RunStarted()
 	final := c.run(ctx, m, e, log)
+	meter.RunEnded()
 	c.done(final)
+	outcome := Done
 	if final.Status == execution.Queued {
 		// Lost to a shutdown and re-queued for retry: hand the message back.
 		c.release(context.WithoutCancel(ctx), m, 0, log)
-		return Requeued
+		meter.RunFinished(execution.Lost, final.Duration())
+		outcome = Requeued
+	} else {
+		c.ack(context.WithoutCancel(ctx), m, log)
+		meter.RunFinished(final.Status, final.Duration())
 	}
-	c.ack(context.WithoutCancel(ctx), m, log)
-	return Done
+	log.Info("execution acknowledged", "aws_calls", calls())
+	return outcome
 }
 
 // run executes a claimed attempt and records its terminal state.

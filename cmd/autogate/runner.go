@@ -21,6 +21,7 @@ import (
 	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/gitrepo"
 	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
+	"github.com/autogate/autogate/internal/metrics"
 	sqsqueue "github.com/autogate/autogate/internal/queue/sqs"
 	"github.com/autogate/autogate/internal/secret"
 	storedynamo "github.com/autogate/autogate/internal/store/dynamo"
@@ -78,6 +79,8 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 	if err != nil {
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
+	meter := metrics.New(cfg.Node, metrics.RoleRunner)
+	awsCfg.APIOptions = append(awsCfg.APIOptions, meter.AWSAPIOptions()...)
 	ddb := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{})
 	if err := storedynamo.CheckTable(ctx, ddb, cfg.Table); err != nil {
 		return err
@@ -109,7 +112,7 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 	cat := &catalog.Catalog{Store: st, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
 	core, err := runner.New(runner.Config{
 		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe, Repos: repos, Clock: clk, Logger: log,
-		Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
+		Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat, Metrics: meter,
 	})
 	if err != nil {
 		return err
@@ -135,6 +138,9 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 			if err := reg.Heartbeat(hbCtx, n, 90*time.Second); err != nil && hbCtx.Err() == nil {
 				log.Warn("node heartbeat", "error", err)
 			}
+			if v, f, err := q.Depth(hbCtx); err == nil {
+				meter.QueueDepth(v, f)
+			}
 		}
 		for {
 			beat()
@@ -156,7 +162,7 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 		if err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
-		metricsSrv = &http.Server{Handler: runnerHandler(core), ReadHeaderTimeout: 5 * time.Second}
+		metricsSrv = &http.Server{Handler: runnerHandler(core, meter.Handler()), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := metricsSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -188,9 +194,10 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 	return errors.Join(runErr, g.Wait())
 }
 
-// runnerHandler serves /healthz for the runner (and /metrics once wired).
-func runnerHandler(core *runner.Core) http.Handler {
+// runnerHandler serves the runner's /healthz and /metrics.
+func runnerHandler(core *runner.Core, metricsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "ok (%d running)\n", core.InFlight())
 	})

@@ -30,6 +30,7 @@ import (
 	"github.com/autogate/autogate/internal/gitrepo"
 	"github.com/autogate/autogate/internal/lease"
 	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
+	"github.com/autogate/autogate/internal/metrics"
 	"github.com/autogate/autogate/internal/queue"
 	sqsqueue "github.com/autogate/autogate/internal/queue/sqs"
 	"github.com/autogate/autogate/internal/resource"
@@ -243,12 +244,14 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	if advertise == "" {
 		advertise = fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	}
+	meter := metrics.New(cfg.Node, metrics.RoleGateway)
 	var awsCfg aws.Config
 	if cfg.Store == "dynamodb" || cfg.Execution == "queue" {
 		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
 			ln.Close()
 			return fmt.Errorf("AWS configuration: %w", err)
 		}
+		awsCfg.APIOptions = append(awsCfg.APIOptions, meter.AWSAPIOptions()...)
 	}
 	be, err := openBackend(ctx, cfg, awsCfg, clk, advertise, log)
 	if err != nil {
@@ -280,16 +283,17 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	core, err := runner.New(runner.Config{
 		Node: cfg.Node, Catalog: runnerCat, Source: q, Executor: exe, Repos: repos,
 		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, OnDone: gw.Notify,
-		CancelPoll: 500 * time.Millisecond, Heartbeat: cfg.Heartbeat,
+		CancelPoll: 500 * time.Millisecond, Heartbeat: cfg.Heartbeat, Metrics: meter,
 	})
 	if err != nil {
 		return err
 	}
 	localRunner := cfg.Execution == "local"
+	var sq *sqsqueue.Queue
 	if localRunner {
 		gw.Canceler = core
 	} else {
-		sq, err := sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{
+		sq, err = sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{
 			QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
 		if err != nil {
 			return err
@@ -308,7 +312,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	}
 	srv := &api.Server{
 		Gateway: gw, Auth: authn, Leader: lead, Logger: log, Cluster: cfg.Cluster, Node: cfg.Node,
-		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, Nodes: nodes,
+		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, Nodes: nodes, Metrics: meter.Handler(),
 	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -354,9 +358,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				shared.view.Store(&view)
 				gw.Epoch.Store(term.Epoch)
 				lead.term.Store(&term)
+				meter.LeaseState(true, term.Epoch)
 				defer func() {
 					lead.active.Store(false)
 					shared.view.Store(nil)
+					meter.LeaseState(false, term.Epoch)
 				}()
 				if created, err := authn.EnsureAdmin(ctx, passFile); err != nil {
 					log.Error("create the admin user", "error", err)
@@ -375,7 +381,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				if localRunner {
 					<-ctx.Done() // the in-process queue loses nothing a restart's reconcile misses
 				} else {
-					sweepLoop(ctx, gw, log)
+					sweepLoop(ctx, gw, sq, meter, log)
 				}
 				log.Warn("no longer active", "epoch", term.Epoch)
 			},
@@ -446,12 +452,18 @@ func serverTLS(cfg config.Server, dir string, clk clock.Clock, stderr interface{
 // sweepLoop runs the gateway's reconciler every 30 s until ctx ends: a
 // queued execution whose message was lost is sent again, and one past its
 // deadline is failed with a reason, so no accepted run is left behind.
-func sweepLoop(ctx context.Context, gw *gateway.Gateway, log *slog.Logger) {
+func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, meter *metrics.Metrics, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(30 * time.Second):
+		}
+		if v, f, err := sq.Depth(ctx); err == nil {
+			meter.QueueDepth(v, f)
+		}
+		if n, err := sq.DeadLetterDepth(ctx); err == nil {
+			meter.DeadLetterDepth(n)
 		}
 		if n, err := gw.MarkDeadLetters(ctx, 100); err != nil && ctx.Err() == nil {
 			log.Warn("mark dead-lettered executions", "error", err)

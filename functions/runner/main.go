@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/autogate/autogate/internal/metrics"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"log/slog"
 	"os"
@@ -50,10 +51,14 @@ func newLogger(cfg config) *slog.Logger {
 // wire builds the handler: DynamoDB store and catalog, SQS queue, executor
 // and repository cache under WorkDir, and the runner core.
 func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, error) {
+	meter := metrics.New(cfg.Node, metrics.RoleLambda)
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
+	// Lambda has no /metrics to scrape: the runner logs each execution's
+	// AWS call count (aws_calls) instead.
+	awsCfg.APIOptions = append(awsCfg.APIOptions, meter.AWSAPIOptions()...)
 	key, err := secretKey(ctx, cfg, secretsmanager.NewFromConfig(awsCfg))
 	if err != nil {
 		return nil, err
@@ -83,7 +88,7 @@ func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, 
 	core, err := runner.New(runner.Config{
 		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe,
 		Repos: gitrepo.New(filepath.Join(cfg.WorkDir, "repos"), log),
-		Clock: clk, Logger: log, Concurrency: cfg.Concurrency,
+		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, Metrics: meter,
 	})
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/lease"
+	"github.com/autogate/autogate/internal/metrics"
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store/bolt"
@@ -55,7 +56,8 @@ func newEnv(t *testing.T) *env {
 	e := &env{leader: &fakeLeader{}, q: q, tokens: map[auth.Role]string{}, cat: cat}
 	e.leader.active.Store(true)
 	s := &Server{Gateway: &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: "gw-1"},
-		Auth: au, Leader: e.leader, Logger: log, Cluster: "default", Node: "gw-1", Version: "test", MaxBodyBytes: 64 << 10}
+		Auth: au, Leader: e.leader, Logger: log, Cluster: "default", Node: "gw-1", Version: "test", MaxBodyBytes: 64 << 10,
+		Metrics: metrics.New("gw-1", metrics.RoleGateway).Handler()}
 	e.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(e.srv.Close)
 	for _, r := range []auth.Role{auth.Admin, auth.Operator, auth.Viewer} {
@@ -118,6 +120,7 @@ func TestAuthorization(t *testing.T) {
 		{"login is public", "", "POST", "/v1/login", `{"username":"viewer-user","password":"a long enough password"}`, 200},
 		{"bad login", "", "POST", "/v1/login", `{"username":"viewer-user","password":"nope nope nope"}`, 401},
 		{"healthz", "", "GET", "/healthz", "", 200},
+		{"metrics are public", "", "GET", "/metrics", "", 200},
 		{"readyz active", "", "GET", "/readyz", "", 200},
 	}
 	for _, tt := range tests {

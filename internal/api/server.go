@@ -39,6 +39,9 @@ type Server struct {
 	// Ready reports extra readiness conditions beyond holding the lease
 	// (the store answering, …); nil means none.
 	Ready func(ctx context.Context) error
+	// Metrics, if set, is served unauthenticated at /metrics (Prometheus
+	// text: counts and states only, never names or inputs).
+	Metrics http.Handler
 	// MaxBodyBytes caps request bodies; default 1 MiB.
 	MaxBodyBytes int64
 }
@@ -76,6 +79,9 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	})
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		active, term := s.Leader.Active()
@@ -205,7 +211,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), accessKey, info)
 		next.ServeHTTP(&statusWriter{ResponseWriter: w, info: info}, r.WithContext(ctx))
 		level := slog.LevelInfo
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			level = slog.LevelDebug
 		}
 		s.Logger.Log(r.Context(), level, "http request", "request_id", id, "method", r.Method,
