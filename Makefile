@@ -4,7 +4,7 @@ BIN     := bin/autogate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-go deps vet fmt bench bench-failover clean help
+.PHONY: all build demo test test-go deps vet fmt bench bench-failover bench-dispatch clean help
 all: build
 
 help: ## list targets
@@ -36,6 +36,9 @@ bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the 
 
 bench-failover: emulators ## kill -9 the active gateway N times (BENCH_TRIALS, default 30): failover p50/p99/max and lease cost
 	CI=true $(GO) test -run '^$$' -bench BenchmarkFailover -benchtime $${BENCH_TRIALS:-30}x -count 1 -v ./cmd/autogate/ | grep -E 'Benchmark|lease cost|ok|FAIL'
+
+bench-dispatch: emulators ## no-op runs through 1 gateway, SQS and 1/2/4 runners (BENCH_RUNS, default 200 per case)
+	CI=true $(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime $${BENCH_RUNS:-200}x -count 1 ./cmd/autogate/ | grep -E 'Benchmark|ok|FAIL'
 
 clean:
 	rm -rf bin

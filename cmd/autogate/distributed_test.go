@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +34,7 @@ type distributed struct {
 	repo    string
 }
 
-func newDistributed(t *testing.T, gateways int) *distributed {
+func newDistributed(t testing.TB, gateways int) *distributed {
 	t.Helper()
 	q := sqsqueue.New(t, sqsqueue.Options{MaxReceiveCount: 3, Visibility: 2 * time.Second})
 	d := &distributed{q: q}
@@ -45,7 +49,7 @@ func newDistributed(t *testing.T, gateways int) *distributed {
 }
 
 // startRunner starts runner process i.
-func (d *distributed) startRunner(i int) *server {
+func (d *distributed) startRunner(i int, extra ...string) *server {
 	d.t.Helper()
 	dir := filepath.Join(d.dir, fmt.Sprintf("runner-%d", i))
 	os.MkdirAll(dir, 0o700)
@@ -58,6 +62,7 @@ func (d *distributed) startRunner(i int) *server {
 	s.cmd = exec.Command(binPath, "runner", "--cluster", d.id, "--table", d.table, "--queue-url", d.q.URL,
 		"--node", fmt.Sprintf("runner-%d", i), "--data-dir", dir, "--concurrency", "4", "--heartbeat", "500ms",
 		"--shutdown-grace", "10s", "--log-level", "debug")
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Env = append(os.Environ(), d.env...)
 	s.cmd.Stderr = logf
 	out, err := s.cmd.StdoutPipe()
@@ -69,17 +74,11 @@ func (d *distributed) startRunner(i int) *server {
 	}
 	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
 	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := out.Read(buf)
-			if n > 0 {
-				s.lines <- string(buf[:n])
-			}
-			if err != nil {
-				close(s.lines)
-				return
-			}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.lines <- sc.Text()
 		}
+		close(s.lines)
 	}()
 	s.waitLine("receiving from")
 	d.t.Cleanup(s.stop)
@@ -106,7 +105,7 @@ func (d *distributed) setup(cl *client.Client) {
 }
 
 // await waits up to 90 s for execution id to reach a terminal state.
-func await(t *testing.T, cl *client.Client, id string) *execution.Execution {
+func await(t testing.TB, cl *client.Client, id string) *execution.Execution {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -298,5 +297,95 @@ func TestDistributedGatewayFailover(t *testing.T) {
 	all, err := cl.Executions(context.Background(), client.ExecutionFilter{Limit: 1000})
 	if err != nil || len(all) != len(ids) {
 		t.Errorf("the cluster records %d executions (%v), want exactly %d", len(all), err, len(ids))
+	}
+}
+
+// scrapeCalls sums autogate_aws_api_calls_total at a /metrics URL.
+func scrapeCalls(tb testing.TB, url string) float64 {
+	tb.Helper()
+	resp, err := insecureHTTP.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	total := 0.0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "autogate_aws_api_calls_total{") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
+			total += v
+		}
+	}
+	return total
+}
+
+// BenchmarkDispatch runs a no-op executable service through one gateway, the
+// SQS queue and 1, 2 or 4 runner processes (make bench-dispatch). It reports
+// executions per second, p50/p99 queue-to-start and end-to-end latency, and
+// the AWS API calls per execution seen by the gateway's and runners'
+// metrics (background lease and heartbeat calls included).
+func BenchmarkDispatch(b *testing.B) {
+	for _, runners := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("runners=%d", runners), func(b *testing.B) {
+			d := newDistributed(b, 1)
+			a := d.active(-1)
+			cl := d.client(a)
+			d.setup(cl)
+			var metricURLs []string
+			for i := range runners {
+				r := d.startRunner(i, "--metrics-listen", "127.0.0.1:0", "--log-level", "warn")
+				line := r.waitLine("metrics on")
+				metricURLs = append(metricURLs, line[strings.Index(line, "http://"):])
+			}
+			metricURLs = append(metricURLs, d.nodes[a].url+"/metrics")
+			// Warm every runner's checkout cache.
+			for range 2 * runners {
+				if e, err := cl.Run(context.Background(), "noop", wire.RunRequest{}); err != nil || e.Status != execution.Succeeded {
+					b.Fatalf("warm-up: %v %+v", err, e)
+				}
+			}
+			before := 0.0
+			for _, u := range metricURLs {
+				before += scrapeCalls(b, u)
+			}
+			var ids []string
+			start := time.Now()
+			for b.Loop() {
+				e, err := cl.Run(context.Background(), "noop", wire.RunRequest{Async: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids = append(ids, e.ID)
+			}
+			var q2s, e2e []time.Duration
+			var last time.Time
+			for _, id := range ids {
+				e := await(b, cl, id)
+				if e.Status != execution.Succeeded {
+					b.Fatalf("%s %s: %s", id, e.Status, e.Reason)
+				}
+				q2s = append(q2s, e.StartedAt.Sub(e.CreatedAt))
+				e2e = append(e2e, e.EndedAt.Sub(e.CreatedAt))
+				if e.EndedAt.After(last) {
+					last = *e.EndedAt
+				}
+			}
+			b.StopTimer()
+			after := 0.0
+			for _, u := range metricURLs {
+				after += scrapeCalls(b, u)
+			}
+			pct := func(d []time.Duration, p float64) float64 {
+				slices.Sort(d)
+				return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(float64(len(ids))/last.Sub(start).Seconds(), "exec/s")
+			b.ReportMetric(pct(q2s, 0.5), "q2s-p50-ms")
+			b.ReportMetric(pct(q2s, 0.99), "q2s-p99-ms")
+			b.ReportMetric(pct(e2e, 0.5), "e2e-p50-ms")
+			b.ReportMetric(pct(e2e, 0.99), "e2e-p99-ms")
+			b.ReportMetric((after-before)/float64(len(ids)), "aws-calls/exec")
+		})
 	}
 }

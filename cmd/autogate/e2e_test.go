@@ -194,7 +194,7 @@ func (c *cliRunner) must(want int, args ...string) result {
 	return r
 }
 
-func gitRepo(t *testing.T, dir string, files map[string]string, modes map[string]os.FileMode) {
+func gitRepo(t testing.TB, dir string, files map[string]string, modes map[string]os.FileMode) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -214,7 +214,7 @@ func gitRepo(t *testing.T, dir string, files map[string]string, modes map[string
 	git(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "services")
 }
 
-func git(t *testing.T, dir string, args ...string) {
+func git(t testing.TB, dir string, args ...string) {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -157,12 +157,14 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 		}
 	})
 	var metricsSrv *http.Server
+	metricsAddr := ""
 	if cfg.MetricsListen != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
 		metricsSrv = &http.Server{Handler: runnerHandler(core, meter.Handler()), ReadHeaderTimeout: 5 * time.Second}
+		metricsAddr = ln.Addr().String()
 		g.Go(func() error {
 			if err := metricsSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -172,6 +174,9 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 	}
 	fmt.Fprintf(stdout, "autogate runner: receiving from %s (cluster %s, node %s, concurrency %d)\n",
 		cfg.QueueURL, cfg.Cluster, cfg.Node, cfg.Concurrency)
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "autogate runner: metrics on http://%s/metrics\n", metricsAddr)
+	}
 	log.Info("runner started", "queue_url", cfg.QueueURL, "concurrency", cfg.Concurrency)
 
 	<-ctx.Done()
