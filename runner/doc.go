@@ -6,7 +6,7 @@
 // Guarantees:
 //   - A service starts at most once per attempt: the claim queued → running is
 //     a version-conditional write naming this runner and the attempt number,
-//     so a duplicate delivery finds the record already running and backs off.
+//     so a duplicate delivery finds the record already running and is dropped.
 //   - A message is acknowledged only after the execution's terminal state is
 //     recorded; a crash before that makes the message reappear, and the next
 //     runner marks the stale attempt lost (and re-queues it only if the

@@ -147,7 +147,8 @@ const (
 	// message was acknowledged.
 	Done Outcome = iota
 	// Requeued: the message was released to be delivered again (another
-	// runner holds the execution, or a lost attempt was re-queued).
+	// runner claimed the execution between our read and our write, or a
+	// lost attempt was re-queued).
 	Requeued
 	// Failed: the message could not be handled (store unreachable…) and was
 	// left for redelivery.
@@ -275,8 +276,14 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 	_, mine := c.running[e.ID]
 	c.mu.Unlock()
 	if mine || (e.Heartbeat != nil && now.Sub(*e.Heartbeat) < c.cfg.StaleAfter) {
-		c.release(ctx, m, c.cfg.StaleAfter, log)
-		return Requeued
+		// A duplicate delivery while a live runner holds the execution: drop
+		// this copy. Releasing it instead would make it bounce until the
+		// queue dead-letters a healthy long run. If the holder dies later,
+		// its own copy comes back, or the gateway's sweeper finds the stale
+		// record.
+		log.Info("duplicate delivery of a running execution; dropping it", "holder", e.Node)
+		c.ack(ctx, m, log)
+		return Done
 	}
 	attempt := e.Attempt
 	e, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {

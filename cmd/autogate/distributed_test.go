@@ -241,23 +241,66 @@ func TestDistributed(t *testing.T) {
 		d.startRunner(len(d.runners))
 	})
 
+	t.Run("cancel reaches the runner", func(t *testing.T) {
+		e, err := cl.Run(ctx, "sleeper", wire.RunRequest{Async: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runningOn(t, cl, e.ID)
+		start := time.Now()
+		if _, err := cl.Cancel(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		got := await(t, cl, e.ID)
+		if got.Status != execution.Canceled {
+			t.Errorf("after cancel: %s (%s), want canceled", got.Status, got.Reason)
+		}
+		t.Logf("cancel took %v to stop the service on its runner", time.Since(start))
+	})
+
+	t.Run("runner shutdown past its grace records the run lost", func(t *testing.T) {
+		victim := d.runners[len(d.runners)-1]
+		victim.stop()
+		d.startRunner(len(d.runners), "--shutdown-grace", "1s")
+		e, err := cl.Run(ctx, "sleeper", wire.RunRequest{Async: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runningOn(t, cl, e.ID)
+		victim = d.runners[len(d.runners)-1]
+		victim.cmd.Process.Signal(syscall.SIGTERM)
+		if err := victim.wait(); err != nil {
+			t.Errorf("runner exit after SIGTERM: %v", err)
+		}
+		got, err := cl.Execution(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != execution.Lost {
+			t.Errorf("after the grace period: %s (%s), want lost", got.Status, got.Reason)
+		}
+		d.startRunner(len(d.runners))
+	})
+
 	t.Run("poison message to the DLQ and redrive", func(t *testing.T) {
+		before, _ := d.q.Count(t, d.q.DLQURL)
 		if _, err := d.q.Client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(d.q.URL), MessageBody: aws.String("not an envelope")}); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			if v, _ := d.q.Count(t, d.q.DLQURL); v == 1 {
+			if v, _ := d.q.Count(t, d.q.DLQURL); v == before+1 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("poison message never reached the DLQ")
+				raw, _ := os.ReadFile(d.runners[len(d.runners)-1].logPath)
+				t.Fatalf("poison message never reached the DLQ; runner log:\n%s", raw)
 			}
 			tick(200 * time.Millisecond)
 		}
 		n, err := cl.Redrive(ctx, 10)
-		if err != nil || n != 1 {
-			t.Fatalf("redrive = %d, %v; want 1 moved", n, err)
+		if err != nil || n != before+1 {
+			t.Fatalf("redrive = %d, %v; want %d moved", n, err, before+1)
 		}
 		if v, _ := d.q.Count(t, d.q.DLQURL); v != 0 {
 			t.Errorf("DLQ still holds %d after redrive", v)

@@ -381,7 +381,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				if localRunner {
 					<-ctx.Done() // the in-process queue loses nothing a restart's reconcile misses
 				} else {
-					sweepLoop(ctx, gw, sq, meter, log)
+					sweepLoop(ctx, gw, sq, meter, max(2*time.Minute, 6*cfg.Heartbeat), log)
 				}
 				log.Warn("no longer active", "epoch", term.Epoch)
 			},
@@ -450,9 +450,10 @@ func serverTLS(cfg config.Server, dir string, clk clock.Clock, stderr interface{
 }
 
 // sweepLoop runs the gateway's reconciler every 30 s until ctx ends: a
-// queued execution whose message was lost is sent again, and one past its
-// deadline is failed with a reason, so no accepted run is left behind.
-func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, meter *metrics.Metrics, log *slog.Logger) {
+// queued execution whose message was lost is sent again, one past its
+// deadline is failed with a reason, and a running one whose runner went
+// silent for staleAfter is declared lost, so no accepted run is left behind.
+func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, meter *metrics.Metrics, staleAfter time.Duration, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -470,7 +471,7 @@ func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, met
 		} else if n > 0 {
 			log.Warn("executions dead-lettered", "count", n)
 		}
-		resent, failed, err := gw.Sweep(ctx, 2*time.Minute)
+		resent, failed, err := gw.Sweep(ctx, 2*time.Minute, staleAfter)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("sweep queued executions", "error", err)

@@ -451,11 +451,13 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 	return n, err
 }
 
-// Sweep re-dispatches queued executions created more than resendAfter ago
-// (their message may have been lost between the record and the send) and
-// fails queued executions past their deadline with a reason. Running ones
-// are left to the runners' heartbeat and lost-attempt logic.
-func (g *Gateway) Sweep(ctx context.Context, resendAfter time.Duration) (resent, failed int, err error) {
+// Sweep is the reconciler of distributed execution. It re-dispatches queued
+// executions created more than resendAfter ago (their message may have been
+// lost between the record and the send), fails queued ones past their
+// deadline with a reason, and declares lost the running ones whose runner
+// has not heartbeated for staleAfter (their message may be gone too:
+// runners drop duplicate deliveries), re-queueing them if retryable.
+func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Duration) (resent, failed int, err error) {
 	now := g.Clock.Now()
 	tok := ""
 	for {
@@ -464,11 +466,33 @@ func (g *Gateway) Sweep(ctx context.Context, resendAfter time.Duration) (resent,
 			return resent, failed, err
 		}
 		for _, e := range page {
-			if e.Status != execution.Queued || e.DeadLettered || now.Sub(e.CreatedAt) < resendAfter {
-				continue
-			}
-			if !e.Deadline.IsZero() && now.After(e.Deadline) {
-				_, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+			switch {
+			case e.Status == execution.Running && e.Heartbeat != nil && now.Sub(*e.Heartbeat) >= staleAfter:
+				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+					if x.Status != execution.Running || x.Heartbeat == nil || now.Sub(*x.Heartbeat) < staleAfter {
+						return catalog.ErrUnchanged
+					}
+					if err := x.Transition(execution.Lost, now, fmt.Sprintf("runner %s stopped heartbeating during attempt %d", x.Node, x.Attempt)); err != nil {
+						return err
+					}
+					x.Retry(now)
+					return nil
+				})
+				if err != nil {
+					return resent, failed, err
+				}
+				if x.Status == execution.Queued {
+					if err := g.dispatch(ctx, x); err != nil {
+						return resent, failed, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
+					}
+					resent++
+				} else if x.Status == execution.Lost {
+					failed++
+					g.Notify(x)
+				}
+			case e.Status != execution.Queued || e.DeadLettered || now.Sub(e.CreatedAt) < resendAfter:
+			case !e.Deadline.IsZero() && now.After(e.Deadline):
+				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
 					if x.Status != execution.Queued {
 						return catalog.ErrUnchanged
 					}
@@ -478,12 +502,13 @@ func (g *Gateway) Sweep(ctx context.Context, resendAfter time.Duration) (resent,
 					return resent, failed, err
 				}
 				failed++
-				continue
+				g.Notify(x)
+			default:
+				if err := g.dispatch(ctx, e); err != nil {
+					return resent, failed, fmt.Errorf("re-dispatch %s: %w", e.ID, err)
+				}
+				resent++
 			}
-			if err := g.dispatch(ctx, e); err != nil {
-				return resent, failed, fmt.Errorf("re-dispatch %s: %w", e.ID, err)
-			}
-			resent++
 		}
 		if next == "" {
 			return resent, failed, nil

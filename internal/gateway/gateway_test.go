@@ -78,16 +78,16 @@ func TestSubmitSurvivesSendFailure(t *testing.T) {
 	}
 	rec.sendErr = nil
 	// Too young to re-send yet.
-	if resent, failed, err := g.Sweep(t.Context(), 2*time.Minute); err != nil || resent+failed != 0 {
+	if resent, failed, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); err != nil || resent+failed != 0 {
 		t.Fatalf("early Sweep = %d, %d, %v", resent, failed, err)
 	}
 	clk.Advance(3 * time.Minute)
-	if resent, _, err := g.Sweep(t.Context(), 2*time.Minute); err != nil || resent != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != e.ID {
+	if resent, _, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); err != nil || resent != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != e.ID {
 		t.Fatalf("Sweep = %d resent (%v), sent %v; want the orphan re-sent", resent, err, rec.sent)
 	}
 	// Past its deadline (timeout 10 min + 1 min) it is failed with a reason.
 	clk.Advance(time.Hour)
-	if _, failed, err := g.Sweep(t.Context(), 2*time.Minute); err != nil || failed != 1 {
+	if _, failed, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); err != nil || failed != 1 {
 		t.Fatalf("late Sweep failed %d, %v; want 1", failed, err)
 	}
 	got, _ := g.Catalog.Execution(t.Context(), e.ID)
@@ -113,7 +113,7 @@ func TestMarkDeadLetters(t *testing.T) {
 	}
 	// The sweeper leaves it alone: re-sending would only dead-letter it again.
 	clk.Advance(3 * time.Minute)
-	if resent, _, _ := g.Sweep(t.Context(), 2*time.Minute); resent != 0 {
+	if resent, _, _ := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); resent != 0 {
 		t.Errorf("Sweep re-sent a dead-lettered execution")
 	}
 	if moved, err := g.Redrive(t.Context(), 10); err != nil || moved != 2 {
@@ -130,5 +130,42 @@ func TestRedriveLocal(t *testing.T) {
 	g.Redriver = nil
 	if _, err := g.Redrive(t.Context(), 1); !errors.Is(err, ErrNoDLQ) {
 		t.Errorf("Redrive without a DLQ = %v, want ErrNoDLQ", err)
+	}
+}
+
+func TestSweepStaleRunning(t *testing.T) {
+	for _, retryable := range []bool{false, true} {
+		g, rec, clk := newGateway(t)
+		svc, _ := g.Catalog.Service(t.Context(), "s")
+		svc.Retryable = retryable
+		if err := g.Update(t.Context(), svc); err != nil {
+			t.Fatal(err)
+		}
+		e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Catalog.MutateExecution(t.Context(), e.ID, func(x *execution.Execution) error {
+			return x.Claim("runner-gone", clk.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(4 * time.Minute)
+		if resent, failed, _ := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); resent+failed != 0 {
+			t.Fatalf("a fresh-enough running execution was swept")
+		}
+		clk.Advance(2 * time.Minute)
+		resent, failed, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := g.Catalog.Execution(t.Context(), e.ID)
+		want, wantResent := execution.Lost, 0
+		if retryable {
+			want, wantResent = execution.Queued, 1
+		}
+		if got.Status != want || resent != wantResent || resent+failed != 1 || len(rec.sent) != 1+wantResent {
+			t.Errorf("retryable=%v: status %s, resent %d failed %d, sent %d; want %s", retryable, got.Status, resent, failed, len(rec.sent), want)
+		}
 	}
 }
