@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,24 +16,8 @@ import (
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store/bolt"
+	"github.com/autogate/autogate/runner/runnertest"
 )
-
-// fakeExecutor runs fn, counting calls.
-type fakeExecutor struct {
-	calls atomic.Int32
-	fn    func(ctx context.Context, job executor.Job) (executor.Result, error)
-}
-
-func (f *fakeExecutor) Run(ctx context.Context, job executor.Job) (executor.Result, error) {
-	f.calls.Add(1)
-	return f.fn(ctx, job)
-}
-
-type fakeRepos struct{}
-
-func (fakeRepos) Checkout(ctx context.Context, r resource.Repository, cred []byte) (string, string, error) {
-	return "/nonexistent", "0123456789012345678901234567890123456789", nil
-}
 
 // fakeSource records what the core does with messages.
 type fakeSource struct {
@@ -67,7 +50,7 @@ type harness struct {
 	cat  *catalog.Catalog
 	clk  *clock.Fake
 	src  *fakeSource
-	exe  *fakeExecutor
+	exe  *runnertest.Executor
 	core *Core
 	done chan *execution.Execution
 }
@@ -83,12 +66,12 @@ func newHarness(t *testing.T, fn func(ctx context.Context, job executor.Job) (ex
 	kr, _ := secret.NewKeyring(make([]byte, 32))
 	h := &harness{
 		cat: &catalog.Catalog{Store: st, Cluster: "c1", Keyring: kr, Clock: clk},
-		clk: clk, src: &fakeSource{}, exe: &fakeExecutor{fn: fn}, done: make(chan *execution.Execution, 16),
+		clk: clk, src: &fakeSource{}, exe: &runnertest.Executor{Fn: fn}, done: make(chan *execution.Execution, 16),
 	}
 	if err := h.cat.Create(t.Context(), &resource.Repository{Meta: resource.Meta{Name: "r"}, URL: "/srv/git/r"}); err != nil {
 		t.Fatal(err)
 	}
-	h.core, err = New(Config{Node: "runner-1", Catalog: h.cat, Source: h.src, Executor: h.exe, Repos: fakeRepos{},
+	h.core, err = New(Config{Node: "runner-1", Catalog: h.cat, Source: h.src, Executor: h.exe, Repos: runnertest.Repos{},
 		Clock: clk, Heartbeat: 10 * time.Second, OnDone: func(e *execution.Execution) { h.done <- e }})
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +121,8 @@ func TestHandleRunsAndRecords(t *testing.T) {
 		t.Errorf("OnDone got %s %s", d.ID, d.Status)
 	}
 	// A redelivery of a finished execution is acknowledged and runs nothing.
-	if got := h.core.Handle(t.Context(), m); got != Done || h.exe.calls.Load() != 1 {
-		t.Errorf("redelivery: Handle = %v, executor calls %d; want Done and 1", got, h.exe.calls.Load())
+	if got := h.core.Handle(t.Context(), m); got != Done || h.exe.Calls.Load() != 1 {
+		t.Errorf("redelivery: Handle = %v, executor calls %d; want Done and 1", got, h.exe.Calls.Load())
 	}
 }
 
@@ -169,7 +152,7 @@ func TestDuplicateDeliveryRunsOnce(t *testing.T) {
 	if o := <-outcomes; o != Done {
 		t.Errorf("claimant outcome %v, want Done", o)
 	}
-	if c := h.exe.calls.Load(); c != 1 {
+	if c := h.exe.Calls.Load(); c != 1 {
 		t.Fatalf("service started %d times for %d deliveries, want 1", c, n)
 	}
 }
@@ -196,17 +179,17 @@ func TestStaleRunningMarkedLost(t *testing.T) {
 				t.Fatal(err)
 			}
 			// While its heartbeat is fresh, a redelivery is a duplicate: dropped.
-			if got := h.core.Handle(t.Context(), m); got != Done || h.exe.calls.Load() != 0 {
-				t.Fatalf("fresh running: Handle = %v (calls %d), want Done without running", got, h.exe.calls.Load())
+			if got := h.core.Handle(t.Context(), m); got != Done || h.exe.Calls.Load() != 0 {
+				t.Fatalf("fresh running: Handle = %v (calls %d), want Done without running", got, h.exe.Calls.Load())
 			}
 			h.clk.Advance(31 * time.Second)
 			if got := h.core.Handle(t.Context(), m); got != Done {
 				t.Fatalf("stale running: Handle = %v, want Done", got)
 			}
 			e := h.get(t, m)
-			if e.Status != tt.want || h.exe.calls.Load() != tt.calls || e.Attempt != tt.attempt {
+			if e.Status != tt.want || h.exe.Calls.Load() != tt.calls || e.Attempt != tt.attempt {
 				t.Errorf("status %s, executor calls %d, attempt %d; want %s, %d, %d (reason %q)",
-					e.Status, h.exe.calls.Load(), e.Attempt, tt.want, tt.calls, tt.attempt, e.Reason)
+					e.Status, h.exe.Calls.Load(), e.Attempt, tt.want, tt.calls, tt.attempt, e.Reason)
 			}
 		})
 	}
@@ -249,8 +232,8 @@ func TestCancelRequestedOnRecord(t *testing.T) {
 	if got := h.core.Handle(t.Context(), m); got != Done {
 		t.Fatalf("Handle = %v", got)
 	}
-	if e := h.get(t, m); e.Status != execution.Canceled || h.exe.calls.Load() != 0 {
-		t.Errorf("status %s, calls %d; want canceled before start", e.Status, h.exe.calls.Load())
+	if e := h.get(t, m); e.Status != execution.Canceled || h.exe.Calls.Load() != 0 {
+		t.Errorf("status %s, calls %d; want canceled before start", e.Status, h.exe.Calls.Load())
 	}
 }
 
@@ -309,7 +292,7 @@ func TestBadMessages(t *testing.T) {
 			}
 		})
 	}
-	if h.exe.calls.Load() != 0 {
+	if h.exe.Calls.Load() != 0 {
 		t.Error("a bad message started a service")
 	}
 }
@@ -319,7 +302,7 @@ func TestNewValidates(t *testing.T) {
 		t.Error("New with no node succeeded")
 	}
 	h := newHarness(t, ok)
-	if _, err := New(Config{Node: "n", Catalog: h.cat, Source: h.src, Executor: h.exe, Repos: fakeRepos{},
+	if _, err := New(Config{Node: "n", Catalog: h.cat, Source: h.src, Executor: h.exe, Repos: runnertest.Repos{},
 		Heartbeat: time.Minute, StaleAfter: time.Second}); err == nil {
 		t.Error("stale-after below heartbeat accepted")
 	}

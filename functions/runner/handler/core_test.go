@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,24 +21,8 @@ import (
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store/bolt"
 	"github.com/autogate/autogate/runner"
+	"github.com/autogate/autogate/runner/runnertest"
 )
-
-// countingExecutor runs fn and counts the services it started.
-type countingExecutor struct {
-	calls atomic.Int32
-	fn    func(ctx context.Context, job executor.Job) (executor.Result, error)
-}
-
-func (e *countingExecutor) Run(ctx context.Context, job executor.Job) (executor.Result, error) {
-	e.calls.Add(1)
-	return e.fn(ctx, job)
-}
-
-type fakeRepos struct{}
-
-func (fakeRepos) Checkout(ctx context.Context, r resource.Repository, cred []byte) (string, string, error) {
-	return "/nonexistent", "0123456789012345678901234567890123456789", nil
-}
 
 // outcomeHook wraps the real core and reports every outcome.
 type outcomeHook struct {
@@ -58,7 +41,7 @@ func (o outcomeHook) Handle(ctx context.Context, m queue.Message) runner.Outcome
 type coreFixture struct {
 	*fixture
 	cat  *catalog.Catalog
-	exe  *countingExecutor
+	exe  *runnertest.Executor
 	core *runner.Core
 }
 
@@ -75,11 +58,11 @@ func newCoreFixture(t *testing.T, run func(ctx context.Context, job executor.Job
 		t.Fatal(err)
 	}
 	f := &coreFixture{fixture: newFixture(t), cat: &catalog.Catalog{Store: st, Cluster: "c1", Keyring: kr, Clock: clk},
-		exe: &countingExecutor{fn: run}}
+		exe: &runnertest.Executor{Fn: run}}
 	if err := f.cat.Create(t.Context(), &resource.Repository{Meta: resource.Meta{Name: "r"}, URL: "/srv/git/r"}); err != nil {
 		t.Fatal(err)
 	}
-	f.core, err = runner.New(runner.Config{Node: "lambda-1", Catalog: f.cat, Source: f.q, Executor: f.exe, Repos: fakeRepos{}, Clock: clk})
+	f.core, err = runner.New(runner.Config{Node: "lambda-1", Catalog: f.cat, Source: f.q, Executor: f.exe, Repos: runnertest.Repos{}, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +125,7 @@ func TestRealCoreRedelivery(t *testing.T) {
 		t.Fatalf("second delivery: %+v, %v; want no failures", resp, err)
 	}
 	again := f.get(t, id)
-	if n := f.exe.calls.Load(); n != 1 {
+	if n := f.exe.Calls.Load(); n != 1 {
 		t.Errorf("service started %d times, want once", n)
 	}
 	if again.Version != first.Version || again.Status != execution.Succeeded || again.Attempt != 1 {
@@ -216,7 +199,7 @@ func TestRealCoreDuplicateInOneBatch(t *testing.T) {
 		t.Errorf("outcomes %v (duplicate's first: %v), want the claimant Done and the duplicate dropped or handed back", outcomes, dup)
 	}
 	e := f.get(t, id)
-	if n := f.exe.calls.Load(); n != 1 || e.Status != execution.Succeeded || e.Attempt != 1 {
+	if n := f.exe.Calls.Load(); n != 1 || e.Status != execution.Succeeded || e.Attempt != 1 {
 		t.Errorf("service started %d times, status %s, attempt %d; want once, succeeded, 1", n, e.Status, e.Attempt)
 	}
 }
