@@ -32,7 +32,8 @@ test-go: emulators ## Go tests with -race (starts the AWS-API emulators itself)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the embedded store
-	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./cmd/autogate/ ./internal/executor/
+	$(GO) test -run '^$$' -bench 'BareExec|RunSync|RunAsync' -benchtime 2000x -count 1 ./cmd/autogate/
+	$(GO) test -run '^$$' -bench . -benchtime 500x -count 1 ./internal/executor/ ./internal/store/bolt/
 
 bench-failover: emulators ## kill -9 the active gateway N times (BENCH_TRIALS, default 30): failover p50/p99/max and lease cost
 	CI=true $(GO) test -run '^$$' -bench BenchmarkFailover -benchtime $${BENCH_TRIALS:-30}x -count 1 -v ./cmd/autogate/ | grep -E 'Benchmark|lease cost|ok|FAIL'
