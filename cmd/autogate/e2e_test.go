@@ -102,10 +102,10 @@ func startServerEnv(t testing.TB, dataDir, wheels string, env []string, extra ..
 	return s
 }
 
-// waitLine waits up to 60 s for a stdout line containing want.
+// waitLine waits up to 90 s for a stdout line containing want.
 func (s *server) waitLine(want string) string {
 	s.t.Helper()
-	timeout := time.After(60 * time.Second)
+	timeout := time.After(90 * time.Second)
 	for {
 		select {
 		case l, ok := <-s.lines:
@@ -117,7 +117,11 @@ func (s *server) waitLine(want string) string {
 				return l
 			}
 		case <-timeout:
-			s.t.Fatalf("no %q from the server within 60s", want)
+			raw, _ := os.ReadFile(s.logPath)
+			if len(raw) > 8<<10 {
+				raw = raw[len(raw)-8<<10:]
+			}
+			s.t.Fatalf("no %q from the server within 90s; its log ends:\n%s", want, raw)
 		}
 	}
 }
