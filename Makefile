@@ -4,7 +4,7 @@ BIN     := bin/autogate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-go deps vet fmt bench bench-failover bench-dispatch clean help
+.PHONY: all build demo test test-go deps vet fmt bench bench-failover bench-dispatch bench-manager clean help
 all: build
 
 help: ## list targets
@@ -40,6 +40,9 @@ bench-failover: emulators ## kill -9 the active gateway N times (BENCH_TRIALS, d
 
 bench-dispatch: emulators ## no-op runs through 1 gateway, SQS and 1/2/4 runners (BENCH_RUNS, default 200 per case)
 	CI=true $(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime $${BENCH_RUNS:-200}x -count 1 ./cmd/autogate/ | grep -E 'Benchmark|ok|FAIL'
+
+bench-manager: ## requests through the manager to one cluster vs direct (BENCH_REQUESTS, default 5000): req/s, added latency
+	$(GO) test -run '^$$' -bench BenchmarkManagerRoute -benchtime $${BENCH_REQUESTS:-5000}x -count 1 ./cmd/autogate/ | grep -E 'Benchmark|ok|FAIL'
 
 clean:
 	rm -rf bin

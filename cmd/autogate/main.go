@@ -1,5 +1,6 @@
-// Command autogate is Autogate's one binary: the gateway server and the
-// client verbs. main only wires; see internal/cli and serve.go.
+// Command autogate is Autogate's one binary: the gateway server, the
+// runner, the Gateway Manager and the client verbs. main only wires; see
+// internal/cli, serve.go and manager.go.
 package main
 
 import (
@@ -17,7 +18,7 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := &cli.App{Out: os.Stdout, Err: os.Stderr, In: os.Stdin, Getenv: os.Getenv, Version: version}
-	code := app.Main(ctx, os.Args[1:], serverCmd(), runnerCmd(), initCmd())
+	code := app.Main(ctx, os.Args[1:], serverCmd(), runnerCmd(), initCmd(), managerCmd())
 	stop()
 	os.Exit(code)
 }

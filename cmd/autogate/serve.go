@@ -38,6 +38,7 @@ import (
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
 	storedynamo "github.com/autogate/autogate/internal/store/dynamo"
+	"github.com/autogate/autogate/internal/tunnel"
 	"github.com/autogate/autogate/internal/wire"
 	"github.com/autogate/autogate/runner"
 )
@@ -314,8 +315,18 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		Gateway: gw, Auth: authn, Leader: lead, Logger: log, Cluster: cfg.Cluster, Node: cfg.Node,
 		Version: version, MaxBodyBytes: cfg.MaxBodyBytes, Nodes: nodes, Metrics: meter.Handler(),
 	}
+	handler := srv.Handler()
+	var mgr *tunnel.Connector
+	if len(cfg.ManagerURLs) > 0 {
+		mgr, err = newTunnelConnector(cfg.ManagerURLs, cfg.ManagerCredentialFile, cfg.ManagerCAFile, cfg.Cluster, cfg.Node,
+			handler, api.WithPrincipal, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      6 * time.Minute, // sync runs hold a request up to 5 min
@@ -378,6 +389,9 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				lead.active.Store(true)
 				log.Info("active", "epoch", term.Epoch)
 				fmt.Fprintf(stdout, "autogate server: active (epoch %d)\n", term.Epoch)
+				// On the term's ctx: a deposed gateway drops the tunnel at once.
+				waitTunnel := runTunnel(ctx, mgr, term.Epoch)
+				defer waitTunnel()
 				if localRunner {
 					<-ctx.Done() // the in-process queue loses nothing a restart's reconcile misses
 				} else {

@@ -133,6 +133,59 @@ func TestAuthorization(t *testing.T) {
 	}
 }
 
+func TestTrustedPrincipal(t *testing.T) {
+	e := newEnv(t)
+	h := e.srv.Config.Handler
+	tests := []struct {
+		name   string
+		p      auth.Principal
+		token  bool // also send a (viewer) bearer token, which must be ignored
+		method string
+		path   string
+		body   string
+		want   int
+	}{
+		{"viewer reads without a token", auth.Principal{User: "manager:v", Role: auth.Viewer}, false, "GET", "/v1/services", "", 200},
+		{"whoami names the trusted caller", auth.Principal{User: "manager:v", Role: auth.Viewer}, false, "GET", "/v1/whoami", "", 200},
+		{"the role check still applies", auth.Principal{User: "manager:v", Role: auth.Viewer}, false, "POST", "/v1/repositories", repoJSON, 403},
+		{"admin creates", auth.Principal{User: "manager:a", Role: auth.Admin}, true, "POST", "/v1/repositories", repoJSON, 201},
+		{"no role, no access", auth.Principal{User: "manager:x"}, false, "GET", "/v1/services", "", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rd io.Reader
+			if tt.body != "" {
+				rd = strings.NewReader(tt.body)
+			}
+			req := httptest.NewRequestWithContext(WithPrincipal(t.Context(), tt.p), tt.method, tt.path, rd)
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			if tt.token {
+				req.Header.Set("Authorization", "Bearer "+e.tokens[auth.Viewer])
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("%s %s as %+v = %d, want %d: %s", tt.method, tt.path, tt.p, rec.Code, tt.want, rec.Body)
+			}
+			if tt.path == "/v1/whoami" && !strings.Contains(rec.Body.String(), `"user":"manager:v"`) {
+				t.Errorf("whoami = %s", rec.Body)
+			}
+		})
+	}
+	t.Run("a standby refuses trusted callers too", func(t *testing.T) {
+		e.leader.active.Store(false)
+		defer e.leader.active.Store(true)
+		req := httptest.NewRequestWithContext(WithPrincipal(t.Context(), auth.Principal{User: "m", Role: auth.Admin}), "GET", "/v1/services", nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("standby = %d, want 503", rec.Code)
+		}
+	})
+}
+
 func TestProblems(t *testing.T) {
 	e := newEnv(t)
 	if st, body, _ := e.do(t, auth.Admin, "POST", "/v1/repositories", repoJSON); st != 201 {

@@ -5,8 +5,11 @@
 // every error is an RFC 9457 application/problem+json document.
 //
 // Every /v1 operation except login and the OpenAPI document needs a bearer
-// token; each declares the action it performs and the caller's role must
-// allow it. Only the active gateway serves /v1; a standby answers 503 naming
-// the active node. /healthz (live) and /readyz (active and able to serve) are
-// plain and unauthenticated. Bodies are capped (MaxBodyBytes) with 413.
+// token, or a caller set on the request's context with WithPrincipal (the
+// gateway's end of the Gateway Manager tunnel does that, for the manager
+// user each forwarded request names); each operation declares the action
+// it performs and the caller's role must allow it. Only the active gateway
+// serves /v1; a standby answers 503 naming the active node. /healthz (live)
+// and /readyz (active and able to serve) are plain and unauthenticated.
+// Bodies are capped (MaxBodyBytes) with 413.
 package api

@@ -48,11 +48,25 @@ type Server struct {
 
 type ctxKey int
 
-const principalKey ctxKey = iota
+const (
+	principalKey ctxKey = iota
+	accessKey
+	trustedKey
+)
 
 func principal(ctx context.Context) auth.Principal {
 	p, _ := ctx.Value(principalKey).(auth.Principal)
 	return p
+}
+
+// WithPrincipal returns ctx carrying p as an already authenticated caller:
+// a request served with it skips the bearer-token check, while the standby
+// rule and the role check still apply. Only code in this process can set
+// it; the gateway's end of the manager tunnel does, for the manager user
+// each forwarded request names (the cluster credential authenticated the
+// tunnel itself).
+func WithPrincipal(ctx context.Context, p auth.Principal) context.Context {
+	return context.WithValue(ctx, trustedKey, p)
 }
 
 // Handler returns the gateway's HTTP handler: /v1 (huma), /healthz, /readyz,
@@ -136,24 +150,27 @@ func (s *Server) authorize(hapi huma.API) func(huma.Context, func(huma.Context))
 			next(ctx)
 			return
 		}
-		h := ctx.Header("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
-			ctx.SetHeader("WWW-Authenticate", `Bearer realm="autogate"`)
-			_ = huma.WriteErr(hapi, ctx, http.StatusUnauthorized, "missing bearer token; run `autogate login`")
-			return
-		}
-		p, err := s.Auth.Authenticate(ctx.Context(), tok)
-		if err != nil {
-			st := statusOf(err)
-			msg := "invalid or expired token; run `autogate login`"
-			if st != http.StatusUnauthorized {
-				s.Logger.Error("authenticate", "error", err)
-				msg = "authentication unavailable"
+		p, trusted := ctx.Context().Value(trustedKey).(auth.Principal)
+		if !trusted {
+			h := ctx.Header("Authorization")
+			tok, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok {
+				ctx.SetHeader("WWW-Authenticate", `Bearer realm="autogate"`)
+				_ = huma.WriteErr(hapi, ctx, http.StatusUnauthorized, "missing bearer token; run `autogate login`")
+				return
 			}
-			ctx.SetHeader("WWW-Authenticate", `Bearer realm="autogate"`)
-			_ = huma.WriteErr(hapi, ctx, st, msg)
-			return
+			var err error
+			if p, err = s.Auth.Authenticate(ctx.Context(), tok); err != nil {
+				st := statusOf(err)
+				msg := "invalid or expired token; run `autogate login`"
+				if st != http.StatusUnauthorized {
+					s.Logger.Error("authenticate", "error", err)
+					msg = "authentication unavailable"
+				}
+				ctx.SetHeader("WWW-Authenticate", `Bearer realm="autogate"`)
+				_ = huma.WriteErr(hapi, ctx, st, msg)
+				return
+			}
 		}
 		action, _ := op.Metadata[metaAction].(auth.Action)
 		if !p.Role.Allows(action) {
@@ -172,8 +189,6 @@ type accessInfo struct {
 	user   string
 	status int
 }
-
-const accessKey ctxKey = 1
 
 type statusWriter struct {
 	http.ResponseWriter

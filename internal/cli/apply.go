@@ -2,18 +2,24 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"github.com/autogate/autogate/internal/client"
+	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/wire"
 )
 
 // A manifest is a YAML stream of documents, each a resource's fields plus
@@ -102,7 +108,7 @@ each with a 'kind'. Resources are applied in dependency order (secrets, reposito
 decorators, services). A resource that already says the same is left alone, so
 applying the same file twice changes nothing. Secrets need 'value' (base64) or
 'stringValue' to be created; without one an existing secret keeps its value.`,
-		Example: "  autogate apply -f resources.yaml",
+		Example: "  autogate apply -f resources.yaml\n  autogate --context manager apply -f resources.yaml --cluster eu-1,us-1",
 		Args:    exactArgs(0, "no arguments (use -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -122,47 +128,94 @@ applying the same file twice changes nothing. Secrets need 'value' (base64) or
 			if err != nil {
 				return usageErr{err}
 			}
+			if ids := a.clusters(); len(ids) > 1 {
+				return a.applyClusters(cmd.Context(), ids, raw)
+			}
 			cl, _, err := a.client()
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			for _, kind := range resource.Kinds {
-				for _, d := range docs {
-					if d.Kind != kind {
-						continue
-					}
-					name := d.Obj.GetMeta().Name
-					cur, err := cl.Get(ctx, kind, name)
-					switch {
-					case client.StatusOf(err) == 404:
-						if s, ok := d.Obj.(*resource.Secret); ok && s.Value == nil {
-							return fmt.Errorf("secret/%s: no value to create it with (add value or stringValue)", name)
-						}
-						if err := cl.Create(ctx, d.Obj); err != nil {
-							return fmt.Errorf("%s/%s: %w", kind, name, err)
-						}
-						fmt.Fprintf(a.Out, "%s/%s created\n", kind, name)
-					case err != nil:
-						return fmt.Errorf("%s/%s: %w", kind, name, err)
-					default:
-						d.Obj.GetMeta().Version = cur.GetMeta().Version
-						if err := cl.Update(ctx, d.Obj); err != nil {
-							return fmt.Errorf("%s/%s: %w", kind, name, err)
-						}
-						if d.Obj.GetMeta().Version == cur.GetMeta().Version {
-							fmt.Fprintf(a.Out, "%s/%s unchanged\n", kind, name)
-						} else {
-							fmt.Fprintf(a.Out, "%s/%s configured\n", kind, name)
-						}
-					}
-				}
-			}
-			return nil
+			return applyDocs(cmd.Context(), cl, docs, a.Out, "")
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "YAML file of resources, or - for stdin")
 	return cmd
+}
+
+// applyDocs creates or updates docs through cl, in dependency order,
+// writing one line per resource (after prefix) to w.
+func applyDocs(ctx context.Context, cl *client.Client, docs []manifest, w io.Writer, prefix string) error {
+	for _, kind := range resource.Kinds {
+		for _, d := range docs {
+			if d.Kind != kind {
+				continue
+			}
+			name := d.Obj.GetMeta().Name
+			cur, err := cl.Get(ctx, kind, name)
+			switch {
+			case client.StatusOf(err) == 404:
+				if s, ok := d.Obj.(*resource.Secret); ok && s.Value == nil {
+					return fmt.Errorf("secret/%s: no value to create it with (add value or stringValue)", name)
+				}
+				if err := cl.Create(ctx, d.Obj); err != nil {
+					return fmt.Errorf("%s/%s: %w", kind, name, err)
+				}
+				fmt.Fprintf(w, "%s%s/%s created\n", prefix, kind, name)
+			case err != nil:
+				return fmt.Errorf("%s/%s: %w", kind, name, err)
+			default:
+				d.Obj.GetMeta().Version = cur.GetMeta().Version
+				if err := cl.Update(ctx, d.Obj); err != nil {
+					return fmt.Errorf("%s/%s: %w", kind, name, err)
+				}
+				if d.Obj.GetMeta().Version == cur.GetMeta().Version {
+					fmt.Fprintf(w, "%s%s/%s unchanged\n", prefix, kind, name)
+				} else {
+					fmt.Fprintf(w, "%s%s/%s configured\n", prefix, kind, name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// applyClusters applies the manifests in raw to each cluster through the
+// Gateway Manager and reports per cluster: a cluster the manager does not
+// know fails without a request, one failing cluster stops neither the
+// others nor the report, and the command fails if any did.
+func (a *App) applyClusters(ctx context.Context, ids []string, raw []byte) error {
+	a.cluster = ""
+	base, _, err := a.client()
+	if err != nil {
+		return err
+	}
+	known, err := base.Clusters(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if !slices.ContainsFunc(known, func(c registry.Cluster) bool { return c.ID == id }) {
+			err := &client.Error{Status: http.StatusNotFound, Problem: wire.Problem{Detail: fmt.Sprintf("cluster %q is not registered with the manager", id)}}
+			fmt.Fprintf(a.Out, "%s: failed: %v\n", id, err)
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+			continue
+		}
+		docs, err := parseManifests(raw) // afresh: applying fills in versions
+		if err != nil {
+			return usageErr{err}
+		}
+		if err := applyDocs(ctx, base.Cluster(id), docs, a.Out, id+": "); err != nil {
+			fmt.Fprintf(a.Out, "%s: failed: %v\n", id, err)
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+			continue
+		}
+		fmt.Fprintf(a.Out, "%s: applied\n", id)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("apply failed on %d of %d clusters: %w", len(errs), len(ids), errors.Join(errs...))
+	}
+	return nil
 }
 
 func (a *App) exportCmd() *cobra.Command {

@@ -26,6 +26,7 @@ type App struct {
 	context    string
 	output     string
 	server     string
+	cluster    string
 }
 
 // usageErr marks a usage error (exit 2).
@@ -102,6 +103,7 @@ then create, get, run and describe resources.`,
 	pf.StringVar(&a.configPath, "config", DefaultConfigPath(a.Getenv), "CLI config file with contexts (env AUTOGATE_CONFIG)")
 	pf.StringVar(&a.context, "context", a.Getenv("AUTOGATE_CONTEXT"), "context to use (env AUTOGATE_CONTEXT; default: the current one)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVar(&a.cluster, "cluster", "", "with a Gateway Manager context: act on this cluster, routed through the manager (apply takes several, comma-separated)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr{err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.configCmd(), a.createCmd(), a.getCmd(), a.describeCmd(),
 		a.editCmd(), a.deleteCmd(), a.runCmd(), a.cancelCmd(), a.logsCmd(), a.applyCmd(), a.exportCmd(), a.redriveCmd())
@@ -149,7 +151,26 @@ func (a *App) client() (*client.Client, *Context, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	switch ids := a.clusters(); len(ids) {
+	case 0:
+	case 1:
+		cl = cl.Cluster(ids[0])
+	default:
+		return nil, nil, usageErr{fmt.Errorf("--cluster %s: only apply takes several clusters", a.cluster)}
+	}
 	return cl, c, nil
+}
+
+// clusters returns the --cluster list, empty when not routing through a
+// Gateway Manager.
+func (a *App) clusters() []string {
+	var ids []string
+	for _, id := range strings.Split(a.cluster, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func exactArgs(n int, names string) cobra.PositionalArgs {

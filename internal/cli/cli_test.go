@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/autogate/autogate/internal/client"
@@ -176,6 +180,85 @@ func TestUsageErrors(t *testing.T) {
 			code := a.Main(context.Background(), append(tt.args, "--config", filepath.Join(t.TempDir(), "c.yaml")))
 			if code != 2 || !strings.Contains(errb.String(), tt.want) {
 				t.Errorf("exit %d stderr %q; want 2 mentioning %q", code, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestClusterRouting(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/v1/clusters":
+			fmt.Fprint(w, `{"items":[{"id":"eu-1","status":"connected","node":"gw-1","epoch":3,"createdAt":"2026-01-01T00:00:00Z"},`+
+				`{"id":"us-1","status":"disconnected","createdAt":"2026-01-01T00:00:00Z"}]}`)
+		case strings.HasPrefix(r.URL.Path, "/v1/clusters/ghost-1/"):
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"status":404,"detail":"cluster \"ghost-1\" is not registered"}`)
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/services"):
+			fmt.Fprint(w, `{"items":[]}`)
+		case r.Method == http.MethodGet:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"status":404,"detail":"not found"}`)
+		default:
+			w.WriteHeader(http.StatusCreated)
+			io.Copy(w, r.Body)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("current: manager\ncontexts:\n  manager:\n    server: "+srv.URL+"\n    token: agt_x\n"), 0o600)
+	manifest := filepath.Join(dir, "m.yaml")
+	os.WriteFile(manifest, []byte("kind: repository\nname: r\nurl: /srv/r\n"), 0o600)
+	tests := []struct {
+		name      string
+		args      []string
+		code      int
+		wantPaths []string
+		wantOut   []string
+	}{
+		{"routed listing", []string{"get", "services", "--cluster", "eu-1"}, 0,
+			[]string{"GET /v1/clusters/eu-1/services"}, nil},
+		{"registry, never routed", []string{"get", "clusters", "--cluster", "eu-1"}, 0,
+			[]string{"GET /v1/clusters"}, []string{"eu-1", "connected", "gw-1", "us-1", "disconnected"}},
+		{"one cluster of the registry", []string{"get", "cluster", "us-1", "-o", "json"}, 0,
+			[]string{"GET /v1/clusters"}, []string{`"id": "us-1"`}},
+		{"unknown cluster in the registry", []string{"get", "cluster", "nope"}, 3, []string{"GET /v1/clusters"}, nil},
+		{"apply to several clusters", []string{"apply", "-f", manifest, "--cluster", "eu-1,ghost-1,us-1"}, 3,
+			[]string{"GET /v1/clusters", "GET /v1/clusters/eu-1/repositories/r", "POST /v1/clusters/eu-1/repositories",
+				"GET /v1/clusters/us-1/repositories/r", "POST /v1/clusters/us-1/repositories"},
+			[]string{"eu-1: repository/r created", "eu-1: applied", "ghost-1: failed: cluster \"ghost-1\" is not registered", "us-1: applied"}},
+		{"several clusters elsewhere", []string{"get", "services", "--cluster", "eu-1,us-1"}, 2, nil, nil},
+		{"no cluster, no routing", []string{"get", "services"}, 0, []string{"GET /v1/services"}, nil},
+		{"logout is never routed", []string{"logout", "--cluster", "eu-1"}, 0, []string{"POST /v1/logout"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			paths = nil
+			mu.Unlock()
+			var out, errb bytes.Buffer
+			a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+			code := a.Main(context.Background(), append(tt.args, "--config", cfg))
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, errb.String())
+			}
+			mu.Lock()
+			got := paths
+			mu.Unlock()
+			if !reflect.DeepEqual(got, tt.wantPaths) {
+				t.Errorf("requests %q, want %q", got, tt.wantPaths)
+			}
+			for _, w := range tt.wantOut {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
 			}
 		})
 	}

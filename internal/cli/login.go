@@ -109,6 +109,7 @@ func (a *App) logoutCmd() *cobra.Command {
 		Short: "Revoke the current context's token and forget it",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.cluster = "" // the token is the manager's own: never routed
 			cl, c, err := a.client()
 			if err != nil {
 				return err

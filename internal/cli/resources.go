@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -283,10 +286,12 @@ func (a *App) getCmd() *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
-		Short: "List resources, or show one (services, decorators, repositories, secrets, executions, nodes, users)",
+		Short: "List resources, or show one (services, decorators, repositories, secrets, executions, nodes, users, clusters)",
 		Example: `  autogate get services
   autogate get executions --status lost -o json
-  autogate get service ping -o yaml`,
+  autogate get service ping -o yaml
+  autogate --context manager get clusters
+  autogate --context manager get services --cluster eu-1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageErr{errors.New("want KIND [NAME]")}
@@ -294,6 +299,9 @@ func (a *App) getCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "clusters" || args[0] == "cluster" {
+				return a.getClusters(cmd, args[1:])
+			}
 			k, err := parseKind(args[0])
 			if err != nil {
 				return err
@@ -388,6 +396,49 @@ func (a *App) getCmd() *cobra.Command {
 	cmd.Flags().StringVar(&service, "service", "", "executions: only this service")
 	cmd.Flags().IntVar(&limit, "limit", 100, "executions: at most this many, newest first")
 	return cmd
+}
+
+// getClusters lists a Gateway Manager's clusters (or shows one).
+func (a *App) getClusters(cmd *cobra.Command, names []string) error {
+	a.cluster = "" // the registry is the manager's own, never routed
+	cl, _, err := a.client()
+	if err != nil {
+		return err
+	}
+	cs, err := cl.Clusters(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if len(names) == 1 {
+		i := slices.IndexFunc(cs, func(c registry.Cluster) bool { return c.ID == names[0] })
+		if i < 0 {
+			return &client.Error{Status: http.StatusNotFound, Problem: wire.Problem{Detail: fmt.Sprintf("cluster %q is not registered with the manager", names[0])}}
+		}
+		cs = cs[i : i+1]
+		if a.output != "table" {
+			return printValue(a.Out, a.output, cs[0])
+		}
+	}
+	if a.output != "table" {
+		return printValue(a.Out, a.output, cs)
+	}
+	var rows [][]string
+	for _, c := range cs {
+		epoch := "-"
+		if c.Epoch > 0 {
+			epoch = fmt.Sprint(c.Epoch)
+		}
+		rows = append(rows, []string{c.ID, string(c.Status), c.Region, c.Account, orDash(c.Node), epoch,
+			orDash(c.Version), ago(c.ConnectedSince), ago(c.LastHeartbeat)})
+	}
+	return table(a.Out, []string{"CLUSTER", "STATUS", "REGION", "ACCOUNT", "ACTIVE", "EPOCH", "VERSION", "CONNECTED", "HEARTBEAT"}, rows)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func ago(t time.Time) string {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -29,6 +30,28 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// prefix replaces "/v1" in every path: "/v1/clusters/{id}" routes the
+	// calls through a Gateway Manager to one cluster.
+	prefix string
+}
+
+// Cluster returns a client that sends every /v1 call through the Gateway
+// Manager c points at to cluster id: /v1/services becomes
+// /v1/clusters/{id}/services, answered by that cluster's active gateway.
+func (c *Client) Cluster(id string) *Client {
+	cc := *c
+	cc.prefix = "/v1/clusters/" + url.PathEscape(id)
+	return &cc
+}
+
+// Clusters lists the clusters registered with the Gateway Manager c points
+// at, with their connection state (never routed, even on a Cluster client).
+func (c *Client) Clusters(ctx context.Context) ([]registry.Cluster, error) {
+	cc := *c
+	cc.prefix = ""
+	var page wire.Page[registry.Cluster]
+	_, err := cc.do(ctx, http.MethodGet, "/v1/clusters", nil, &page)
+	return page.Items, err
 }
 
 // TLS says how to trust the server.
@@ -108,6 +131,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (in
 			return 0, err
 		}
 		rd = bytes.NewReader(raw)
+	}
+	if rest, ok := strings.CutPrefix(path, "/v1/"); ok && c.prefix != "" {
+		path = c.prefix + "/" + rest
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {

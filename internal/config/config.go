@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,14 @@ type Server struct {
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
+	// ManagerURLs are the Gateway Manager's addresses; while active, the
+	// gateway keeps a tunnel to it. Empty: no manager.
+	ManagerURLs []string
+	// ManagerCredentialFile holds the cluster's credential (else it comes
+	// from AUTOGATE_MANAGER_CREDENTIAL; never from a flag).
+	ManagerCredentialFile string
+	// ManagerCAFile is a PEM bundle to trust for the manager's certificate.
+	ManagerCAFile string
 }
 
 // DefaultDataDir is where the embedded store lives unless told otherwise:
@@ -106,6 +115,8 @@ var env = map[string]string{
 	"repo-refresh": "AUTOGATE_REPO_REFRESH", "lease-duration": "AUTOGATE_LEASE_DURATION",
 	"renew-deadline": "AUTOGATE_RENEW_DEADLINE", "retry-period": "AUTOGATE_RETRY_PERIOD",
 	"queue-url": "AUTOGATE_QUEUE_URL", "heartbeat": "AUTOGATE_RUNNER_HEARTBEAT", "dlq-url": "AUTOGATE_DLQ_URL", "metrics-listen": "AUTOGATE_METRICS_LISTEN",
+	"manager-url": "AUTOGATE_MANAGER_URL", "manager-credential-file": "AUTOGATE_MANAGER_CREDENTIAL_FILE",
+	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE",
 }
 
 // RunnerFlags are the settings `autogate runner` takes; the rest are the
@@ -158,6 +169,9 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
 	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; 3 missed heartbeats mark it lost"))
+	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
+	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
+	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, h("metrics-listen", "runner: address to serve /metrics on (empty: off)"))
 }
 
@@ -208,6 +222,9 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("queue-url", str(&c.QueueURL))
 	get("dlq-url", str(&c.DLQURL))
 	get("metrics-listen", str(&c.MetricsListen))
+	get("manager-url", func(v string) error { c.ManagerURLs = strings.Split(v, ","); return nil })
+	get("manager-credential-file", str(&c.ManagerCredentialFile))
+	get("manager-ca-file", str(&c.ManagerCAFile))
 	get("heartbeat", dur(&c.Heartbeat))
 	get("renew-deadline", dur(&c.RenewDeadline))
 	get("retry-period", dur(&c.RetryPeriod))
@@ -289,6 +306,14 @@ func (c *Server) Validate() error {
 	}
 	if c.RepoRefresh < 0 || c.RepoRefresh > time.Hour {
 		bad("repo-refresh", "%v: want 0..1h", c.RepoRefresh)
+	}
+	for _, u := range c.ManagerURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			bad("manager-url", "%q: want https://host:port", u)
+		}
+	}
+	if len(c.ManagerURLs) == 0 && (c.ManagerCredentialFile != "" || c.ManagerCAFile != "") {
+		bad("manager-url", "required with --manager-credential-file or --manager-ca-file")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -42,6 +42,8 @@ func TestValidate(t *testing.T) {
 		{"zero concurrency", func(c *Server) { c.Concurrency = 0 }, "--concurrency"},
 		{"bad execution", func(c *Server) { c.Execution = "remote" }, "--execution"},
 		{"node with slash", func(c *Server) { c.Node = "a/b" }, "--node"},
+		{"bad manager URL", func(c *Server) { c.ManagerURLs = []string{"ws://m"} }, "--manager-url"},
+		{"manager credential without a URL", func(c *Server) { c.ManagerCredentialFile = "c" }, "--manager-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

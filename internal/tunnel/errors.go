@@ -41,12 +41,13 @@ var (
 // Close codes: the refusal reasons travel as WebSocket close codes in the
 // private range (4000–4999), mirroring HTTP statuses where one fits.
 const (
-	CloseBadHello    websocket.StatusCode = 4400
-	CloseWrongCredit websocket.StatusCode = 4403
-	CloseHeartbeat   websocket.StatusCode = 4408
-	CloseStaleEpoch  websocket.StatusCode = 4409
-	CloseReplaced    websocket.StatusCode = 4410
-	CloseNotActive   websocket.StatusCode = 4503
+	CloseBadHello     websocket.StatusCode = 4400
+	CloseUnauthorized websocket.StatusCode = 4401
+	CloseWrongCluster websocket.StatusCode = 4403
+	CloseHeartbeat    websocket.StatusCode = 4408
+	CloseStaleEpoch   websocket.StatusCode = 4409
+	CloseReplaced     websocket.StatusCode = 4410
+	CloseNotActive    websocket.StatusCode = 4503
 )
 
 var closeCodes = []struct {
@@ -54,7 +55,8 @@ var closeCodes = []struct {
 	err  error
 }{
 	{CloseBadHello, ErrBadFrame},
-	{CloseWrongCredit, ErrWrongCluster},
+	{CloseUnauthorized, ErrUnauthorized},
+	{CloseWrongCluster, ErrWrongCluster},
 	{CloseHeartbeat, ErrHeartbeat},
 	{CloseStaleEpoch, ErrStaleEpoch},
 	{CloseReplaced, ErrReplaced},
