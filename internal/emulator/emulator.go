@@ -85,9 +85,34 @@ func SQS(t testing.TB) Endpoint {
 	return sqsEmu.get(t)
 }
 
+// External is the value of AUTOGATE_EMULATORS that points the harness at
+// endpoints that already run (LocalStack, for make e2e-local) instead of
+// starting emulators: each service's endpoint is then its
+// AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL.
+const External = "external"
+
+// external returns the already running endpoint for envVar in external mode.
+func external(envVar string) (Endpoint, bool, error) {
+	if os.Getenv("AUTOGATE_EMULATORS") != External {
+		return Endpoint{}, false, nil
+	}
+	for _, k := range []string{envVar, "AWS_ENDPOINT_URL"} {
+		if v := os.Getenv(k); v != "" {
+			return Endpoint{URL: v}, true, nil
+		}
+	}
+	return Endpoint{}, true, fmt.Errorf("AUTOGATE_EMULATORS=%s but neither %s nor AWS_ENDPOINT_URL is set", External, envVar)
+}
+
 func (e *emu) get(t testing.TB) Endpoint {
 	t.Helper()
 	e.once.Do(func() {
+		if ep, ok, err := external(e.envVar); ok {
+			e.mu.Lock()
+			e.ep, e.err = ep, err
+			e.mu.Unlock()
+			return
+		}
 		proc, ep, err := e.start()
 		e.mu.Lock()
 		e.proc, e.ep, e.err = proc, ep, err

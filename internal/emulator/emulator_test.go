@@ -151,3 +151,29 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+func TestExternalEndpoints(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		want     string
+		external bool
+		wantErr  bool
+	}{
+		{"not external", map[string]string{"AWS_ENDPOINT_URL": "http://ls:4566"}, "", false, false},
+		{"service endpoint wins", map[string]string{"AUTOGATE_EMULATORS": External, "AWS_ENDPOINT_URL": "http://ls:4566", "AWS_ENDPOINT_URL_DYNAMODB": "http://ddb:8000"}, "http://ddb:8000", true, false},
+		{"general endpoint", map[string]string{"AUTOGATE_EMULATORS": External, "AWS_ENDPOINT_URL": "http://ls:4566"}, "http://ls:4566", true, false},
+		{"external without endpoint", map[string]string{"AUTOGATE_EMULATORS": External}, "", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"AUTOGATE_EMULATORS", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"} {
+				t.Setenv(k, tt.env[k])
+			}
+			ep, ok, err := external("AWS_ENDPOINT_URL_DYNAMODB")
+			if ok != tt.external || (err != nil) != tt.wantErr || ep.URL != tt.want {
+				t.Errorf("external = %q, %v, %v; want %q, %v, error %v", ep.URL, ok, err, tt.want, tt.external, tt.wantErr)
+			}
+		})
+	}
+}
