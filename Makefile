@@ -29,7 +29,7 @@ fmt:
 test: deps vet test-go test-infra synth ## every test: Go (race), emulators, CDK assertions, cdk synth
 
 test-go: emulators ## Go tests with -race (starts the AWS-API emulators itself)
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -tags e2e ./...
 
 bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the embedded store
 	$(GO) test -run '^$$' -bench 'BareExec|RunSync|RunAsync' -benchtime 2000x -count 1 ./cmd/autogate/

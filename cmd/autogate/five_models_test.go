@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -18,7 +20,8 @@ import (
 )
 
 // TestFiveModels is the end-to-end suite of the five deployment models of
-// the seed document, with real autogate processes driven through the API:
+// the seed document (build tag e2e: `make test` and `make e2e-local` set
+// it), with real autogate processes driven through the API:
 //
 //  1. all-in-one on the embedded store;
 //  2. active/standby gateways on DynamoDB, executing locally, with a forced
