@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 all: build
 
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 build: ## build bin/autogate
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/autogate
