@@ -1,10 +1,11 @@
 # Autogate. `make demo` runs the main job; `make test` runs every test (CI runs it).
+SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin/autogate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-go deps vet fmt bench bench-failover bench-dispatch bench-manager clean help
+.PHONY: all build demo test test-go test-e2e deps vet fmt bench bench-failover bench-dispatch bench-manager clean help
 all: build
 
 help: ## list targets
@@ -26,10 +27,14 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-test: deps vet test-go test-infra synth ## every test: Go (race), emulators, CDK assertions, cdk synth
+test: deps vet test-go test-e2e test-infra synth ## every test: Go (race), emulators, the five-model suite, CDK assertions, cdk synth
 
 test-go: emulators ## Go tests with -race (starts the AWS-API emulators itself)
-	$(GO) test -race -count=1 -timeout 20m -tags e2e ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-e2e: emulators ## the five-model end-to-end suite; prints accepted/succeeded/lost/unaccounted per model
+	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -tags e2e -run TestFiveModels -v ./cmd/autogate/ \
+	  | grep -E '^model|lost:|_test\.go:[0-9]+:|^(ok|FAIL|--- |panic)'
 
 bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the embedded store
 	$(GO) test -run '^$$' -bench 'BareExec|RunSync|RunAsync' -benchtime 2000x -count 1 ./cmd/autogate/
