@@ -24,7 +24,7 @@ LOCALSTACK_WAIT     ?= 180
 # The cluster of localstack/clusters.local.yaml: keep these in step with it.
 LOCAL_CLUSTER := local
 LOCAL_ACCOUNT := 000000000000
-LOCAL_REGION  := us-east-1
+LOCAL_REGION  ?= us-east-1
 LOCAL_IMAGE   := autogate:local
 LOCAL_STACK   := Autogate-$(LOCAL_CLUSTER)
 
@@ -71,9 +71,10 @@ deploy-local: node_modules/.installed ## build autogate:local and deploy Autogat
 # The suite runs real autogate gateway and runner processes on this machine
 # against LocalStack's DynamoDB and SQS (AUTOGATE_EMULATORS=external: it
 # starts no emulators and makes its own tables and queues per model). CI=true
-# turns every skip (a missing tool) into a failure. The stack's table and
-# queues, when deployed, are passed as AUTOGATE_E2E_TABLE, _QUEUE_URL and
-# _DLQ_URL.
+# turns every skip (a missing tool) into a failure. The cluster IDs come from
+# AUTOGATE_E2E_CLUSTERS (default ha-1,dyn-1,emb-1) and the region from
+# LOCAL_REGION. The stack's table and queues, when deployed, are passed as
+# AUTOGATE_E2E_TABLE, _QUEUE_URL and _DLQ_URL for reference.
 e2e-local: ## the five-model suite (TestFiveModels) against LocalStack's DynamoDB and SQS
 	@$(LOCALSTACK_SH) require dynamodb sqs
 	@set -e; exports="$$($(LOCALSTACK_SH) outputs)"; eval "$$exports"; \

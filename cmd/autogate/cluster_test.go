@@ -118,11 +118,17 @@ func newCluster(t testing.TB, n int) *cluster {
 	return newClusterWith(t, n)
 }
 
-// newClusterWith starts n gateways with extra server flags.
+// newClusterWith starts n gateways of cluster ha-1 with extra server flags.
 func newClusterWith(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
+	return newClusterID(t, "ha-1", n, extra...)
+}
+
+// newClusterID starts n gateways of cluster id with extra server flags.
+func newClusterID(t testing.TB, id string, n int, extra ...string) *cluster {
+	t.Helper()
 	ep := emulator.DynamoDB(t)
-	c := &cluster{t: t, dir: t.TempDir(), table: fmt.Sprintf("t%d", time.Now().UnixNano()), id: "ha-1", extra: extra}
+	c := &cluster{t: t, dir: t.TempDir(), table: fmt.Sprintf("t%d", time.Now().UnixNano()), id: id, extra: extra}
 	c.env = append(emulator.Env(), "AUTOGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	c.cert, c.key = filepath.Join(c.dir, "tls.crt"), filepath.Join(c.dir, "tls.key")
 	if _, err := devcert.Ensure(c.cert, c.key, nil, time.Now()); err != nil {

@@ -36,9 +36,15 @@ type distributed struct {
 
 func newDistributed(t testing.TB, gateways int) *distributed {
 	t.Helper()
+	return newDistributedID(t, "ha-1", gateways)
+}
+
+// newDistributedID is newDistributed for cluster id.
+func newDistributedID(t testing.TB, id string, gateways int) *distributed {
+	t.Helper()
 	q := sqsqueue.New(t, sqsqueue.Options{MaxReceiveCount: 3, Visibility: 2 * time.Second})
 	d := &distributed{q: q}
-	d.cluster = newClusterWith(t, gateways, "--execution", "queue", "--queue-url", q.URL, "--dlq-url", q.DLQURL)
+	d.cluster = newClusterID(t, id, gateways, "--execution", "queue", "--queue-url", q.URL, "--dlq-url", q.DLQURL)
 	d.repo = filepath.Join(d.dir, "repo")
 	gitRepo(t, d.repo, map[string]string{
 		"noop.sh":  "#!/bin/sh\necho ran\n",

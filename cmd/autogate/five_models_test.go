@@ -36,9 +36,11 @@ import (
 // unaccounted, which must be zero: every run the API accepted reaches exactly
 // one terminal state, recorded once. AWS endpoints come from the SDK's
 // standard environment (make e2e-local points them at LocalStack); without
-// one the test starts DynamoDB Local and fauxqs itself.
+// one the test starts DynamoDB Local and fauxqs itself. The cluster IDs
+// come from AUTOGATE_E2E_CLUSTERS and the region from AWS_REGION.
 func TestFiveModels(t *testing.T) {
 	requireTool(t, "git")
+	ids := e2eClusters(t)
 	t.Run("1 all-in-one", func(t *testing.T) {
 		base := t.TempDir()
 		srv := startServer(t, filepath.Join(base, "data"), base)
@@ -53,7 +55,7 @@ func TestFiveModels(t *testing.T) {
 	})
 
 	t.Run("2 active/standby with a failover", func(t *testing.T) {
-		c := newClusterWith(t, 2, "--heartbeat", "500ms")
+		c := newClusterID(t, ids[0], 2, "--heartbeat", "500ms")
 		a := c.active(-1)
 		tok := c.login(a)
 		cl := c.clientWith(a, tok)
@@ -72,7 +74,7 @@ func TestFiveModels(t *testing.T) {
 	})
 
 	t.Run("3 distributed", func(t *testing.T) {
-		d := newDistributed(t, 1)
+		d := newDistributedID(t, ids[0], 1)
 		cl := d.client(d.active(-1))
 		setupModel(t, cl, d.dir)
 		d.startRunner(0)
@@ -85,7 +87,7 @@ func TestFiveModels(t *testing.T) {
 	})
 
 	t.Run("4 HA + distributed, a gateway and a runner killed", func(t *testing.T) {
-		d := newDistributed(t, 2)
+		d := newDistributedID(t, ids[0], 2)
 		a := d.active(-1)
 		tok := d.login(a)
 		cl := d.clientWith(a, tok)
@@ -112,9 +114,9 @@ func TestFiveModels(t *testing.T) {
 	})
 
 	t.Run("5 two clusters and a manager", func(t *testing.T) {
-		m := newManagerEnv(t)
+		m := newManagerEnvIDs(t, ids[1], ids[2])
 		ctx := context.Background()
-		for _, id := range []string{"dyn-1", "emb-1"} {
+		for _, id := range []string{ids[1], ids[2]} {
 			cl := m.clusterClient(id)
 			setupModel(t, cl, m.dir)
 			// A resource only this cluster has.
@@ -127,12 +129,34 @@ func TestFiveModels(t *testing.T) {
 			}
 			tl.report(t, cl)
 		}
-		for id, other := range map[string]string{"dyn-1": "emb-1", "emb-1": "dyn-1"} {
+		for id, other := range map[string]string{ids[1]: ids[2], ids[2]: ids[1]} {
 			if _, err := m.clusterClient(id).Get(ctx, resource.KindRepository, "only-"+other); client.StatusOf(err) != 404 {
 				t.Errorf("cluster %s sees %s's resource (err %v)", id, other, err)
 			}
 		}
 	})
+}
+
+// e2eClusters returns the suite's three cluster IDs: AUTOGATE_E2E_CLUSTERS
+// (comma-separated: the cluster of models 2 to 4, then model 5's cluster
+// on the manager's table and its embedded-store cluster), by default
+// ha-1,dyn-1,emb-1.
+func e2eClusters(t *testing.T) []string {
+	t.Helper()
+	v := os.Getenv("AUTOGATE_E2E_CLUSTERS")
+	if v == "" {
+		v = "ha-1,dyn-1,emb-1"
+	}
+	ids := strings.Split(v, ",")
+	if len(ids) != 3 || ids[1] == ids[2] {
+		t.Fatalf("AUTOGATE_E2E_CLUSTERS=%q: want three cluster IDs, the last two different", v)
+	}
+	for _, id := range ids {
+		if err := resource.ValidateCluster(id); err != nil {
+			t.Fatalf("AUTOGATE_E2E_CLUSTERS: %v", err)
+		}
+	}
+	return ids
 }
 
 // loginDirect logs in to an all-in-one gateway with its first-start files.

@@ -157,6 +157,12 @@ type managerEnv struct {
 
 func newManagerEnv(t *testing.T) *managerEnv {
 	t.Helper()
+	return newManagerEnvIDs(t, "dyn-1", "emb-1")
+}
+
+// newManagerEnvIDs is newManagerEnv with the two clusters' IDs chosen.
+func newManagerEnvIDs(t *testing.T, dynID, embID string) *managerEnv {
+	t.Helper()
 	requireTool(t, "git")
 	requireManagerCmd(t, binPath)
 	emulator.DynamoDB(t)
@@ -176,20 +182,20 @@ func newManagerEnv(t *testing.T) *managerEnv {
 	m.cli = &cliRunner{t: t, config: filepath.Join(m.dir, "cli.yaml")}
 	m.cli.must(0, "login", "--name", "manager", "--server", m.mgr.url, "--ca-file", m.mgrCA,
 		"--password-file", filepath.Join(mgrDir, "admin-password"))
-	m.register("dyn-1", "--region", "eu-west-1", "--account", "111111111111", "--description", "two gateways on the manager's table")
-	m.register("emb-1", "--region", "us-east-1", "--description", "one gateway, embedded store")
+	m.register(dynID, "--region", "eu-west-1", "--account", "111111111111", "--description", "two gateways on the manager's table")
+	m.register(embID, "--region", "us-east-1", "--description", "one gateway, embedded store")
 
 	mflags := func(id string) []string {
 		return []string{"--manager-url", m.mgr.url, "--manager-credential-file", m.creds[id], "--manager-ca-file", m.mgrCA}
 	}
-	m.dyn = managedCluster(t, "dyn-1", m.table, 2, mflags("dyn-1")...)
+	m.dyn = managedCluster(t, dynID, m.table, 2, mflags(dynID)...)
 	embDir := filepath.Join(m.dir, "emb", "data")
 	m.emb = startServerEnv(t, embDir, t.TempDir(), []string{"AUTOGATE_SECRET_KEY="},
-		append([]string{"--cluster", "emb-1", "--node", "emb-gw"}, mflags("emb-1")...)...)
+		append([]string{"--cluster", embID, "--node", "emb-gw"}, mflags(embID)...)...)
 	m.emb.waitLine("active")
 	m.embPass = filepath.Join(embDir, "admin-password")
-	m.waitConnected("dyn-1", "")
-	m.waitConnected("emb-1", "emb-gw")
+	m.waitConnected(dynID, "")
+	m.waitConnected(embID, "emb-gw")
 
 	m.repo = filepath.Join(m.dir, "repo")
 	gitRepo(t, m.repo, map[string]string{

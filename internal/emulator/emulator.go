@@ -85,6 +85,17 @@ func SQS(t testing.TB) Endpoint {
 	return sqsEmu.get(t)
 }
 
+// region is Region, or AWS_REGION when the harness targets external
+// endpoints (LocalStack in another region).
+func region() string {
+	if os.Getenv("AUTOGATE_EMULATORS") == External {
+		if r := os.Getenv("AWS_REGION"); r != "" {
+			return r
+		}
+	}
+	return Region
+}
+
 // External is the value of AUTOGATE_EMULATORS that points the harness at
 // endpoints that already run (LocalStack, for make e2e-local) instead of
 // starting emulators: each service's endpoint is then its
@@ -171,7 +182,7 @@ func AWSConfig(t testing.TB, ep Endpoint) aws.Config {
 		t.Fatal("emulator.AWSConfig: empty endpoint")
 	}
 	return aws.Config{
-		Region:       Region,
+		Region:       region(),
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		BaseEndpoint: aws.String(ep.URL),
 		// Tests want failures fast; the product configures its own retries.
@@ -191,7 +202,7 @@ func DynamoDBOptions(o *dynamodb.Options) { o.DisableValidateResponseChecksum = 
 // to os.Environ(); later entries win in os/exec.
 func Env() []string {
 	env := []string{
-		"AWS_REGION=" + Region,
+		"AWS_REGION=" + region(),
 		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
 		// Never wait on an instance-metadata endpoint that is not there.
@@ -408,7 +419,7 @@ func startSQS() (*process, Endpoint, error) {
 
 func staticConfig(ep Endpoint) aws.Config {
 	return aws.Config{
-		Region:       Region,
+		Region:       region(),
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		BaseEndpoint: aws.String(ep.URL),
 		HTTPClient:   &http.Client{Timeout: 5 * time.Second},
