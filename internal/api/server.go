@@ -2,14 +2,12 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/autogate/autogate/internal/accesslog"
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -50,7 +48,6 @@ type ctxKey int
 
 const (
 	principalKey ctxKey = iota
-	accessKey
 	trustedKey
 )
 
@@ -114,7 +111,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "active")
 	})
-	return s.accessLog(mux)
+	return accesslog.Middleware(s.Logger, mux)
 }
 
 func describe(t lease.Term) string {
@@ -178,61 +175,9 @@ func (s *Server) authorize(hapi huma.API) func(huma.Context, func(huma.Context))
 				fmt.Sprintf("role %s may not %s", p.Role, op.Summary))
 			return
 		}
-		if r, ok := ctx.Context().Value(accessKey).(*accessInfo); ok {
-			r.user = p.User
-		}
+		accesslog.From(ctx.Context()).User = p.User
 		next(huma.WithValue(ctx, principalKey, p))
 	}
-}
-
-type accessInfo struct {
-	user   string
-	status int
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	info *accessInfo
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.info.status == 0 {
-		w.info.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.info.status == 0 {
-		w.info.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// accessLog logs one structured line per request: never bodies or headers.
-func (s *Server) accessLog(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 64 {
-			b := make([]byte, 8)
-			_, _ = rand.Read(b) // never fails since Go 1.24
-			id = hex.EncodeToString(b)
-		}
-		w.Header().Set("X-Request-Id", id)
-		info := &accessInfo{}
-		ctx := context.WithValue(r.Context(), accessKey, info)
-		next.ServeHTTP(&statusWriter{ResponseWriter: w, info: info}, r.WithContext(ctx))
-		level := slog.LevelInfo
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
-			level = slog.LevelDebug
-		}
-		s.Logger.Log(r.Context(), level, "http request", "request_id", id, "method", r.Method,
-			"path", r.URL.Path, "status", info.status, "user", info.user,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
-	})
 }
 
 var errNoNodes = errors.New("node listing not configured")

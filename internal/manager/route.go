@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/autogate/autogate/internal/accesslog"
 	"io"
 	"net/http"
 	"net/url"
@@ -24,11 +25,8 @@ import (
 // cluster is the cluster's decision, by the caller's manager role.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	id, rest := r.PathValue("id"), r.PathValue("rest")
-	info, _ := r.Context().Value(accessKey).(*accessInfo)
-	if info == nil {
-		info = &accessInfo{}
-	}
-	info.cluster = id
+	info := accesslog.From(r.Context())
+	info.Cluster = id
 	p, st, msg := s.authenticate(r.Context(), r.Header.Get("Authorization"))
 	if st != 0 {
 		if st == http.StatusUnauthorized {
@@ -37,7 +35,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, st, msg)
 		return
 	}
-	info.user = p.User
+	info.User = p.User
 	if err := resource.ValidateCluster(id); err != nil {
 		writeProblem(w, http.StatusBadRequest, err.Error())
 		return

@@ -2,11 +2,10 @@ package manager
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/autogate/autogate/internal/accesslog"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,7 +61,6 @@ type ctxKey int
 
 const (
 	principalKey ctxKey = iota
-	accessKey
 )
 
 func principal(ctx context.Context) auth.Principal {
@@ -127,7 +125,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "active")
 	})
-	return s.accessLog(mux)
+	return accesslog.Middleware(s.Logger, mux)
 }
 
 const connectPath = "/v1/connect"
@@ -192,9 +190,7 @@ func (s *Server) authorize(hapi huma.API) func(huma.Context, func(huma.Context))
 			_ = huma.WriteErr(hapi, ctx, http.StatusForbidden, fmt.Sprintf("role %s may not %s", p.Role, op.Summary))
 			return
 		}
-		if a, ok := ctx.Context().Value(accessKey).(*accessInfo); ok {
-			a.user = p.User
-		}
+		accesslog.From(ctx.Context()).User = p.User
 		next(huma.WithValue(ctx, principalKey, p))
 	}
 }
@@ -222,9 +218,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusServiceUnavailable, "credential check unavailable")
 		return
 	}
-	if a, ok := r.Context().Value(accessKey).(*accessInfo); ok {
-		a.cluster = id
-	}
+	accesslog.From(r.Context()).Cluster = id
 	if err := s.Hub.ServeConnect(w, r, id); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, err.Error())
 	}
@@ -274,59 +268,4 @@ func (s *Server) problem(ctx context.Context, op string, err error) error {
 	}
 	s.Logger.DebugContext(ctx, "request rejected", "operation", op, "status", st, "error", err)
 	return huma.NewError(st, err.Error())
-}
-
-type accessInfo struct {
-	user    string
-	cluster string
-	status  int
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	info *accessInfo
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.info.status == 0 {
-		w.info.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.info.status == 0 {
-		w.info.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController (and the WebSocket upgrade) reach
-// the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// accessLog logs one line per request (never bodies or headers) and sets
-// X-Request-Id, which routed requests carry to the gateway.
-func (s *Server) accessLog(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 64 {
-			b := make([]byte, 8)
-			_, _ = rand.Read(b) // never fails since Go 1.24
-			id = hex.EncodeToString(b)
-			r.Header.Set("X-Request-Id", id)
-		}
-		w.Header().Set("X-Request-Id", id)
-		info := &accessInfo{}
-		ctx := context.WithValue(r.Context(), accessKey, info)
-		next.ServeHTTP(&statusWriter{ResponseWriter: w, info: info}, r.WithContext(ctx))
-		level := slog.LevelInfo
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
-			level = slog.LevelDebug
-		}
-		s.Logger.Log(r.Context(), level, "http request", "request_id", id, "method", r.Method,
-			"path", r.URL.Path, "status", info.status, "user", info.user, "cluster", info.cluster,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
-	})
 }
