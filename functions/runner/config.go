@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/autogate/autogate/functions/runner/handler"
+	autogateconfig "github.com/autogate/autogate/internal/config"
+	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/runner/node"
 )
 
 // config is the Lambda runner's configuration: defaults, then the
@@ -32,7 +35,13 @@ type config struct {
 	PipIndexURL       string
 	PipFindLinks      []string
 	PipNoIndex        bool
-	LogLevel          string
+	// Retention is how long recorded executions are kept
+	// (AUTOGATE_RETENTION, as on the gateways and the ECS runners).
+	Retention time.Duration
+	// RepoRefresh is how long a branch's resolved commit is reused before
+	// fetching again (AUTOGATE_REPO_REFRESH; 0 fetches on every run).
+	RepoRefresh time.Duration
+	LogLevel    string
 	// InLambda is set when AWS_LAMBDA_FUNCTION_NAME is: the file system is
 	// then read-only outside /tmp.
 	InLambda bool
@@ -51,6 +60,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Node:              get("AUTOGATE_NODE"),
 		Margin:            handler.DefaultMargin, Concurrency: 1, WorkDir: defaultWorkDir,
 		OutputLimit: 64 << 10, PipIndexURL: get("AUTOGATE_PIP_INDEX_URL"), LogLevel: "info",
+		Retention: autogateconfig.DefaultRetention, RepoRefresh: autogateconfig.DefaultRepoRefresh,
 		InLambda: get("AWS_LAMBDA_FUNCTION_NAME") != "",
 	}
 	if v := get("AUTOGATE_SECRET_KEY"); v != "" {
@@ -87,6 +97,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	parse("AUTOGATE_LAMBDA_CONCURRENCY", func(v string) (err error) { c.Concurrency, err = strconv.Atoi(v); return err })
 	parse("AUTOGATE_OUTPUT_LIMIT", func(v string) (err error) { c.OutputLimit, err = strconv.Atoi(v); return err })
 	parse("AUTOGATE_PIP_NO_INDEX", func(v string) (err error) { c.PipNoIndex, err = strconv.ParseBool(v); return err })
+	parse("AUTOGATE_RETENTION", func(v string) (err error) { c.Retention, err = time.ParseDuration(v); return err })
+	parse("AUTOGATE_REPO_REFRESH", func(v string) (err error) { c.RepoRefresh, err = time.ParseDuration(v); return err })
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -125,6 +137,12 @@ func (c config) validate() error {
 	if c.OutputLimit <= 0 {
 		errs = append(errs, fmt.Errorf("AUTOGATE_OUTPUT_LIMIT %d must be positive", c.OutputLimit))
 	}
+	if err := autogateconfig.CheckRetention(c.Retention); err != nil {
+		errs = append(errs, fmt.Errorf("AUTOGATE_RETENTION %w", err))
+	}
+	if err := autogateconfig.CheckRepoRefresh(c.RepoRefresh); err != nil {
+		errs = append(errs, fmt.Errorf("AUTOGATE_REPO_REFRESH %w", err))
+	}
 	if !filepath.IsAbs(c.WorkDir) {
 		errs = append(errs, fmt.Errorf("AUTOGATE_WORK_DIR %q must be an absolute path", c.WorkDir))
 	} else if c.InLambda && !strings.HasPrefix(filepath.Clean(c.WorkDir)+"/", "/tmp/") {
@@ -136,4 +154,14 @@ func (c config) validate() error {
 		errs = append(errs, fmt.Errorf("AUTOGATE_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// node is the runner set-up this configuration asks for; the caller adds
+// the store, keyring, queue, clock, logger and metrics.
+func (c config) node() node.Config {
+	return node.Config{
+		Node: c.Node, Cluster: c.Cluster, Dir: c.WorkDir, Retention: c.Retention, RepoRefresh: c.RepoRefresh,
+		OutputLimit: c.OutputLimit, Concurrency: c.Concurrency,
+		Pip: executor.PipConfig{IndexURL: c.PipIndexURL, FindLinks: c.PipFindLinks, NoIndex: c.PipNoIndex},
+	}
 }

@@ -3,7 +3,9 @@
 // FunctionResponseTypes = ["ReportBatchItemFailures"]) that runs each
 // execution through the same runner core (package runner) as the ECS
 // runner. main only reads configuration from the environment and wires the
-// parts together; the event handling is package handler, tested on its own.
+// parts together (the runner set-up is package runner/node, the same one the
+// gateways and the ECS runner use); the event handling is package handler,
+// tested on its own.
 //
 // # What it can run
 //
@@ -55,6 +57,8 @@
 //	AUTOGATE_LAMBDA_CONCURRENCY    records of one batch run at once (default 1)
 //	AUTOGATE_WORK_DIR              root of run dirs and caches (default /tmp/autogate)
 //	AUTOGATE_OUTPUT_LIMIT          bytes of stdout and of stderr kept (default 65536)
+//	AUTOGATE_RETENTION             how long recorded executions are kept (default 720h, at least 1h), as on the gateways
+//	AUTOGATE_REPO_REFRESH          reuse a branch's resolved commit this long before fetching again (default 5s, 0..1h; 0: every run)
 //	AUTOGATE_PIP_INDEX_URL, AUTOGATE_PIP_FIND_LINKS (comma-separated), AUTOGATE_PIP_NO_INDEX
 //	AUTOGATE_LOG_LEVEL             debug, info, warn or error (default info); logs are JSON on stderr
 //

@@ -3,25 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/autogate/autogate/internal/metrics"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/autogate/autogate/functions/runner/handler"
-	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/clock"
-	"github.com/autogate/autogate/internal/executor"
-	"github.com/autogate/autogate/internal/gitrepo"
+	"github.com/autogate/autogate/internal/metrics"
 	"github.com/autogate/autogate/internal/queue/sqs"
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store/dynamo"
-	"github.com/autogate/autogate/runner"
+	"github.com/autogate/autogate/runner/node"
 )
 
 func main() {
@@ -48,8 +44,8 @@ func newLogger(cfg config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("node", cfg.Node, "cluster", cfg.Cluster)
 }
 
-// wire builds the handler: DynamoDB store and catalog, SQS queue, executor
-// and repository cache under WorkDir, and the runner core.
+// wire builds the handler: DynamoDB store, SQS queue, and the runner node
+// (package node: catalog, executor and repository cache under WorkDir).
 func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, error) {
 	meter := metrics.New(cfg.Node, metrics.RoleLambda)
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
@@ -72,27 +68,17 @@ func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	cat := &catalog.Catalog{Store: st, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk}
 	q, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
 	if err != nil {
 		return nil, err
 	}
-	exe, err := executor.New(executor.Config{
-		WorkRoot: filepath.Join(cfg.WorkDir, "work"), CacheDir: filepath.Join(cfg.WorkDir, "venvs"),
-		OutputLimit: cfg.OutputLimit, Logger: log,
-		Pip: executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex},
-	})
+	nc := cfg.node()
+	nc.Store, nc.Keyring, nc.Source, nc.Clock, nc.Logger, nc.Metrics = st, keyring, q, clk, log, meter
+	n, err := node.New(nc)
 	if err != nil {
 		return nil, err
 	}
-	core, err := runner.New(runner.Config{
-		Node: cfg.Node, Catalog: cat, Source: q, Executor: exe,
-		Repos: gitrepo.New(filepath.Join(cfg.WorkDir, "repos"), log),
-		Clock: clk, Logger: log, Concurrency: cfg.Concurrency, Metrics: meter,
-	})
-	if err != nil {
-		return nil, err
-	}
+	core := n.Core
 	log.Info("lambda runner ready", "queue_url", cfg.QueueURL, "table", cfg.Table, "work_dir", cfg.WorkDir)
 	return &handler.Handler{Core: core, Queue: q, Clock: clk, Logger: log, Margin: cfg.Margin, Concurrency: cfg.Concurrency}, nil
 }

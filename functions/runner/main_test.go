@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/queue"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store"
+	"github.com/autogate/autogate/internal/store/bolt"
+	"github.com/autogate/autogate/runner/node"
 )
 
 func env(kv map[string]string) func(string) (string, bool) {
@@ -88,6 +98,10 @@ func TestLoadConfig(t *testing.T) {
 		{"tmp look-alike on Lambda", map[string]string{"AUTOGATE_WORK_DIR": "/tmpfoo", "AWS_LAMBDA_FUNCTION_NAME": "f"}, nil, "under /tmp"},
 		{"bad log level", map[string]string{"AUTOGATE_LOG_LEVEL": "loud"}, nil, "AUTOGATE_LOG_LEVEL"},
 		{"bad bool", map[string]string{"AUTOGATE_PIP_NO_INDEX": "maybe"}, nil, "AUTOGATE_PIP_NO_INDEX"},
+		{"bad retention", map[string]string{"AUTOGATE_RETENTION": "a week"}, nil, "AUTOGATE_RETENTION"},
+		{"retention under an hour", map[string]string{"AUTOGATE_RETENTION": "30m"}, nil, "AUTOGATE_RETENTION"},
+		{"refresh over an hour", map[string]string{"AUTOGATE_REPO_REFRESH": "2h"}, nil, "AUTOGATE_REPO_REFRESH"},
+		{"negative refresh", map[string]string{"AUTOGATE_REPO_REFRESH": "-1s"}, nil, "AUTOGATE_REPO_REFRESH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,4 +195,65 @@ func TestSecretKeyFromSecretsManager(t *testing.T) {
 			t.Errorf("secretKey = %d bytes, %v", len(key), err)
 		}
 	})
+}
+
+// TestRunnerNodeHonoursRetentionAndRefresh builds the runner node the way
+// wire does and checks that AUTOGATE_RETENTION reaches the expiry of a
+// recorded execution and AUTOGATE_REPO_REFRESH the git cache; before the
+// one runner set-up the Lambda recorded every execution with the 30-day
+// default and fetched on every run.
+func TestRunnerNodeHonoursRetentionAndRefresh(t *testing.T) {
+	tests := []struct {
+		name               string
+		set                map[string]string
+		retention, refresh time.Duration
+	}{
+		{"defaults", nil, 30 * 24 * time.Hour, 5 * time.Second},
+		{"set", map[string]string{"AUTOGATE_RETENTION": "48h", "AUTOGATE_REPO_REFRESH": "1m"}, 48 * time.Hour, time.Minute},
+		{"fetch every run", map[string]string{"AUTOGATE_REPO_REFRESH": "0s"}, 30 * 24 * time.Hour, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := baseEnv()
+			e["AUTOGATE_WORK_DIR"] = t.TempDir()
+			for k, v := range tt.set {
+				e[k] = v
+			}
+			c, err := loadConfig(env(e))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), clock.Real{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			kr, err := secret.NewKeyring(make([]byte, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc := c.node()
+			nc.Store, nc.Keyring, nc.Source = st, kr, queue.NewLocal()
+			n, err := node.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Repos.Refresh != tt.refresh {
+				t.Errorf("git cache refresh: got %v want %v", n.Repos.Refresh, tt.refresh)
+			}
+			now := time.Now().UTC()
+			x := &execution.Execution{ID: execution.NewID(now), Cluster: c.Cluster, Service: "s", Status: execution.Queued, CreatedAt: now,
+				Spec: &resource.Service{Meta: resource.Meta{Name: "s"}, Type: resource.Executable, Repository: "r", Filename: "x"}}
+			if err := n.Catalog.CreateExecution(t.Context(), x); err != nil {
+				t.Fatal(err)
+			}
+			recs, _, err := st.List(t.Context(), c.Cluster, resource.KindExecution, store.ListOptions{})
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("stored executions: %d, %v", len(recs), err)
+			}
+			if got, want := recs[0].ExpiresAt, now.Add(tt.retention); !got.Equal(want) {
+				t.Errorf("execution expiry: got %v want %v", got, want)
+			}
+		})
+	}
 }

@@ -88,10 +88,35 @@ func DefaultServer() Server {
 	return Server{
 		DataDir: DefaultDataDir(), Listen: "127.0.0.1:8443", Cluster: "default",
 		Node:  fmt.Sprintf("%s-%d", strings.ToLower(firstLabel(host)), os.Getpid()),
-		Store: "bolt", Execution: "local", Concurrency: 4, Retention: 30 * 24 * time.Hour,
+		Store: "bolt", Execution: "local", Concurrency: 4, Retention: DefaultRetention,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
-		ShutdownGrace: 30 * time.Second, RepoRefresh: 5 * time.Second, Heartbeat: 10 * time.Second,
+		ShutdownGrace: 30 * time.Second, RepoRefresh: DefaultRepoRefresh, Heartbeat: 10 * time.Second,
 	}
+}
+
+// Defaults shared by every runner (the gateway's, the ECS and the Lambda
+// runner), so their executions expire and their checkouts refresh alike.
+const (
+	// DefaultRetention is how long executions are kept.
+	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultRepoRefresh is how long a branch's resolved commit is reused.
+	DefaultRepoRefresh = 5 * time.Second
+)
+
+// CheckRetention holds an execution retention to its range (at least 1h).
+func CheckRetention(d time.Duration) error {
+	if d < time.Hour {
+		return fmt.Errorf("%v: want at least 1h", d)
+	}
+	return nil
+}
+
+// CheckRepoRefresh holds a repository refresh window to its range (0..1h).
+func CheckRepoRefresh(d time.Duration) error {
+	if d < 0 || d > time.Hour {
+		return fmt.Errorf("%v: want 0..1h", d)
+	}
+	return nil
 }
 
 func firstLabel(h string) string {
@@ -292,8 +317,8 @@ func (c *Server) Validate() error {
 	if c.Concurrency < 1 || c.Concurrency > 1024 {
 		bad("concurrency", "%d: want 1..1024", c.Concurrency)
 	}
-	if c.Retention < time.Hour {
-		bad("retention", "%v: want at least 1h", c.Retention)
+	if err := CheckRetention(c.Retention); err != nil {
+		bad("retention", "%v", err)
 	}
 	if c.OutputLimit < 1024 || c.OutputLimit > 4<<20 {
 		bad("output-limit", "%d: want 1 KiB..4 MiB", c.OutputLimit)
@@ -304,8 +329,8 @@ func (c *Server) Validate() error {
 	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 5*time.Minute {
 		bad("heartbeat", "%v: want 100ms..5m", c.Heartbeat)
 	}
-	if c.RepoRefresh < 0 || c.RepoRefresh > time.Hour {
-		bad("repo-refresh", "%v: want 0..1h", c.RepoRefresh)
+	if err := CheckRepoRefresh(c.RepoRefresh); err != nil {
+		bad("repo-refresh", "%v", err)
 	}
 	for _, u := range c.ManagerURLs {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
