@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/lease"
+	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
+	"github.com/autogate/autogate/internal/store"
+	"github.com/autogate/autogate/internal/store/bolt"
+	storedynamo "github.com/autogate/autogate/internal/store/dynamo"
+	"github.com/autogate/autogate/internal/wire"
+)
+
+// BackendConfig says where a gateway's or manager's records live and how
+// it holds the lease.
+type BackendConfig struct {
+	// Store is "dynamodb" or the embedded store (anything else).
+	Store string
+	// Table is the DynamoDB table (Store dynamodb).
+	Table string
+	// File is the embedded store's file.
+	File string
+	// Cluster is the namespace of the records and the lease.
+	Cluster, Node, Address, Version string
+	// Lease timing (dynamodb); zero takes the lease package defaults.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// elector holds the lease: lease.Local or the DynamoDB elector.
+type elector interface {
+	Run(ctx context.Context, cb lease.Callbacks) error
+}
+
+// Backend is what differs between the embedded and the DynamoDB store.
+type Backend struct {
+	// Store is the raw store: runners write execution records through it
+	// with conditional writes, like a remote runner would.
+	Store store.Store
+	// Fenced returns the view shared state is written through during term:
+	// on DynamoDB every write there also checks the lease epoch.
+	Fenced func(term lease.Term) store.Store
+	Lease  elector
+	// Release hands the lease over at once on a clean shutdown.
+	Release func(ctx context.Context) error
+	// Nodes lists the cluster's nodes (DynamoDB); nil on the embedded store.
+	Nodes func(ctx context.Context) ([]wire.Node, error)
+	// Prune removes expired records (the embedded store; DynamoDB has TTL).
+	Prune func(ctx context.Context) (int, error)
+	Close func() error
+}
+
+// OpenBackend opens the store and the lease cfg names; awsCfg is used
+// only for DynamoDB.
+func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk clock.Clock, log *slog.Logger) (*Backend, error) {
+	if cfg.Store != "dynamodb" {
+		st, err := bolt.Open(cfg.File, clk)
+		if err != nil {
+			return nil, err
+		}
+		return &Backend{
+			Store:   st,
+			Fenced:  func(lease.Term) store.Store { return st }, // one node: nobody to fence out
+			Lease:   lease.Local{Node: cfg.Node, Address: cfg.Address},
+			Release: func(context.Context) error { return nil },
+			Prune:   st.Prune,
+			Close:   st.Close,
+		}, nil
+	}
+	client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{})
+	if err := storedynamo.CheckTable(ctx, client, cfg.Table); err != nil {
+		return nil, err
+	}
+	st, err := storedynamo.New(client, storedynamo.Config{Table: cfg.Table, Clock: clk, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	el, err := leasedynamo.New(client, leasedynamo.Config{
+		Table: cfg.Table, Cluster: cfg.Cluster, Node: cfg.Node, Address: cfg.Address, Version: cfg.Version,
+		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{
+		Store:   st,
+		Fenced:  func(term lease.Term) store.Store { return st.Fenced(cfg.Cluster, term) },
+		Lease:   el,
+		Release: el.Release,
+		Nodes: func(ctx context.Context) ([]wire.Node, error) {
+			ns, err := leasedynamo.ListNodes(ctx, client, cfg.Table, cfg.Cluster)
+			out := make([]wire.Node, len(ns))
+			for i, n := range ns {
+				out[i] = wire.Node(n)
+			}
+			return out, err
+		},
+		Close: func() error { return nil },
+	}, nil
+}
