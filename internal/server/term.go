@@ -109,6 +109,9 @@ func (l *leader) term(ctx context.Context, term lease.Term) {
 	if l.prepare != nil {
 		l.prepare(ctx, term)
 	}
+	if ctx.Err() != nil {
+		return // the term ended during set-up: never report it active
+	}
 	l.lead.activate(ctx, term)
 	l.log.Info("active", "epoch", term.Epoch)
 	fmt.Fprintf(l.stdout, "%s: active (epoch %d)\n", l.name, term.Epoch)
