@@ -335,3 +335,24 @@ func TestPruneLoop(t *testing.T) {
 		t.Errorf("prune loop: %v", err)
 	}
 }
+
+func TestTermEndingDuringSetUpIsNeverActive(t *testing.T) {
+	f := newFixture(t)
+	var ran atomic.Bool
+	f.ld.duty = func(context.Context, lease.Term) { ran.Store(true) }
+	ctx, cancel := context.WithCancel(t.Context())
+	f.ld.prepare = func(context.Context, lease.Term) { cancel() } // the lease is lost while reconciling
+	f.ld.term(ctx, lease.Term{Holder: "n1", Epoch: 2})
+	if ran.Load() {
+		t.Error("the duty ran for a term that had ended")
+	}
+	if active, _ := f.lead.Active(); active {
+		t.Error("reported active")
+	}
+	if strings.Contains(f.out.String(), "active (epoch") {
+		t.Errorf("printed %q", f.out.String())
+	}
+	if _, err := f.shared.Create(t.Context(), rec("x")); !errors.Is(err, lease.ErrNotLeader) {
+		t.Errorf("write after the term: got %v want lease.ErrNotLeader", err)
+	}
+}
