@@ -25,6 +25,7 @@ import (
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/config"
 	"github.com/autogate/autogate/internal/devcert"
+	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/gitrepo"
@@ -395,7 +396,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				if localRunner {
 					<-ctx.Done() // the in-process queue loses nothing a restart's reconcile misses
 				} else {
-					sweepLoop(ctx, gw, sq, meter, max(2*time.Minute, 6*cfg.Heartbeat), log)
+					sweepLoop(ctx, gw, sq, meter, execution.StaleAfter(cfg.Heartbeat), log)
 				}
 				log.Warn("no longer active", "epoch", term.Epoch)
 			},

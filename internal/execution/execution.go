@@ -53,10 +53,15 @@ var ErrTransition = errors.New("illegal execution transition")
 var edges = map[Status][]Status{
 	Queued:  {Running, Canceled, Failed},
 	Running: {Succeeded, Failed, TimedOut, Canceled, Lost},
-	// Lost may be re-queued once for a retryable service; see Retry.
+	// The one edge out of a terminal state: a lost attempt of a retryable
+	// service with attempts left goes back to queued (Transition checks the
+	// guard; see Retry).
+	Lost: {Queued},
 }
 
 // CanTransition reports whether from → to is an edge of the state machine.
+// An edge may carry a guard on the record (lost → queued needs a retryable
+// service with attempts left); Transition checks it.
 func CanTransition(from, to Status) bool {
 	for _, s := range edges[from] {
 		if s == to {
@@ -132,6 +137,9 @@ func (e *Execution) Transition(to Status, now time.Time, reason string) error {
 	if !CanTransition(e.Status, to) {
 		return fmt.Errorf("%w: %s → %s (execution %s)", ErrTransition, e.Status, to, e.ID)
 	}
+	if e.Status == Lost && to == Queued && !e.retryable() {
+		return fmt.Errorf("%w: %s → %s (execution %s): not retryable or no attempts left", ErrTransition, e.Status, to, e.ID)
+	}
 	e.Status = to
 	if reason != "" {
 		e.Reason = reason
@@ -164,13 +172,20 @@ func (e *Execution) Claim(node string, now time.Time) error {
 // execution: the first attempt plus one retry after a lost runner.
 const MaxAttempts = 2
 
+// retryable is the guard of lost → queued.
+func (e *Execution) retryable() bool {
+	return e.Spec != nil && e.Spec.Retryable && e.Attempt < MaxAttempts
+}
+
 // Retry re-queues a lost execution when its service is retryable and it has
 // attempts left. It reports whether it did.
 func (e *Execution) Retry(now time.Time) bool {
-	if e.Status != Lost || e.Spec == nil || !e.Spec.Retryable || e.Attempt >= MaxAttempts {
+	if e.Status != Lost || !e.retryable() {
 		return false
 	}
-	e.Status = Queued
+	if err := e.Transition(Queued, now, ""); err != nil {
+		return false // cannot happen: the guard was checked above
+	}
 	e.EndedAt = nil
 	e.StartedAt = nil
 	e.ExitCode = nil

@@ -338,23 +338,13 @@ func (g *Gateway) dropWaiter(id string, ch chan struct{}) {
 }
 
 // ErrFinished means a cancel came after the execution ended.
-var ErrFinished = errors.New("execution already finished")
+var ErrFinished = execution.ErrFinished
 
 // Cancel cancels a queued or running execution.
 func (g *Gateway) Cancel(ctx context.Context, id string) (*execution.Execution, error) {
 	now := g.Clock.Now()
 	e, err := g.Catalog.MutateExecution(ctx, id, func(x *execution.Execution) error {
-		switch {
-		case x.Status.Terminal():
-			return fmt.Errorf("%w: execution %s is %s", ErrFinished, x.ID, x.Status)
-		case x.Status == execution.Queued:
-			x.CancelRequested = true
-			return x.Transition(execution.Canceled, now, "canceled before it started")
-		case x.CancelRequested:
-			return catalog.ErrUnchanged
-		}
-		x.CancelRequested = true
-		return nil
+		return x.RequestCancel(now)
 	})
 	if err != nil {
 		return e, err
@@ -436,11 +426,9 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 			continue
 		}
 		_, merr := g.Catalog.MutateExecution(ctx, env.ExecutionID, func(x *execution.Execution) error {
-			if x.Status.Terminal() || x.DeadLettered {
-				return catalog.ErrUnchanged
+			if err := x.MarkDeadLettered(); err != nil {
+				return err
 			}
-			x.DeadLettered = true
-			x.Reason = "its message failed repeatedly and is in the dead-letter queue; fix the cause, then `autogate redrive`"
 			n++
 			return nil
 		})
@@ -467,42 +455,40 @@ func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Durati
 		}
 		for _, e := range page {
 			switch {
-			case e.Status == execution.Running && e.Heartbeat != nil && now.Sub(*e.Heartbeat) >= staleAfter:
-				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-					if x.Status != execution.Running || x.Heartbeat == nil || now.Sub(*x.Heartbeat) < staleAfter {
-						return catalog.ErrUnchanged
-					}
-					if err := x.Transition(execution.Lost, now, fmt.Sprintf("runner %s stopped heartbeating during attempt %d", x.Node, x.Attempt)); err != nil {
-						return err
-					}
-					x.Retry(now)
-					return nil
+			case e.Stale(now, staleAfter):
+				lost, requeued := false, false
+				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) (err error) {
+					requeued, err = x.LoseStale(now, staleAfter)
+					lost = err == nil
+					return err
 				})
-				if err != nil {
+				switch {
+				case err != nil:
 					return resent, failed, err
-				}
-				if x.Status == execution.Queued {
+				case requeued:
 					if err := g.dispatch(ctx, x); err != nil {
 						return resent, failed, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
 					}
 					resent++
-				} else if x.Status == execution.Lost {
+				case lost:
 					failed++
 					g.Notify(x)
 				}
 			case e.Status != execution.Queued || e.DeadLettered || now.Sub(e.CreatedAt) < resendAfter:
 			case !e.Deadline.IsZero() && now.After(e.Deadline):
+				ended := false
 				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-					if x.Status != execution.Queued {
-						return catalog.ErrUnchanged
-					}
-					return x.Transition(execution.Failed, now, "not started before its deadline: no runner took it (are runners up? see `autogate get nodes`)")
+					err := x.FailUnstarted(now, "not started before its deadline: no runner took it (are runners up? see `autogate get nodes`)")
+					ended = err == nil
+					return err
 				})
 				if err != nil {
 					return resent, failed, err
 				}
-				failed++
-				g.Notify(x)
+				if ended {
+					failed++
+					g.Notify(x)
+				}
 			default:
 				if err := g.dispatch(ctx, e); err != nil {
 					return resent, failed, fmt.Errorf("re-dispatch %s: %w", e.ID, err)
