@@ -151,3 +151,53 @@ func (e *Execution) MarkDeadLettered() error {
 	e.Reason = "its message failed repeatedly and is in the dead-letter queue; fix the cause, then `autogate redrive`"
 	return nil
 }
+
+// StartDeadline is when e must have started: StartBy, or Deadline for a
+// record written before start windows existed.
+func (e *Execution) StartDeadline() time.Time {
+	if !e.StartBy.IsZero() {
+		return e.StartBy
+	}
+	return e.Deadline
+}
+
+// LastSent is when e's message was last sent: its last re-send, else its
+// submission.
+func (e *Execution) LastSent() time.Time {
+	if e.ResentAt != nil {
+		return *e.ResentAt
+	}
+	return e.CreatedAt
+}
+
+// Resend records that e's message, presumed lost, is sent again at now. It
+// returns ErrUnchanged if e is no longer waiting (queued and not
+// dead-lettered) or its start-by time has passed (see ExpireUnstarted).
+func (e *Execution) Resend(now time.Time) error {
+	if e.Status != Queued || e.DeadLettered {
+		return fmt.Errorf("%w: execution %s is %s", ErrUnchanged, e.ID, e.Status)
+	}
+	if sb := e.StartDeadline(); !sb.IsZero() && !now.Before(sb) {
+		return fmt.Errorf("%w: execution %s is past its start-by time", ErrUnchanged, e.ID)
+	}
+	t := now.UTC()
+	e.Resends++
+	e.ResentAt = &t
+	return nil
+}
+
+// ExpireUnstarted fails a queued execution whose start-by time has passed:
+// no re-send can start it in time any more. The reason says what happened.
+// It returns ErrUnchanged if e is not queued or still has time.
+func (e *Execution) ExpireUnstarted(now time.Time) error {
+	sb := e.StartDeadline()
+	if e.Status != Queued || sb.IsZero() || now.Before(sb) {
+		return fmt.Errorf("%w: execution %s is %s, start by %v", ErrUnchanged, e.ID, e.Status, sb)
+	}
+	sent := "its message was never presumed lost, so it waited in the queue"
+	if e.Resends > 0 {
+		sent = fmt.Sprintf("its message was re-sent %d time(s) after being presumed lost", e.Resends)
+	}
+	return e.FailUnstarted(now, fmt.Sprintf("not started by its start-by time %s (%s after submission): no runner claimed it; %s (are runners up? see `autogate get nodes`)",
+		sb.UTC().Format(time.RFC3339), sb.Sub(e.CreatedAt).Round(time.Second), sent))
+}

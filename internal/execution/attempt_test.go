@@ -17,14 +17,16 @@ func TestMethodsFollowEdges(t *testing.T) {
 	old := now.Add(-time.Hour)
 	const node, after = "n1", 30 * time.Second
 	methods := map[string]func(e *Execution) error{
-		"Start":         func(e *Execution) error { return e.Start(node, now) },
-		"Claim":         func(e *Execution) error { return e.Claim(node, now) },
-		"Beat":          func(e *Execution) error { return e.Beat(node, 1, now) },
-		"LoseAttempt":   func(e *Execution) error { _, err := e.LoseAttempt(now, "gone"); return err },
-		"LoseStale":     func(e *Execution) error { _, err := e.LoseStale(now, after); return err },
-		"RequestCancel": func(e *Execution) error { return e.RequestCancel(now) },
-		"FailUnstarted": func(e *Execution) error { return e.FailUnstarted(now, "too late") },
-		"Retry":         func(e *Execution) error { e.Retry(now); return nil },
+		"Start":           func(e *Execution) error { return e.Start(node, now) },
+		"Claim":           func(e *Execution) error { return e.Claim(node, now) },
+		"Beat":            func(e *Execution) error { return e.Beat(node, 1, now) },
+		"LoseAttempt":     func(e *Execution) error { _, err := e.LoseAttempt(now, "gone"); return err },
+		"LoseStale":       func(e *Execution) error { _, err := e.LoseStale(now, after); return err },
+		"RequestCancel":   func(e *Execution) error { return e.RequestCancel(now) },
+		"FailUnstarted":   func(e *Execution) error { return e.FailUnstarted(now, "too late") },
+		"Retry":           func(e *Execution) error { e.Retry(now); return nil },
+		"Resend":          func(e *Execution) error { return e.Resend(now) },
+		"ExpireUnstarted": func(e *Execution) error { return e.ExpireUnstarted(now) },
 		"MarkDeadLettered": func(e *Execution) error {
 			return e.MarkDeadLettered()
 		},
@@ -40,7 +42,7 @@ func TestMethodsFollowEdges(t *testing.T) {
 			for _, attempt := range []int{1, MaxAttempts} {
 				for _, cancel := range []bool{false, true} {
 					for _, hb := range []time.Time{now, old} {
-						out = append(out, &Execution{ID: "x", Status: from, Node: node, Attempt: attempt,
+						out = append(out, &Execution{ID: "x", Status: from, Node: node, Attempt: attempt, StartBy: hb,
 							CancelRequested: cancel, Heartbeat: &hb, StartedAt: &hb,
 							Spec: &resource.Service{Retryable: retryable}})
 					}

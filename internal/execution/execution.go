@@ -124,6 +124,15 @@ type Execution struct {
 	EndedAt   *time.Time `json:"endedAt,omitempty"`
 	// Deadline is when the run must be over (submission + timeout + slack).
 	Deadline time.Time `json:"deadline,omitzero"`
+	// StartBy is when the run must have started (submission + the start
+	// window; moved on a retry); a queued run past it is failed unstarted.
+	// Separate from Deadline: a short timeout must not fail a run whose
+	// message was lost before the queue could deliver it again.
+	StartBy time.Time `json:"startBy,omitzero"`
+	// Resends counts the times the gateway re-sent the message of this run
+	// because it was presumed lost; ResentAt is the last of them.
+	Resends  int        `json:"resends,omitempty"`
+	ResentAt *time.Time `json:"resentAt,omitempty"`
 	// Heartbeat is the last time the runner holding it proved it was alive.
 	Heartbeat *time.Time `json:"heartbeat,omitempty"`
 }
@@ -190,6 +199,12 @@ func (e *Execution) Retry(now time.Time) bool {
 	e.StartedAt = nil
 	e.ExitCode = nil
 	e.Reason = fmt.Sprintf("re-queued after attempt %d was lost", e.Attempt)
+	// The retry is sent now and gets the same start window as the first try.
+	t := now.UTC()
+	if !e.StartBy.IsZero() {
+		e.StartBy = t.Add(e.StartBy.Sub(e.CreatedAt))
+	}
+	e.ResentAt = &t
 	return true
 }
 
