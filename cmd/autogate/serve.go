@@ -279,7 +279,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		return err
 	}
 	q := queue.NewLocal()
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow}
 	repos := gitrepo.New(dirs["repos"], log)
 	repos.Refresh = cfg.RepoRefresh
 	core, err := runner.New(runner.Config{
@@ -396,7 +396,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 				if localRunner {
 					<-ctx.Done() // the in-process queue loses nothing a restart's reconcile misses
 				} else {
-					sweepLoop(ctx, gw, sq, meter, execution.StaleAfter(cfg.Heartbeat), log)
+					sweepLoop(ctx, gw, sq, meter, execution.StaleAfter(cfg.Heartbeat), cfg.SweepInterval, log)
 				}
 				log.Warn("no longer active", "epoch", term.Epoch)
 			},
@@ -464,16 +464,26 @@ func serverTLS(cfg config.Server, dir string, clk clock.Clock, stderr interface{
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// sweepLoop runs the gateway's reconciler every 30 s until ctx ends: a
-// queued execution whose message was lost is sent again, one past its
-// deadline is failed with a reason, and a running one whose runner went
-// silent for staleAfter is declared lost, so no accepted run is left behind.
-func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, meter *metrics.Metrics, staleAfter time.Duration, log *slog.Logger) {
+// sweepLoop runs the gateway's reconciler every interval until ctx ends: a
+// queued execution whose message was presumed lost (the queue's visibility
+// timeout passed) is sent again, one past its start-by time is failed with a
+// reason, and a running one whose runner went silent for staleAfter is
+// declared lost, so no accepted run is left behind.
+func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, meter *metrics.Metrics, staleAfter, interval time.Duration, log *slog.Logger) {
+	var resendAfter time.Duration
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(30 * time.Second):
+		case <-time.After(interval):
+		}
+		if resendAfter == 0 {
+			vis, err := sq.VisibilityTimeout(ctx)
+			if err != nil {
+				log.Warn("read the queue's visibility timeout; the sweep waits for it", "error", err)
+				continue
+			}
+			resendAfter = gateway.PresumedLostAfter(vis)
 		}
 		if v, f, err := sq.Depth(ctx); err == nil {
 			meter.QueueDepth(v, f)
@@ -486,7 +496,7 @@ func sweepLoop(ctx context.Context, gw *gateway.Gateway, sq *sqsqueue.Queue, met
 		} else if n > 0 {
 			log.Warn("executions dead-lettered", "count", n)
 		}
-		resent, failed, err := gw.Sweep(ctx, 2*time.Minute, staleAfter)
+		resent, failed, err := gw.Sweep(ctx, resendAfter, staleAfter)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("sweep queued executions", "error", err)
