@@ -313,7 +313,7 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logge
 	now := c.cfg.Clock.Now()
 	claimed := false
 	e, err := cat(c).MutateExecution(ctx, id, func(x *execution.Execution) error {
-		err := x.Start(c.cfg.Node, now)
+		err := x.Start(c.cfg.Node, c.cfg.Heartbeat, now)
 		claimed = err == nil && x.Status == execution.Running
 		return err
 	})

@@ -42,11 +42,14 @@ func (e *Execution) HeldBy(node string, attempt int) bool {
 }
 
 // Stale reports whether e is running and its holder has not heartbeated for
-// after (see StaleAfter).
+// after (see StaleAfter), or for StaleAfter of the holder's own heartbeat
+// period when that is longer: a judge with a shorter setting than the
+// holder's must not declare a live holder lost.
 func (e *Execution) Stale(now time.Time, after time.Duration) bool {
 	if e.Status != Running {
 		return false
 	}
+	after = max(after, StaleAfter(e.HeartbeatEvery))
 	last := e.Heartbeat
 	if last == nil {
 		last = e.StartedAt
@@ -54,18 +57,22 @@ func (e *Execution) Stale(now time.Time, after time.Duration) bool {
 	return last == nil || now.Sub(*last) >= after
 }
 
-// Start begins a queued execution as the next attempt on node, or, when a
-// cancel was requested (say, before a lost attempt was re-queued), cancels
-// it instead. It returns ErrUnchanged when e is not queued (another runner
-// claimed it, or it ended).
-func (e *Execution) Start(node string, now time.Time) error {
+// Start begins a queued execution as the next attempt on node, which
+// heartbeats every heartbeat, or, when a cancel was requested (say, before a
+// lost attempt was re-queued), cancels it instead. It returns ErrUnchanged
+// when e is not queued (another runner claimed it, or it ended).
+func (e *Execution) Start(node string, heartbeat time.Duration, now time.Time) error {
 	switch {
 	case e.Status != Queued:
 		return fmt.Errorf("%w: execution %s is %s", ErrUnchanged, e.ID, e.Status)
 	case e.CancelRequested:
 		return e.Transition(Canceled, now, "canceled before it started")
 	}
-	return e.Claim(node, now)
+	if err := e.Claim(node, now); err != nil {
+		return err
+	}
+	e.HeartbeatEvery = heartbeat
+	return nil
 }
 
 // Beat records a heartbeat of attempt on node, or returns ErrUnchanged when

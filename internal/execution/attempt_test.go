@@ -17,7 +17,7 @@ func TestMethodsFollowEdges(t *testing.T) {
 	old := now.Add(-time.Hour)
 	const node, after = "n1", 30 * time.Second
 	methods := map[string]func(e *Execution) error{
-		"Start":           func(e *Execution) error { return e.Start(node, now) },
+		"Start":           func(e *Execution) error { return e.Start(node, 10*time.Second, now) },
 		"Claim":           func(e *Execution) error { return e.Claim(node, now) },
 		"Beat":            func(e *Execution) error { return e.Beat(node, 1, now) },
 		"LoseAttempt":     func(e *Execution) error { _, err := e.LoseAttempt(now, "gone"); return err },
@@ -107,6 +107,9 @@ func TestStaleAndHeldBy(t *testing.T) {
 		{"no heartbeat at all", Execution{Status: Running, Node: "n", Attempt: 1}, true, true},
 		{"other node", Execution{Status: Running, Node: "m", Attempt: 1, Heartbeat: at(0)}, false, false},
 		{"later attempt", Execution{Status: Running, Node: "n", Attempt: 2, Heartbeat: at(0)}, false, false},
+		{"holder's longer period wins", Execution{Status: Running, Node: "n", Attempt: 1, HeartbeatEvery: 20 * time.Second, Heartbeat: at(59 * time.Second)}, false, true},
+		{"holder's period, past it", Execution{Status: Running, Node: "n", Attempt: 1, HeartbeatEvery: 20 * time.Second, Heartbeat: at(time.Minute)}, true, true},
+		{"holder's shorter period: the judge's wins", Execution{Status: Running, Node: "n", Attempt: 1, HeartbeatEvery: time.Second, Heartbeat: at(10 * time.Second)}, false, true},
 		{"queued is never stale", Execution{Status: Queued, Heartbeat: at(time.Hour)}, false, false},
 		{"ended", Execution{Status: Succeeded, Node: "n", Attempt: 1, Heartbeat: at(time.Hour)}, false, false},
 	}
@@ -194,10 +197,10 @@ func TestRequestCancel(t *testing.T) {
 func TestStartAndFinish(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	e := &Execution{ID: "x", Status: Queued, DeadLettered: true, Reason: "in the DLQ"}
-	if err := e.Start("n", now); err != nil || !e.HeldBy("n", 1) || e.DeadLettered {
+	if err := e.Start("n", time.Second, now); err != nil || !e.HeldBy("n", 1) || e.DeadLettered {
 		t.Fatalf("Start: err %v, held %v, dead-lettered %v", err, e.HeldBy("n", 1), e.DeadLettered)
 	}
-	if err := e.Start("m", now); !errors.Is(err, ErrUnchanged) || !e.HeldBy("n", 1) {
+	if err := e.Start("m", time.Second, now); !errors.Is(err, ErrUnchanged) || !e.HeldBy("n", 1) {
 		t.Fatalf("second Start: err %v, want ErrUnchanged and the first holder kept", err)
 	}
 	later := now.Add(time.Second)
@@ -217,7 +220,7 @@ func TestStartAndFinish(t *testing.T) {
 
 	// A cancel requested before a lost attempt was re-queued stops the retry.
 	q := &Execution{ID: "y", Status: Queued, CancelRequested: true}
-	if err := q.Start("n", now); err != nil || q.Status != Canceled || q.Attempt != 0 {
+	if err := q.Start("n", time.Second, now); err != nil || q.Status != Canceled || q.Attempt != 0 {
 		t.Errorf("Start of a cancel-requested run: %v, status %s attempt %d; want canceled unstarted", err, q.Status, q.Attempt)
 	}
 }

@@ -135,6 +135,9 @@ type Execution struct {
 	ResentAt *time.Time `json:"resentAt,omitempty"`
 	// Heartbeat is the last time the runner holding it proved it was alive.
 	Heartbeat *time.Time `json:"heartbeat,omitempty"`
+	// HeartbeatEvery is the holder's heartbeat period, recorded at Start, so
+	// whoever judges it stale uses the holder's period, not its own setting.
+	HeartbeatEvery time.Duration `json:"heartbeatEvery,omitempty"`
 }
 
 // Redacted replaces sensitive values in recorded inputs and output.
