@@ -75,7 +75,8 @@ type Config struct {
 	// between heartbeats; default 1 s. In-process cancels are immediate.
 	CancelPoll time.Duration
 	// StaleAfter is how old a running record's heartbeat must be before
-	// another runner declares the attempt lost; default 3 × Heartbeat.
+	// another runner declares the attempt lost; default
+	// execution.StaleAfter(Heartbeat), the policy the gateway's sweeper uses.
 	StaleAfter time.Duration
 	// Visibility is how long each heartbeat keeps the message hidden;
 	// default 3 × Heartbeat.
@@ -121,7 +122,7 @@ func New(cfg Config) (*Core, error) {
 		cfg.CancelPoll = time.Second
 	}
 	if cfg.StaleAfter <= 0 {
-		cfg.StaleAfter = 3 * cfg.Heartbeat
+		cfg.StaleAfter = execution.StaleAfter(cfg.Heartbeat)
 	}
 	if cfg.Visibility <= 0 {
 		cfg.Visibility = 3 * cfg.Heartbeat
@@ -275,7 +276,7 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 	c.mu.Lock()
 	_, mine := c.running[e.ID]
 	c.mu.Unlock()
-	if mine || (e.Heartbeat != nil && now.Sub(*e.Heartbeat) < c.cfg.StaleAfter) {
+	if mine || !e.Stale(now, c.cfg.StaleAfter) {
 		// A duplicate delivery while a live runner holds the execution: drop
 		// this copy. Releasing it instead would make it bounce until the
 		// queue dead-letters a healthy long run. If the holder dies later,
@@ -287,15 +288,8 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 	}
 	attempt := e.Attempt
 	e, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-		if x.Status != execution.Running || x.Attempt != attempt {
-			return catalog.ErrUnchanged
-		}
-		reason := fmt.Sprintf("runner %s stopped heartbeating during attempt %d", x.Node, x.Attempt)
-		if err := x.Transition(execution.Lost, now, reason); err != nil {
-			return err
-		}
-		x.Retry(now)
-		return nil
+		_, err := x.LoseStale(now, c.cfg.StaleAfter)
+		return err
 	})
 	if err != nil {
 		log.Error("mark lost", "error", err)
@@ -319,18 +313,9 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logge
 	now := c.cfg.Clock.Now()
 	claimed := false
 	e, err := cat(c).MutateExecution(ctx, id, func(x *execution.Execution) error {
-		claimed = false
-		if x.Status != execution.Queued {
-			return catalog.ErrUnchanged
-		}
-		if x.CancelRequested {
-			return x.Transition(execution.Canceled, now, "canceled before it started")
-		}
-		if err := x.Claim(c.cfg.Node, now); err != nil {
-			return err
-		}
-		claimed = true
-		return nil
+		err := x.Start(c.cfg.Node, c.cfg.Heartbeat, now)
+		claimed = err == nil && x.Status == execution.Running
+		return err
 	})
 	if err != nil {
 		log.Error("claim", "error", err)
@@ -397,32 +382,24 @@ func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution,
 	defer wcancel()
 	attempt := e.Attempt
 	final, err := cat(c).MutateExecution(wctx, e.ID, func(x *execution.Execution) error {
-		if x.Status != execution.Running || x.Node != c.cfg.Node || x.Attempt != attempt {
+		if !x.HeldBy(c.cfg.Node, attempt) {
 			return catalog.ErrUnchanged // someone declared us lost; their word stands
 		}
 		x.Commit = commit
 		cause := context.Cause(runCtx)
 		switch {
 		case errors.Is(cause, ErrShutdown) || (ctx.Err() != nil && !errors.Is(cause, errCanceled)):
-			if err := x.Transition(execution.Lost, now, "runner shut down during the run"); err != nil {
-				return err
-			}
-			x.Retry(now)
-			return nil
+			_, err := x.LoseAttempt(now, "runner shut down during the run")
+			return err
 		case runErr != nil:
 			code := -1
 			x.ExitCode = &code
-			return x.Transition(execution.Failed, now, runErr.Error())
+			return x.Finish(c.cfg.Node, attempt, now, execution.Failed, runErr.Error(), false)
 		}
 		code := res.ExitCode
 		x.ExitCode = &code
 		x.Stdout, x.Stderr = res.Stdout, res.Stderr
-		st := res.Status
-		reason := res.Reason
-		if errors.Is(cause, errCanceled) || x.CancelRequested {
-			st, reason = execution.Canceled, "canceled on request"
-		}
-		return x.Transition(st, now, reason)
+		return x.Finish(c.cfg.Node, attempt, now, res.Status, res.Reason, errors.Is(cause, errCanceled))
 	})
 	if err != nil {
 		log.Error("record result", "error", err)
@@ -505,19 +482,14 @@ func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Mess
 			log.Warn("extend message visibility", "error", err)
 		}
 		x, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-			if x.Status != execution.Running || x.Node != c.cfg.Node || x.Attempt != attempt {
-				return catalog.ErrUnchanged
-			}
-			t := now.UTC()
-			x.Heartbeat = &t
-			return nil
+			return x.Beat(c.cfg.Node, attempt, now)
 		})
 		switch {
 		case err != nil:
 			log.Warn("heartbeat record", "error", err)
 		case x.CancelRequested:
 			cancel(errCanceled)
-		case x.Status != execution.Running || x.Node != c.cfg.Node || x.Attempt != attempt:
+		case !x.HeldBy(c.cfg.Node, attempt):
 			// Declared lost by another runner: stop, our result won't count.
 			log.Warn("attempt taken over; stopping", "status", x.Status)
 			cancel(ErrShutdown)

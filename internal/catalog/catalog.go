@@ -377,8 +377,9 @@ func decodeExecution(rec store.Record) (*execution.Execution, error) {
 	return &e, nil
 }
 
-// ErrUnchanged may be returned by a Mutate function to skip the write.
-var ErrUnchanged = errors.New("unchanged")
+// ErrUnchanged may be returned by a Mutate function to skip the write. It is
+// the execution package's, so a rule that does not apply skips the write too.
+var ErrUnchanged = execution.ErrUnchanged
 
 // MutateExecution applies fn to the current execution and writes it back
 // conditionally, re-reading and re-applying on a version conflict (at most 16

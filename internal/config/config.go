@@ -53,6 +53,13 @@ type Server struct {
 	// Heartbeat is how often a runner proves it still runs an execution;
 	// a running record this many heartbeats old (3) is declared lost.
 	Heartbeat time.Duration
+	// StartWindow is how long an accepted run may wait for a runner to
+	// start it (its message re-sent whenever it is presumed lost) before it
+	// is failed unstarted; separate from the service's run timeout.
+	StartWindow time.Duration
+	// SweepInterval is how often the active gateway's reconciler runs
+	// (execution=queue).
+	SweepInterval time.Duration
 	// MetricsListen is where a runner serves /metrics ("" turns it off).
 	MetricsListen string
 	// Lease timing (store=dynamodb); zero takes the lease package defaults.
@@ -91,6 +98,7 @@ func DefaultServer() Server {
 		Store: "bolt", Execution: "local", Concurrency: 4, Retention: DefaultRetention,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
 		ShutdownGrace: 30 * time.Second, RepoRefresh: DefaultRepoRefresh, Heartbeat: 10 * time.Second,
+		StartWindow: 30 * time.Minute, SweepInterval: 30 * time.Second,
 	}
 }
 
@@ -141,7 +149,8 @@ var env = map[string]string{
 	"renew-deadline": "AUTOGATE_RENEW_DEADLINE", "retry-period": "AUTOGATE_RETRY_PERIOD",
 	"queue-url": "AUTOGATE_QUEUE_URL", "heartbeat": "AUTOGATE_RUNNER_HEARTBEAT", "dlq-url": "AUTOGATE_DLQ_URL", "metrics-listen": "AUTOGATE_METRICS_LISTEN",
 	"manager-url": "AUTOGATE_MANAGER_URL", "manager-credential-file": "AUTOGATE_MANAGER_CREDENTIAL_FILE",
-	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE",
+	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
+	"sweep-interval": "AUTOGATE_SWEEP_INTERVAL",
 }
 
 // RunnerFlags are the settings `autogate runner` takes; the rest are the
@@ -194,6 +203,8 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
 	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; 3 missed heartbeats mark it lost"))
+	fs.DurationVar(&c.StartWindow, "start-window", c.StartWindow, h("start-window", "how long an accepted run may wait for a runner to start it before it fails unstarted (its message is re-sent whenever presumed lost)"))
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, h("sweep-interval", "execution=queue: how often the active gateway re-sends lost messages and sweeps stale runs"))
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
 	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
 	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))
@@ -251,6 +262,8 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("manager-credential-file", str(&c.ManagerCredentialFile))
 	get("manager-ca-file", str(&c.ManagerCAFile))
 	get("heartbeat", dur(&c.Heartbeat))
+	get("start-window", dur(&c.StartWindow))
+	get("sweep-interval", dur(&c.SweepInterval))
 	get("renew-deadline", dur(&c.RenewDeadline))
 	get("retry-period", dur(&c.RetryPeriod))
 	return errors.Join(errs...)
@@ -328,6 +341,12 @@ func (c *Server) Validate() error {
 	}
 	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 5*time.Minute {
 		bad("heartbeat", "%v: want 100ms..5m", c.Heartbeat)
+	}
+	if c.StartWindow < time.Minute || c.StartWindow > 24*time.Hour {
+		bad("start-window", "%v: want 1m..24h", c.StartWindow)
+	}
+	if c.SweepInterval < 100*time.Millisecond || c.SweepInterval > 10*time.Minute {
+		bad("sweep-interval", "%v: want 100ms..10m", c.SweepInterval)
 	}
 	if err := CheckRepoRefresh(c.RepoRefresh); err != nil {
 		bad("repo-refresh", "%v", err)

@@ -44,6 +44,8 @@ func TestValidate(t *testing.T) {
 		{"node with slash", func(c *Server) { c.Node = "a/b" }, "--node"},
 		{"bad manager URL", func(c *Server) { c.ManagerURLs = []string{"ws://m"} }, "--manager-url"},
 		{"manager credential without a URL", func(c *Server) { c.ManagerCredentialFile = "c" }, "--manager-url"},
+		{"start window too short", func(c *Server) { c.StartWindow = time.Second }, "--start-window"},
+		{"sweep interval zero", func(c *Server) { c.SweepInterval = 0 }, "--sweep-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,5 +70,24 @@ func TestBadEnv(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "AUTOGATE_RUNNER_CONCURRENCY") {
 		t.Errorf("FromEnv = %v, want an error naming the variable", err)
+	}
+}
+
+func TestStartWindowAndSweepSettings(t *testing.T) {
+	c := DefaultServer()
+	if c.StartWindow != 30*time.Minute || c.SweepInterval != 30*time.Second {
+		t.Fatalf("defaults: start window %v, sweep interval %v", c.StartWindow, c.SweepInterval)
+	}
+	envs := map[string]string{"AUTOGATE_START_WINDOW": "5m", "AUTOGATE_SWEEP_INTERVAL": "2s"}
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c.Bind(fs)
+	if err := fs.Parse([]string{"--sweep-interval", "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.StartWindow != 5*time.Minute || c.SweepInterval != time.Second {
+		t.Errorf("start window %v (want env 5m), sweep interval %v (want flag 1s)", c.StartWindow, c.SweepInterval)
 	}
 }

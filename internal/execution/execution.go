@@ -53,10 +53,15 @@ var ErrTransition = errors.New("illegal execution transition")
 var edges = map[Status][]Status{
 	Queued:  {Running, Canceled, Failed},
 	Running: {Succeeded, Failed, TimedOut, Canceled, Lost},
-	// Lost may be re-queued once for a retryable service; see Retry.
+	// The one edge out of a terminal state: a lost attempt of a retryable
+	// service with attempts left goes back to queued (Transition checks the
+	// guard; see Retry).
+	Lost: {Queued},
 }
 
 // CanTransition reports whether from → to is an edge of the state machine.
+// An edge may carry a guard on the record (lost → queued needs a retryable
+// service with attempts left); Transition checks it.
 func CanTransition(from, to Status) bool {
 	for _, s := range edges[from] {
 		if s == to {
@@ -119,8 +124,20 @@ type Execution struct {
 	EndedAt   *time.Time `json:"endedAt,omitempty"`
 	// Deadline is when the run must be over (submission + timeout + slack).
 	Deadline time.Time `json:"deadline,omitzero"`
+	// StartBy is when the run must have started (submission + the start
+	// window; moved on a retry); a queued run past it is failed unstarted.
+	// Separate from Deadline: a short timeout must not fail a run whose
+	// message was lost before the queue could deliver it again.
+	StartBy time.Time `json:"startBy,omitzero"`
+	// Resends counts the times the gateway re-sent the message of this run
+	// because it was presumed lost; ResentAt is the last of them.
+	Resends  int        `json:"resends,omitempty"`
+	ResentAt *time.Time `json:"resentAt,omitempty"`
 	// Heartbeat is the last time the runner holding it proved it was alive.
 	Heartbeat *time.Time `json:"heartbeat,omitempty"`
+	// HeartbeatEvery is the holder's heartbeat period, recorded at Start, so
+	// whoever judges it stale uses the holder's period, not its own setting.
+	HeartbeatEvery time.Duration `json:"heartbeatEvery,omitempty"`
 }
 
 // Redacted replaces sensitive values in recorded inputs and output.
@@ -131,6 +148,9 @@ const Redacted = "[REDACTED]"
 func (e *Execution) Transition(to Status, now time.Time, reason string) error {
 	if !CanTransition(e.Status, to) {
 		return fmt.Errorf("%w: %s → %s (execution %s)", ErrTransition, e.Status, to, e.ID)
+	}
+	if e.Status == Lost && to == Queued && !e.retryable() {
+		return fmt.Errorf("%w: %s → %s (execution %s): not retryable or no attempts left", ErrTransition, e.Status, to, e.ID)
 	}
 	e.Status = to
 	if reason != "" {
@@ -164,17 +184,30 @@ func (e *Execution) Claim(node string, now time.Time) error {
 // execution: the first attempt plus one retry after a lost runner.
 const MaxAttempts = 2
 
+// retryable is the guard of lost → queued.
+func (e *Execution) retryable() bool {
+	return e.Spec != nil && e.Spec.Retryable && e.Attempt < MaxAttempts
+}
+
 // Retry re-queues a lost execution when its service is retryable and it has
 // attempts left. It reports whether it did.
 func (e *Execution) Retry(now time.Time) bool {
-	if e.Status != Lost || e.Spec == nil || !e.Spec.Retryable || e.Attempt >= MaxAttempts {
+	if e.Status != Lost || !e.retryable() {
 		return false
 	}
-	e.Status = Queued
+	if err := e.Transition(Queued, now, ""); err != nil {
+		return false // cannot happen: the guard was checked above
+	}
 	e.EndedAt = nil
 	e.StartedAt = nil
 	e.ExitCode = nil
 	e.Reason = fmt.Sprintf("re-queued after attempt %d was lost", e.Attempt)
+	// The retry is sent now and gets the same start window as the first try.
+	t := now.UTC()
+	if !e.StartBy.IsZero() {
+		e.StartBy = t.Add(e.StartBy.Sub(e.CreatedAt))
+	}
+	e.ResentAt = &t
 	return true
 }
 

@@ -15,11 +15,12 @@ func TestTransitions(t *testing.T) {
 		{Queued, Running}: true, {Queued, Canceled}: true, {Queued, Failed}: true,
 		{Running, Succeeded}: true, {Running, Failed}: true, {Running, TimedOut}: true,
 		{Running, Canceled}: true, {Running, Lost}: true,
+		{Lost, Queued}: true, // guarded: a retryable service with attempts left (see below)
 	}
 	for _, from := range Statuses {
 		for _, to := range Statuses {
 			t.Run(string(from)+"→"+string(to), func(t *testing.T) {
-				e := &Execution{ID: "x", Status: from}
+				e := &Execution{ID: "x", Status: from, Attempt: 1, Spec: &resource.Service{Retryable: true}}
 				err := e.Transition(to, now, "")
 				if want := allowed[[2]Status{from, to}]; want != (err == nil) {
 					t.Fatalf("Transition err = %v, want allowed=%v", err, want)
@@ -47,6 +48,9 @@ func TestTerminalNeverMoves(t *testing.T) {
 			continue
 		}
 		for _, to := range Statuses {
+			if s == Lost && to == Queued {
+				continue // the retry edge, guarded: TestRetryEdgeGuard
+			}
 			if CanTransition(s, to) {
 				t.Errorf("terminal %s may move to %s", s, to)
 			}
@@ -108,5 +112,32 @@ func TestIDs(t *testing.T) {
 		if ValidateID(bad) == nil {
 			t.Errorf("ValidateID(%q) accepted", bad)
 		}
+	}
+}
+
+func TestRetryEdgeGuard(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		spec *resource.Service
+		att  int
+		want bool
+	}{
+		{"retryable, attempts left", &resource.Service{Retryable: true}, 1, true},
+		{"retryable, out of attempts", &resource.Service{Retryable: true}, MaxAttempts, false},
+		{"not retryable", &resource.Service{}, 1, false},
+		{"no snapshot", nil, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &Execution{ID: "x", Status: Lost, Attempt: tt.att, Spec: tt.spec}
+			err := e.Transition(Queued, now, "")
+			if (err == nil) != tt.want {
+				t.Fatalf("lost → queued err = %v, want allowed=%v", err, tt.want)
+			}
+			if err != nil && (!errors.Is(err, ErrTransition) || e.Status != Lost) {
+				t.Errorf("refused retry changed status to %s or err %v is not ErrTransition", e.Status, err)
+			}
+		})
 	}
 }

@@ -50,6 +50,9 @@ type Gateway struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Node     string
+	// StartWindow is how long an accepted run may wait to be started before
+	// it is failed unstarted; 0 means DefaultStartWindow.
+	StartWindow time.Duration
 	// Epoch is the lease epoch of the current term, stamped on records and
 	// envelopes; set by whoever runs the lease, read by every request.
 	Epoch atomic.Int64
@@ -62,6 +65,24 @@ type Gateway struct {
 type cachedSchema struct {
 	version int64
 	schema  *decorator.Schema
+}
+
+// DefaultStartWindow is how long an accepted run may wait for a runner by
+// default: long enough for a backlog to drain and for a lost message to be
+// re-sent a few times at the queue's usual visibility timeouts.
+const DefaultStartWindow = 30 * time.Minute
+
+// resendMargin is added to the queue's visibility timeout before a queued
+// run's message is presumed lost: a runner that received it claims it at
+// once, so an unclaimed run that long after the send has no live copy.
+const resendMargin = 5 * time.Second
+
+// PresumedLostAfter is how long after its last send a queued run's message
+// is presumed lost, for a queue with the given visibility timeout: by then a
+// runner that received it and died has let it become visible again, and a
+// live runner would have claimed it.
+func PresumedLostAfter(visibility time.Duration) time.Duration {
+	return visibility + resendMargin
 }
 
 // ErrWrongType means a run named a service type that does not match.
@@ -197,7 +218,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		ServiceType: svc.Type, ServiceVersion: svc.Version, Spec: svc,
 		Inputs: recorded, RequestKey: req.RequestKey, Status: execution.Queued,
 		Submitter: req.Submitter, Epoch: g.Epoch.Load(), CreatedAt: now, Apply: req.Apply,
-		Deadline: now.Add(svc.Timeout() + time.Minute),
+		Deadline: now.Add(svc.Timeout() + time.Minute), StartBy: now.Add(g.startWindow()),
 	}
 	if redacted(recorded, req.Inputs) {
 		if e.SealedInputs, err = g.Catalog.SealInputs(e.ID, req.Inputs); err != nil {
@@ -219,6 +240,13 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		g.Logger.Error("dispatch failed; the reconciler will retry", "execution_id", e.ID, "error", err)
 	}
 	return e, nil
+}
+
+func (g *Gateway) startWindow() time.Duration {
+	if g.StartWindow > 0 {
+		return g.StartWindow
+	}
+	return DefaultStartWindow
 }
 
 func redacted(recorded, orig map[string]any) bool {
@@ -338,23 +366,13 @@ func (g *Gateway) dropWaiter(id string, ch chan struct{}) {
 }
 
 // ErrFinished means a cancel came after the execution ended.
-var ErrFinished = errors.New("execution already finished")
+var ErrFinished = execution.ErrFinished
 
 // Cancel cancels a queued or running execution.
 func (g *Gateway) Cancel(ctx context.Context, id string) (*execution.Execution, error) {
 	now := g.Clock.Now()
 	e, err := g.Catalog.MutateExecution(ctx, id, func(x *execution.Execution) error {
-		switch {
-		case x.Status.Terminal():
-			return fmt.Errorf("%w: execution %s is %s", ErrFinished, x.ID, x.Status)
-		case x.Status == execution.Queued:
-			x.CancelRequested = true
-			return x.Transition(execution.Canceled, now, "canceled before it started")
-		case x.CancelRequested:
-			return catalog.ErrUnchanged
-		}
-		x.CancelRequested = true
-		return nil
+		return x.RequestCancel(now)
 	})
 	if err != nil {
 		return e, err
@@ -436,11 +454,9 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 			continue
 		}
 		_, merr := g.Catalog.MutateExecution(ctx, env.ExecutionID, func(x *execution.Execution) error {
-			if x.Status.Terminal() || x.DeadLettered {
-				return catalog.ErrUnchanged
+			if err := x.MarkDeadLettered(); err != nil {
+				return err
 			}
-			x.DeadLettered = true
-			x.Reason = "its message failed repeatedly and is in the dead-letter queue; fix the cause, then `autogate redrive`"
 			n++
 			return nil
 		})
@@ -452,10 +468,12 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 }
 
 // Sweep is the reconciler of distributed execution. It re-dispatches queued
-// executions created more than resendAfter ago (their message may have been
-// lost between the record and the send), fails queued ones past their
-// deadline with a reason, and declares lost the running ones whose runner
-// has not heartbeated for staleAfter (their message may be gone too:
+// executions whose message was last sent more than resendAfter ago (see
+// PresumedLostAfter: the message may have been lost between the record and
+// the send, deleted, or received by a runner that died before claiming),
+// fails queued ones past their start-by time with a reason (no re-send can
+// start them in time any more), and declares lost the running ones whose
+// runner has not heartbeated for staleAfter (their message may be gone too:
 // runners drop duplicate deliveries), re-queueing them if retryable.
 func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Duration) (resent, failed int, err error) {
 	now := g.Clock.Now()
@@ -467,45 +485,55 @@ func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Durati
 		}
 		for _, e := range page {
 			switch {
-			case e.Status == execution.Running && e.Heartbeat != nil && now.Sub(*e.Heartbeat) >= staleAfter:
-				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-					if x.Status != execution.Running || x.Heartbeat == nil || now.Sub(*x.Heartbeat) < staleAfter {
-						return catalog.ErrUnchanged
-					}
-					if err := x.Transition(execution.Lost, now, fmt.Sprintf("runner %s stopped heartbeating during attempt %d", x.Node, x.Attempt)); err != nil {
-						return err
-					}
-					x.Retry(now)
-					return nil
+			case e.Stale(now, staleAfter):
+				lost, requeued := false, false
+				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) (err error) {
+					requeued, err = x.LoseStale(now, staleAfter)
+					lost = err == nil
+					return err
 				})
-				if err != nil {
+				switch {
+				case err != nil:
 					return resent, failed, err
-				}
-				if x.Status == execution.Queued {
+				case requeued:
 					if err := g.dispatch(ctx, x); err != nil {
 						return resent, failed, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
 					}
 					resent++
-				} else if x.Status == execution.Lost {
+				case lost:
 					failed++
 					g.Notify(x)
 				}
-			case e.Status != execution.Queued || e.DeadLettered || now.Sub(e.CreatedAt) < resendAfter:
-			case !e.Deadline.IsZero() && now.After(e.Deadline):
+			case e.Status != execution.Queued || e.DeadLettered:
+			case !e.StartDeadline().IsZero() && !now.Before(e.StartDeadline()):
+				ended := false
 				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-					if x.Status != execution.Queued {
-						return catalog.ErrUnchanged
-					}
-					return x.Transition(execution.Failed, now, "not started before its deadline: no runner took it (are runners up? see `autogate get nodes`)")
+					err := x.ExpireUnstarted(now)
+					ended = err == nil
+					return err
 				})
 				if err != nil {
 					return resent, failed, err
 				}
-				failed++
-				g.Notify(x)
-			default:
-				if err := g.dispatch(ctx, e); err != nil {
-					return resent, failed, fmt.Errorf("re-dispatch %s: %w", e.ID, err)
+				if ended {
+					failed++
+					g.Notify(x)
+				}
+			case now.Sub(e.LastSent()) >= resendAfter:
+				sent := false
+				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+					err := x.Resend(now)
+					sent = err == nil
+					return err
+				})
+				if err != nil {
+					return resent, failed, err
+				}
+				if !sent {
+					continue
+				}
+				if err := g.dispatch(ctx, x); err != nil {
+					return resent, failed, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
 				}
 				resent++
 			}

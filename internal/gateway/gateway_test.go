@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,62 @@ func TestSweepStaleRunning(t *testing.T) {
 		if got.Status != want || resent != wantResent || resent+failed != 1 || len(rec.sent) != 1+wantResent {
 			t.Errorf("retryable=%v: status %s, resent %d failed %d, sent %d; want %s", retryable, got.Status, resent, failed, len(rec.sent), want)
 		}
+	}
+}
+
+// A short-timeout run whose message is lost before any claim is re-sent once
+// the queue's visibility timeout says so, however short its timeout, and is
+// failed unstarted only at its start-by time, with a reason saying so.
+func TestSweepStartBy(t *testing.T) {
+	g, rec, clk := newGateway(t)
+	g.StartWindow = 10 * time.Minute
+	svc, _ := g.Catalog.Service(t.Context(), "s")
+	svc.TimeoutSeconds = 30
+	if err := g.Update(t.Context(), svc); err != nil {
+		t.Fatal(err)
+	}
+	e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.CreatedAt.Add(10 * time.Minute); !e.StartBy.Equal(want) {
+		t.Fatalf("StartBy %v, want submission + window %v", e.StartBy, want)
+	}
+	resendAfter := PresumedLostAfter(2 * time.Second)
+	sweep := func() (int, int) {
+		t.Helper()
+		r, f, err := g.Sweep(t.Context(), resendAfter, 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, f
+	}
+	if r, f := sweep(); r+f != 0 {
+		t.Fatalf("fresh run swept: resent %d failed %d", r, f)
+	}
+	clk.Advance(resendAfter)
+	if r, f := sweep(); r != 1 || f != 0 || len(rec.sent) != 2 {
+		t.Fatalf("after the visibility timeout: resent %d failed %d sent %d; want one re-send", r, f, len(rec.sent))
+	}
+	clk.Advance(resendAfter / 2)
+	if r, _ := sweep(); r != 0 {
+		t.Fatalf("re-sent again %v after the last re-send", resendAfter/2)
+	}
+	// Past timeout + 1 min (the old deadline) it is still waiting, not failed.
+	clk.Advance(2 * time.Minute)
+	if r, f := sweep(); r != 1 || f != 0 {
+		t.Fatalf("past the run deadline: resent %d failed %d; want re-sent, not failed", r, f)
+	}
+	got, _ := g.Catalog.Execution(t.Context(), e.ID)
+	if got.Status != execution.Queued || got.Resends != 2 {
+		t.Fatalf("status %s resends %d, want queued after 2 re-sends", got.Status, got.Resends)
+	}
+	clk.Advance(10 * time.Minute)
+	if r, f := sweep(); r != 0 || f != 1 {
+		t.Fatalf("past start-by: resent %d failed %d; want failed", r, f)
+	}
+	got, _ = g.Catalog.Execution(t.Context(), e.ID)
+	if got.Status != execution.Failed || !strings.Contains(got.Reason, "start-by") || !strings.Contains(got.Reason, "re-sent 2 time") {
+		t.Errorf("status %s reason %q; want failed, naming the start-by time and the re-sends", got.Status, got.Reason)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/config"
+	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/lease"
@@ -97,7 +98,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
 	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow}
 	run, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: PipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
@@ -161,7 +162,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	duty := gatewayDuty{tunnel: tun}
 	if !localRunner {
-		duty.sweep = &sweepLoop{clk: clk, gw: gw, queue: sq, meter: meter, staleAfter: max(2*time.Minute, 6*cfg.Heartbeat), log: log}
+		duty.sweep = &sweepLoop{clk: clk, gw: gw, queue: sq, meter: meter, staleAfter: execution.StaleAfter(cfg.Heartbeat), interval: cfg.SweepInterval, log: log}
 	}
 	ld := &leader{
 		name: "autogate server", shared: shared, fenced: be.Fenced, lead: lead, auth: authn, passFile: passFile,

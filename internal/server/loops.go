@@ -7,18 +7,15 @@ import (
 
 	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/gitrepo"
 	"github.com/autogate/autogate/internal/resource"
 )
 
 // Loop periods.
 const (
-	sweepEvery = 30 * time.Second
 	warmEvery  = 30 * time.Second
 	pruneEvery = time.Hour
-	// resendAfter is how long a queued execution may wait for a runner
-	// before its message is sent again.
-	resendAfter = 2 * time.Minute
 )
 
 // sweeper is the part of the gateway the sweep loop drives.
@@ -31,6 +28,7 @@ type sweeper interface {
 type queueDepth interface {
 	Depth(ctx context.Context) (visible, inFlight int, err error)
 	DeadLetterDepth(ctx context.Context) (int, error)
+	VisibilityTimeout(ctx context.Context) (time.Duration, error)
 }
 
 // depthMeter records queue depths (metrics.Metrics).
@@ -39,25 +37,36 @@ type depthMeter interface {
 	DeadLetterDepth(n int)
 }
 
-// sweepLoop runs the gateway's reconciler every 30 s until ctx ends: a
-// queued execution whose message was lost is sent again, one past its
-// deadline is failed with a reason, and a running one whose runner went
-// silent for staleAfter is declared lost, so no accepted run is left behind.
+// sweepLoop runs the gateway's reconciler every interval until ctx ends: a
+// queued execution whose message was presumed lost (the queue's visibility
+// timeout passed) is sent again, one past its start-by time is failed with a
+// reason, and a running one whose runner went silent for staleAfter is
+// declared lost, so no accepted run is left behind.
 type sweepLoop struct {
 	clk        clock.Clock
 	gw         sweeper
 	queue      queueDepth
 	meter      depthMeter
 	staleAfter time.Duration
+	interval   time.Duration
 	log        *slog.Logger
 }
 
 func (s sweepLoop) run(ctx context.Context) {
+	var resendAfter time.Duration
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clk.After(sweepEvery):
+		case <-s.clk.After(s.interval):
+		}
+		if resendAfter == 0 {
+			vis, err := s.queue.VisibilityTimeout(ctx)
+			if err != nil {
+				s.log.Warn("read the queue's visibility timeout; the sweep waits for it", "error", err)
+				continue
+			}
+			resendAfter = gateway.PresumedLostAfter(vis)
 		}
 		if v, f, err := s.queue.Depth(ctx); err == nil {
 			s.meter.QueueDepth(v, f)

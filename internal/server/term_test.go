@@ -58,8 +58,9 @@ func (s *fakeSweeper) Sweep(_ context.Context, resendAfter, staleAfter time.Dura
 
 type fakeQueue struct{}
 
-func (fakeQueue) Depth(context.Context) (int, int, error)      { return 3, 1, nil }
-func (fakeQueue) DeadLetterDepth(context.Context) (int, error) { return 2, nil }
+func (fakeQueue) Depth(context.Context) (int, int, error)                  { return 3, 1, nil }
+func (fakeQueue) DeadLetterDepth(context.Context) (int, error)             { return 2, nil }
+func (fakeQueue) VisibilityTimeout(context.Context) (time.Duration, error) { return time.Minute, nil }
 
 type fakeMeter struct {
 	mu     sync.Mutex
@@ -156,12 +157,15 @@ func newFixture(t *testing.T) *fixture {
 		sweep: &fakeSweeper{}, tun: &fakeTunnel{}, meter: &fakeMeter{}, admin: &fakeAdmin{created: true}, out: &syncBuffer{}}
 	log := slog.New(slog.DiscardHandler)
 	duty := gatewayDuty{tunnel: f.tun, sweep: &sweepLoop{clk: f.clk, gw: f.sweep, queue: fakeQueue{}, meter: f.meter,
-		staleAfter: time.Minute, log: log}}
+		staleAfter: time.Minute, interval: sweepEvery, log: log}}
 	f.ld = &leader{name: "autogate server", shared: f.shared, fenced: func(lease.Term) store.Store { return raw },
 		lead: f.lead, auth: f.admin, passFile: "/data/admin-password", stdout: f.out, stderr: f.out, log: log,
 		state: f.meter.LeaseState, duty: duty.run}
 	return f
 }
+
+// sweepEvery is the sweep interval the fixture runs with.
+const sweepEvery = 30 * time.Second
 
 func rec(name string) store.Record {
 	return store.Record{Key: store.Key{Cluster: "c1", Kind: resource.KindService, Name: name}, Data: []byte(`{}`)}

@@ -313,6 +313,29 @@ func (q *Queue) depth(ctx context.Context, url string) (visible, inFlight int, e
 	return visible, inFlight, nil
 }
 
+// VisibilityTimeout is how long a received message stays hidden before it
+// is delivered again: the Visibility this queue asks for on Receive, else the
+// queue's own VisibilityTimeout attribute. The gateway presumes a queued
+// run's message lost once this much (and a margin) has passed unclaimed.
+func (q *Queue) VisibilityTimeout(ctx context.Context) (time.Duration, error) {
+	if q.cfg.Visibility > 0 {
+		return time.Duration(seconds(q.cfg.Visibility)) * time.Second, nil
+	}
+	url := q.cfg.QueueURL
+	out, err := q.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
+	})
+	if err != nil {
+		return 0, translate("GetQueueAttributes", url, err)
+	}
+	v := out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)]
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("sqs GetQueueAttributes %s: %w: attribute VisibilityTimeout = %q", url, ErrRequest, v)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
 // seconds rounds d up to whole seconds, never below 0: a visibility or
 // wait is never shorter than asked.
 func seconds(d time.Duration) int {

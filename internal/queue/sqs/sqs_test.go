@@ -426,3 +426,17 @@ func TestReceiveEndsWithTheContext(t *testing.T) {
 		t.Errorf("Receive returned %v after its context ended", took)
 	}
 }
+
+func TestVisibilityTimeout(t *testing.T) {
+	q, qs := newQueue(t, sqstest.Options{Visibility: 7 * time.Second})
+	if got, err := q.VisibilityTimeout(t.Context()); err != nil || got != 7*time.Second {
+		t.Errorf("VisibilityTimeout from the queue attribute = %v, %v; want 7s", got, err)
+	}
+	asked, err := sqs.New(qs.Client, sqs.Config{QueueURL: qs.URL, Cluster: "c1", Visibility: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := asked.VisibilityTimeout(t.Context()); err != nil || got != 2*time.Second {
+		t.Errorf("VisibilityTimeout with Config.Visibility 1.5s = %v, %v; want the 2s Receive asks for", got, err)
+	}
+}
