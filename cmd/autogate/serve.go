@@ -278,7 +278,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		return err
 	}
 	q := queue.NewLocal()
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, MaxServiceTimeout: cfg.MaxServiceTimeout}
 	repos := gitrepo.New(dirs["repos"], log)
 	repos.Refresh = cfg.RepoRefresh
 	core, err := runner.New(runner.Config{

@@ -42,6 +42,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, func(*gateway.Gateway) {})
+}
+
+// newEnvWith is newEnv with the gateway adjusted by set before it serves.
+func newEnvWith(t *testing.T, set func(*gateway.Gateway)) *env {
+	t.Helper()
 	clk := clock.Real{}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), clk)
 	if err != nil {
@@ -55,7 +61,9 @@ func newEnv(t *testing.T) *env {
 	log := slog.New(slog.DiscardHandler)
 	e := &env{leader: &fakeLeader{}, q: q, tokens: map[auth.Role]string{}, cat: cat}
 	e.leader.active.Store(true)
-	s := &Server{Gateway: &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: "gw-1"},
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: "gw-1"}
+	set(gw)
+	s := &Server{Gateway: gw,
 		Auth: au, Leader: e.leader, Logger: log, Cluster: "default", Node: "gw-1", Version: "test", MaxBodyBytes: 64 << 10,
 		Metrics: metrics.New("gw-1", metrics.RoleGateway).Handler()}
 	e.srv = httptest.NewServer(s.Handler())
@@ -335,6 +343,9 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(body, "sealedInputs") {
+		t.Error("the document shows the stored record's sealedInputs: the wire view must not carry them")
+	}
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi = %q", doc.OpenAPI)
 	}
@@ -359,5 +370,84 @@ func TestWarmCachesDecorators(t *testing.T) {
 	n, err := g.Warm(t.Context())
 	if err != nil || n != 2 {
 		t.Fatalf("Warm = %d, %v; want 2 decorators cached", n, err)
+	}
+}
+
+func TestDeleteInUse(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/secrets", `{"name":"tok","value":"dG9rZW4tdmFsdWU="}`},
+		{"/v1/secrets", `{"name":"cred","value":"Y3JlZC12YWx1ZQ=="}`},
+		{"/v1/repositories", `{"name":"r","url":"/srv/git/r","credentialSecret":"cred"}`},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object"}}`},
+		{"/v1/services", `{"name":"s1","type":"executable","repository":"r","filename":"x","decorator":"d","secrets":[{"secret":"tok","env":"TOK"}]}`},
+		{"/v1/services", `{"name":"s2","type":"executable","repository":"r","filename":"y"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	tests := []struct {
+		path  string
+		names []string
+	}{
+		{"/v1/repositories/r", []string{"service/s1", "service/s2"}},
+		{"/v1/decorators/d", []string{"service/s1"}},
+		{"/v1/secrets/tok", []string{"service/s1"}},
+		{"/v1/secrets/cred", []string{"repository/r"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Admin, "DELETE", tt.path, "")
+			if st != http.StatusConflict {
+				t.Fatalf("DELETE %s = %d %s, want 409", tt.path, st, body)
+			}
+			for _, n := range tt.names {
+				if !strings.Contains(body, n) {
+					t.Errorf("409 %s does not name %s", body, n)
+				}
+			}
+			if st, body, _ := e.do(t, auth.Viewer, "GET", tt.path, ""); st != 200 || !strings.Contains(body, `"version":1`) {
+				t.Errorf("after a refused delete GET %s = %d %s, want it unchanged", tt.path, st, body)
+			}
+		})
+	}
+	// Once nothing uses them, they go.
+	for _, p := range []string{"/v1/services/s1", "/v1/services/s2", "/v1/decorators/d", "/v1/secrets/tok", "/v1/repositories/r", "/v1/secrets/cred"} {
+		if st, body, _ := e.do(t, auth.Admin, "DELETE", p, ""); st != http.StatusNoContent {
+			t.Errorf("DELETE %s = %d %s, want 204", p, st, body)
+		}
+	}
+}
+
+func TestMaxServiceTimeout(t *testing.T) {
+	e := newEnvWith(t, func(g *gateway.Gateway) { g.MaxServiceTimeout = 15 * time.Minute })
+	if st, body, _ := e.do(t, auth.Admin, "POST", "/v1/repositories", repoJSON); st != 201 {
+		t.Fatalf("create repository: %d %s", st, body)
+	}
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"over the limit", `{"name":"long","type":"executable","repository":"r","filename":"x","timeoutSeconds":3600}`, 422},
+		{"at the limit", `{"name":"ok","type":"executable","repository":"r","filename":"x","timeoutSeconds":900}`, 201},
+		{"default timeout", `{"name":"dflt","type":"executable","repository":"r","filename":"x"}`, 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Admin, "POST", "/v1/services", tt.body)
+			if st != tt.want {
+				t.Fatalf("create = %d %s, want %d", st, body, tt.want)
+			}
+			if st == 422 && !strings.Contains(body, "15m0s") {
+				t.Errorf("422 %s does not name the limit", body)
+			}
+		})
+	}
+	if st, body, _ := e.do(t, auth.Admin, "PUT", "/v1/services/ok", `{"type":"executable","repository":"r","filename":"x","timeoutSeconds":901,"version":1}`); st != 422 {
+		t.Errorf("update over the limit = %d %s, want 422", st, body)
+	}
+	if st, _, _ := e.do(t, auth.Viewer, "GET", "/v1/services/long", ""); st != 404 {
+		t.Errorf("the refused service exists: GET = %d", st)
 	}
 }

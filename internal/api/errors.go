@@ -20,14 +20,15 @@ import (
 // happens. Unknown errors are internal, and their text never reaches clients.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, decorator.ErrInputs):
+	case errors.Is(err, decorator.ErrInputs), errors.Is(err, gateway.ErrTimeoutTooLong):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, resource.ErrInvalid), errors.Is(err, store.ErrBadPageToken),
 		errors.Is(err, gateway.ErrWrongType), errors.Is(err, execution.ErrTransition), errors.Is(err, gateway.ErrNoDLQ):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict), errors.Is(err, gateway.ErrFinished):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict), errors.Is(err, gateway.ErrFinished),
+		errors.Is(err, gateway.ErrInUse):
 		return http.StatusConflict
 	case errors.Is(err, store.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

@@ -152,7 +152,7 @@ func crud[T any, PT interface {
 	base := "/v1/" + plural
 	huma.Register(hapi, s.op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
 		func(ctx context.Context, in *listInput) (*struct{ Body wire.Page[PT] }, error) {
-			objs, next, err := s.Gateway.Catalog.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
+			objs, next, err := s.Gateway.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
 			if err != nil {
 				return nil, s.problem(ctx, "list-"+plural, err)
 			}
@@ -164,7 +164,7 @@ func crud[T any, PT interface {
 		})
 	huma.Register(hapi, s.op(http.MethodGet, base+"/{name}", "get-"+single, "get a "+single, plural, auth.Read),
 		func(ctx context.Context, in *nameInput) (*struct{ Body PT }, error) {
-			o, err := s.Gateway.Catalog.Get(ctx, kind, in.Name)
+			o, err := s.Gateway.Get(ctx, kind, in.Name)
 			if err != nil {
 				return nil, s.problem(ctx, "get-"+single, err)
 			}
@@ -202,7 +202,7 @@ func crud[T any, PT interface {
 		Name    string `path:"name" maxLength:"256"`
 		Version int64  `query:"version" minimum:"0" doc:"delete only if this is the current version"`
 	}) (*struct{}, error) {
-		if err := s.Gateway.Catalog.Delete(ctx, kind, in.Name, in.Version); err != nil {
+		if err := s.Gateway.Delete(ctx, kind, in.Name, in.Version); err != nil {
 			return nil, s.problem(ctx, "delete-"+single, err)
 		}
 		return &struct{}{}, nil
@@ -213,17 +213,7 @@ var errRename = errors.Join(resource.ErrInvalid, errors.New("the name in the bod
 
 type execOut struct {
 	Status int
-	Body   *execution.Execution
-}
-
-// public strips what clients need not see from an execution.
-func public(e *execution.Execution) *execution.Execution {
-	if e == nil {
-		return nil
-	}
-	c := *e
-	c.SealedInputs = nil
-	return &c
+	Body   *wire.Execution
 }
 
 func (s *Server) registerExecutions(hapi huma.API) {
@@ -248,7 +238,7 @@ func (s *Server) registerExecutions(hapi huma.API) {
 			return nil, s.problem(ctx, "run-service", err)
 		}
 		if in.Body.Async {
-			return &execOut{Status: http.StatusAccepted, Body: public(e)}, nil
+			return &execOut{Status: http.StatusAccepted, Body: wire.ExecutionOf(e)}, nil
 		}
 		return s.wait(ctx, e.ID, in.Body.WaitSeconds)
 	})
@@ -267,12 +257,12 @@ func (s *Server) registerExecutions(hapi huma.API) {
 	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions/{id}", "get-execution", "get an execution", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" maxLength:"64"`
-		}) (*struct{ Body *execution.Execution }, error) {
-			e, err := s.Gateway.Catalog.Execution(ctx, in.ID)
+		}) (*struct{ Body *wire.Execution }, error) {
+			e, err := s.Gateway.Execution(ctx, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "get-execution", err)
 			}
-			return &struct{ Body *execution.Execution }{public(e)}, nil
+			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
 	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
@@ -284,12 +274,12 @@ func (s *Server) registerExecutions(hapi huma.API) {
 	huma.Register(hapi, s.op(http.MethodPost, "/v1/executions/{id}/cancel", "cancel-execution", "cancel an execution", "executions", auth.Run),
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" maxLength:"64"`
-		}) (*struct{ Body *execution.Execution }, error) {
+		}) (*struct{ Body *wire.Execution }, error) {
 			e, err := s.Gateway.Cancel(ctx, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "cancel-execution", err)
 			}
-			return &struct{ Body *execution.Execution }{public(e)}, nil
+			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
 }
 
@@ -309,31 +299,26 @@ func (s *Server) wait(ctx context.Context, id string, seconds int) (*execOut, er
 	if !e.Status.Terminal() {
 		st = http.StatusAccepted
 	}
-	return &execOut{Status: st, Body: public(e)}, nil
+	return &execOut{Status: st, Body: wire.ExecutionOf(e)}, nil
 }
 
 // listExecutions pages through executions, filtering by status and service.
-// Filters are applied to the store's pages, so a filtered page may hold
-// fewer items than asked for while a next-page token remains.
 func (s *Server) listExecutions(ctx context.Context, limit int, token, status, service string) (wire.ExecutionPage, error) {
-	want := store.ListOptions{Limit: limit}.EffectiveLimit()
-	page := wire.ExecutionPage{Items: []*execution.Execution{}}
-	for scanned := 0; len(page.Items) < want && scanned < 10*store.MaxPageSize; {
-		es, next, err := s.Gateway.Catalog.ListExecutions(ctx, store.ListOptions{Limit: want - len(page.Items), PageToken: token})
+	f := gateway.ExecutionFilter{Service: service}
+	if status != "" {
+		st, err := execution.ParseStatus(status)
 		if err != nil {
-			return page, err
+			return wire.ExecutionPage{}, err
 		}
-		scanned += len(es)
-		for _, e := range es {
-			if (status == "" || string(e.Status) == status) && (service == "" || e.Service == service) {
-				page.Items = append(page.Items, public(e))
-			}
-		}
-		token = next
-		if next == "" {
-			break
-		}
+		f.Status = st
 	}
-	page.NextPageToken = token
+	es, next, err := s.Gateway.ListExecutions(ctx, f, store.ListOptions{Limit: limit, PageToken: token})
+	if err != nil {
+		return wire.ExecutionPage{}, err
+	}
+	page := wire.ExecutionPage{Items: make([]*wire.Execution, 0, len(es)), NextPageToken: next}
+	for _, e := range es {
+		page.Items = append(page.Items, wire.ExecutionOf(e))
+	}
 	return page, nil
 }

@@ -44,6 +44,7 @@ func TestValidate(t *testing.T) {
 		{"node with slash", func(c *Server) { c.Node = "a/b" }, "--node"},
 		{"bad manager URL", func(c *Server) { c.ManagerURLs = []string{"ws://m"} }, "--manager-url"},
 		{"manager credential without a URL", func(c *Server) { c.ManagerCredentialFile = "c" }, "--manager-url"},
+		{"max service timeout over 12h", func(c *Server) { c.MaxServiceTimeout = 13 * time.Hour }, "--max-service-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,5 +69,16 @@ func TestBadEnv(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "AUTOGATE_RUNNER_CONCURRENCY") {
 		t.Errorf("FromEnv = %v, want an error naming the variable", err)
+	}
+}
+
+func TestMaxServiceTimeoutFromEnv(t *testing.T) {
+	c := DefaultServer()
+	envs := map[string]string{"AUTOGATE_MAX_SERVICE_TIMEOUT": "15m0s"} // as the CDK stacks write it
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxServiceTimeout != 15*time.Minute {
+		t.Errorf("MaxServiceTimeout = %v, want 15m", c.MaxServiceTimeout)
 	}
 }

@@ -179,11 +179,15 @@ func (e *Execution) Retry(now time.Time) bool {
 }
 
 // Duration is how long the run took, or 0 if it has not ended.
-func (e *Execution) Duration() time.Duration {
-	if e.StartedAt == nil || e.EndedAt == nil {
+func (e *Execution) Duration() time.Duration { return RunDuration(e.StartedAt, e.EndedAt) }
+
+// RunDuration is the time between a start and an end, or 0 if either is
+// missing; views of an execution (package wire) share it.
+func RunDuration(started, ended *time.Time) time.Duration {
+	if started == nil || ended == nil {
 		return 0
 	}
-	return e.EndedAt.Sub(*e.StartedAt)
+	return ended.Sub(*started)
 }
 
 // NewID returns a new execution ID: 48 bits of milliseconds then 80 random

@@ -9,7 +9,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/autogate/autogate/internal/auth"
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/tunnel"
 	"github.com/autogate/autogate/internal/wire"
@@ -111,7 +110,7 @@ type clusterID struct {
 
 func (s *Server) registerClusters(hapi huma.API) {
 	huma.Register(hapi, s.op(http.MethodGet, "/v1/clusters", "list-clusters", "list the registered clusters and their connection state", "clusters", auth.Read),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[registry.Cluster] }, error) {
+		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.Cluster] }, error) {
 			cs, err := s.Registry.List(ctx)
 			if err != nil {
 				return nil, s.problem(ctx, "list-clusters", err)
@@ -119,28 +118,28 @@ func (s *Server) registerClusters(hapi huma.API) {
 			for i := range cs {
 				s.Hub.Overlay(&cs[i])
 			}
-			return &struct{ Body wire.Page[registry.Cluster] }{wire.Page[registry.Cluster]{Items: cs}}, nil
+			return &struct{ Body wire.Page[wire.Cluster] }{wire.Page[wire.Cluster]{Items: cs}}, nil
 		})
 	huma.Register(hapi, s.op(http.MethodGet, "/v1/clusters/{id}", "get-cluster", "get a cluster's registry entry", "clusters", auth.Read),
-		func(ctx context.Context, in *clusterID) (*struct{ Body registry.Cluster }, error) {
+		func(ctx context.Context, in *clusterID) (*struct{ Body wire.Cluster }, error) {
 			c, err := s.Registry.Get(ctx, in.ID)
 			if err != nil {
 				return nil, s.problem(ctx, "get-cluster", err)
 			}
 			s.Hub.Overlay(&c)
-			return &struct{ Body registry.Cluster }{c}, nil
+			return &struct{ Body wire.Cluster }{c}, nil
 		})
 	create := s.op(http.MethodPost, "/v1/clusters", "create-cluster",
 		"register a cluster; the answer holds its credential, shown only this once", "clusters", auth.Manage)
 	create.DefaultStatus = http.StatusCreated
 	create.MaxBodyBytes = 16 << 10
-	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body registry.CreateRequest }) (*struct{ Body registry.Created }, error) {
+	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body wire.CreateClusterRequest }) (*struct{ Body wire.CreatedCluster }, error) {
 		c, err := s.Registry.Create(ctx, in.Body)
 		if err != nil {
 			return nil, s.problem(ctx, "create-cluster", err)
 		}
 		s.Logger.InfoContext(ctx, "cluster registered", "cluster", c.ID, "user", principal(ctx).User)
-		return &struct{ Body registry.Created }{c}, nil
+		return &struct{ Body wire.CreatedCluster }{c}, nil
 	})
 	del := s.op(http.MethodDelete, "/v1/clusters/{id}", "delete-cluster",
 		"forget a cluster: revokes its credential and drops its connection", "clusters", auth.Manage)

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/tunnel"
+	"github.com/autogate/autogate/internal/wire"
 )
 
 // route is /v1/clusters/{id}/{rest...}: the request goes down cluster id's
@@ -102,7 +102,7 @@ func (s *Server) notConnected(w http.ResponseWriter, r *http.Request, id string)
 	writeProblem(w, http.StatusServiceUnavailable, disconnectedDetail(c))
 }
 
-func disconnectedDetail(c registry.Cluster) string {
+func disconnectedDetail(c wire.Cluster) string {
 	msg := fmt.Sprintf("cluster %s is not connected: no active gateway of it holds a tunnel to this manager", c.ID)
 	if c.Node != "" && !c.LastHeartbeat.IsZero() {
 		msg += fmt.Sprintf(" (last heard from %s, epoch %d, at %s)", c.Node, c.Epoch, c.LastHeartbeat.Format(time.RFC3339))

@@ -1,13 +1,11 @@
-// Package wire holds the JSON shapes of Autogate's /v1 HTTP API that are not
-// domain types: requests, list pages, problems. The server (package api) and
+// Package wire holds the JSON shapes that cross Autogate's /v1 HTTP APIs
+// (gateway and Gateway Manager) besides the resource types: requests, list
+// pages, problems, the view of an execution (never the stored record) and
+// the manager's cluster entries. The server (package api) and
 // the typed client (package client) share them, so the two cannot drift.
 package wire
 
-import (
-	"time"
-
-	"github.com/autogate/autogate/internal/execution"
-)
+import "time"
 
 // LoginRequest exchanges a password for a bearer token.
 type LoginRequest struct {
@@ -70,7 +68,7 @@ type Page[T any] struct {
 }
 
 // ExecutionPage is a page of executions.
-type ExecutionPage = Page[*execution.Execution]
+type ExecutionPage = Page[*Execution]
 
 // Node is one gateway or runner of a cluster.
 type Node struct {
