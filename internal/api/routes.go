@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -17,58 +16,14 @@ import (
 	"github.com/autogate/autogate/internal/wire"
 )
 
-func (s *Server) op(method, path, id, summary, tag string, action auth.Action) huma.Operation {
-	return huma.Operation{
-		OperationID:  id,
-		Method:       method,
-		Path:         path,
-		Summary:      summary,
-		Tags:         []string{tag},
-		Security:     []map[string][]string{{"bearer": {}}},
-		MaxBodyBytes: s.MaxBodyBytes,
-		Metadata:     map[string]any{metaAction: action},
-		Errors:       []int{400, 401, 403, 404, 409, 413, 422, 503},
-	}
-}
-
-func (s *Server) register(hapi huma.API) {
-	login := s.op(http.MethodPost, "/v1/login", "login", "log in", "auth", auth.Read)
-	login.Security = nil
-	login.Metadata = map[string]any{metaPublic: true}
-	login.MaxBodyBytes = 16 << 10
-	huma.Register(hapi, login, func(ctx context.Context, in *struct{ Body wire.LoginRequest }) (*struct{ Body wire.LoginResponse }, error) {
-		tok, exp, err := s.Auth.Login(ctx, in.Body.Username, in.Body.Password)
-		if err != nil {
-			return nil, s.problem(ctx, "login", err)
-		}
-		p, err := s.Auth.Authenticate(ctx, tok)
-		if err != nil {
-			return nil, s.problem(ctx, "login", err)
-		}
-		return &struct{ Body wire.LoginResponse }{wire.LoginResponse{Token: tok, ExpiresAt: exp, User: p.User, Role: string(p.Role)}}, nil
-	})
-	huma.Register(hapi, s.op(http.MethodPost, "/v1/logout", "logout", "log out (revoke this token)", "auth", auth.Read),
-		func(ctx context.Context, in *struct {
-			Authorization string `header:"Authorization"`
-		}) (*struct{}, error) {
-			tok, _ := strings.CutPrefix(in.Authorization, "Bearer ")
-			if err := s.Auth.Revoke(ctx, tok); err != nil {
-				return nil, s.problem(ctx, "logout", err)
-			}
-			return &struct{}{}, nil
-		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/whoami", "whoami", "show the caller", "auth", auth.Read),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.WhoAmI }, error) {
-			p := principal(ctx)
-			return &struct{ Body wire.WhoAmI }{wire.WhoAmI{User: p.User, Role: string(p.Role), Cluster: s.Cluster, Node: s.Node}}, nil
-		})
-	s.registerUsers(hapi)
+func (s *Server) register() {
+	hapi := s.api
 	crud[resource.Service](s, hapi, "services", resource.KindService)
 	crud[resource.Decorator](s, hapi, "decorators", resource.KindDecorator)
 	crud[resource.Repository](s, hapi, "repositories", resource.KindRepository)
 	crud[resource.Secret](s, hapi, "secrets", resource.KindSecret)
 	s.registerExecutions(hapi)
-	huma.Register(hapi, s.op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
+	huma.Register(hapi, s.api.Op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
 		func(ctx context.Context, in *struct{ Body wire.RedriveRequest }) (*struct{ Body wire.RedriveResponse }, error) {
 			max := in.Body.Max
 			if max <= 0 {
@@ -76,62 +31,21 @@ func (s *Server) register(hapi huma.API) {
 			}
 			n, err := s.Gateway.Redrive(ctx, max)
 			if err != nil {
-				return nil, s.problem(ctx, "redrive", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body wire.RedriveResponse }{wire.RedriveResponse{Moved: n}}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
 		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.Node] }, error) {
 			if s.Nodes == nil {
-				return nil, s.problem(ctx, "list-nodes", errNoNodes)
+				return nil, s.problem(ctx, errNoNodes)
 			}
 			nodes, err := s.Nodes(ctx)
 			if err != nil {
-				return nil, s.problem(ctx, "list-nodes", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body wire.Page[wire.Node] }{wire.Page[wire.Node]{Items: nodes}}, nil
 		})
-}
-
-func (s *Server) registerUsers(hapi huma.API) {
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/users", "list-users", "list users", "users", auth.Manage),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.User] }, error) {
-			us, err := s.Auth.ListUsers(ctx)
-			if err != nil {
-				return nil, s.problem(ctx, "list-users", err)
-			}
-			out := wire.Page[wire.User]{Items: []wire.User{}}
-			for _, u := range us {
-				out.Items = append(out.Items, wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
-			}
-			return &struct{ Body wire.Page[wire.User] }{out}, nil
-		})
-	create := s.op(http.MethodPost, "/v1/users", "create-user", "create a user", "users", auth.Manage)
-	create.DefaultStatus = http.StatusCreated
-	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body wire.CreateUserRequest }) (*struct{ Body wire.User }, error) {
-		role, err := auth.ParseRole(in.Body.Role)
-		if err != nil {
-			return nil, s.problem(ctx, "create-user", err)
-		}
-		u, err := s.Auth.CreateUser(ctx, in.Body.Name, role, in.Body.Password)
-		if err != nil {
-			return nil, s.problem(ctx, "create-user", err)
-		}
-		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
-	})
-	del := s.op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user", "users", auth.Manage)
-	del.DefaultStatus = http.StatusNoContent
-	huma.Register(hapi, del, func(ctx context.Context, in *struct {
-		Name string `path:"name" maxLength:"63"`
-	}) (*struct{}, error) {
-		if err := resource.ValidateName(in.Name); err != nil {
-			return nil, s.problem(ctx, "delete-user", err)
-		}
-		if err := s.Auth.DeleteUser(ctx, in.Name); err != nil {
-			return nil, s.problem(ctx, "delete-user", err)
-		}
-		return &struct{}{}, nil
-	})
 }
 
 type listInput struct {
@@ -150,11 +64,11 @@ func crud[T any, PT interface {
 }](s *Server, hapi huma.API, plural string, kind resource.Kind) {
 	single := string(kind)
 	base := "/v1/" + plural
-	huma.Register(hapi, s.op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
 		func(ctx context.Context, in *listInput) (*struct{ Body wire.Page[PT] }, error) {
 			objs, next, err := s.Gateway.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
 			if err != nil {
-				return nil, s.problem(ctx, "list-"+plural, err)
+				return nil, s.problem(ctx, err)
 			}
 			page := wire.Page[PT]{Items: make([]PT, 0, len(objs)), NextPageToken: next}
 			for _, o := range objs {
@@ -162,25 +76,25 @@ func crud[T any, PT interface {
 			}
 			return &struct{ Body wire.Page[PT] }{page}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, base+"/{name}", "get-"+single, "get a "+single, plural, auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, base+"/{name}", "get-"+single, "get a "+single, plural, auth.Read),
 		func(ctx context.Context, in *nameInput) (*struct{ Body PT }, error) {
 			o, err := s.Gateway.Get(ctx, kind, in.Name)
 			if err != nil {
-				return nil, s.problem(ctx, "get-"+single, err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body PT }{o.(PT)}, nil
 		})
-	create := s.op(http.MethodPost, base, "create-"+single, "create a "+single, plural, auth.Write)
+	create := s.api.Op(http.MethodPost, base, "create-"+single, "create a "+single, plural, auth.Write)
 	create.DefaultStatus = http.StatusCreated
 	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body T }) (*struct{ Body PT }, error) {
 		o := PT(&in.Body)
 		o.GetMeta().Version = 0
 		if err := s.Gateway.Create(ctx, o); err != nil {
-			return nil, s.problem(ctx, "create-"+single, err)
+			return nil, s.problem(ctx, err)
 		}
 		return &struct{ Body PT }{o}, nil
 	})
-	huma.Register(hapi, s.op(http.MethodPut, base+"/{name}", "update-"+single, "replace a "+single+" (version required)", plural, auth.Write),
+	huma.Register(hapi, s.api.Op(http.MethodPut, base+"/{name}", "update-"+single, "replace a "+single+" (version required)", plural, auth.Write),
 		func(ctx context.Context, in *struct {
 			Name string `path:"name" maxLength:"256"`
 			Body T
@@ -189,21 +103,21 @@ func crud[T any, PT interface {
 			if m := o.GetMeta(); m.Name == "" {
 				m.Name = in.Name
 			} else if m.Name != in.Name {
-				return nil, s.problem(ctx, "update-"+single, errRename)
+				return nil, s.problem(ctx, errRename)
 			}
 			if err := s.Gateway.Update(ctx, o); err != nil {
-				return nil, s.problem(ctx, "update-"+single, err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body PT }{o}, nil
 		})
-	del := s.op(http.MethodDelete, base+"/{name}", "delete-"+single, "delete a "+single, plural, auth.Write)
+	del := s.api.Op(http.MethodDelete, base+"/{name}", "delete-"+single, "delete a "+single, plural, auth.Write)
 	del.DefaultStatus = http.StatusNoContent
 	huma.Register(hapi, del, func(ctx context.Context, in *struct {
 		Name    string `path:"name" maxLength:"256"`
 		Version int64  `query:"version" minimum:"0" doc:"delete only if this is the current version"`
 	}) (*struct{}, error) {
 		if err := s.Gateway.Delete(ctx, kind, in.Name, in.Version); err != nil {
-			return nil, s.problem(ctx, "delete-"+single, err)
+			return nil, s.problem(ctx, err)
 		}
 		return &struct{}{}, nil
 	})
@@ -217,7 +131,7 @@ type execOut struct {
 }
 
 func (s *Server) registerExecutions(hapi huma.API) {
-	run := s.op(http.MethodPost, "/v1/services/{name}/run", "run-service", "run a service", "executions", auth.Run)
+	run := s.api.Op(http.MethodPost, "/v1/services/{name}/run", "run-service", "run a service", "executions", auth.Run)
 	huma.Register(hapi, run, func(ctx context.Context, in *struct {
 		Name string `path:"name" maxLength:"256"`
 		Body wire.RunRequest
@@ -226,7 +140,7 @@ func (s *Server) registerExecutions(hapi huma.API) {
 		if in.Body.Type != "" {
 			t, err := resource.ParseServiceType(in.Body.Type)
 			if err != nil {
-				return nil, s.problem(ctx, "run-service", err)
+				return nil, s.problem(ctx, err)
 			}
 			typ = t
 		}
@@ -235,14 +149,14 @@ func (s *Server) registerExecutions(hapi huma.API) {
 			Apply: in.Body.Apply, Submitter: principal(ctx).User,
 		})
 		if err != nil {
-			return nil, s.problem(ctx, "run-service", err)
+			return nil, s.problem(ctx, err)
 		}
 		if in.Body.Async {
 			return &execOut{Status: http.StatusAccepted, Body: wire.ExecutionOf(e)}, nil
 		}
 		return s.wait(ctx, e.ID, in.Body.WaitSeconds)
 	})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions", "list-executions", "list executions, newest first", "executions", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions", "list-executions", "list executions, newest first", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			listInput
 			Status  string `query:"status" enum:"queued,running,succeeded,failed,timed_out,canceled,lost," doc:"only this status"`
@@ -250,34 +164,34 @@ func (s *Server) registerExecutions(hapi huma.API) {
 		}) (*struct{ Body wire.ExecutionPage }, error) {
 			page, err := s.listExecutions(ctx, in.Limit, in.PageToken, in.Status, in.Service)
 			if err != nil {
-				return nil, s.problem(ctx, "list-executions", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body wire.ExecutionPage }{page}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions/{id}", "get-execution", "get an execution", "executions", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions/{id}", "get-execution", "get an execution", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" maxLength:"64"`
 		}) (*struct{ Body *wire.Execution }, error) {
 			e, err := s.Gateway.Execution(ctx, in.ID)
 			if err != nil {
-				return nil, s.problem(ctx, "get-execution", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			ID      string `path:"id" maxLength:"64"`
 			Timeout int    `query:"timeout" minimum:"0" maximum:"300" doc:"seconds to wait (default 60)"`
 		}) (*execOut, error) {
 			return s.wait(ctx, in.ID, in.Timeout)
 		})
-	huma.Register(hapi, s.op(http.MethodPost, "/v1/executions/{id}/cancel", "cancel-execution", "cancel an execution", "executions", auth.Run),
+	huma.Register(hapi, s.api.Op(http.MethodPost, "/v1/executions/{id}/cancel", "cancel-execution", "cancel an execution", "executions", auth.Run),
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" maxLength:"64"`
 		}) (*struct{ Body *wire.Execution }, error) {
 			e, err := s.Gateway.Cancel(ctx, in.ID)
 			if err != nil {
-				return nil, s.problem(ctx, "cancel-execution", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
@@ -293,7 +207,7 @@ func (s *Server) wait(ctx context.Context, id string, seconds int) (*execOut, er
 	defer cancel()
 	e, err := s.Gateway.Wait(wctx, id)
 	if err != nil && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && e != nil) {
-		return nil, s.problem(ctx, "wait-execution", err)
+		return nil, s.problem(ctx, err)
 	}
 	st := http.StatusOK
 	if !e.Status.Terminal() {

@@ -27,7 +27,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	id, rest := r.PathValue("id"), r.PathValue("rest")
 	info := accesslog.From(r.Context())
 	info.Cluster = id
-	p, st, msg := s.authenticate(r.Context(), r.Header.Get("Authorization"))
+	p, st, msg := s.api.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if st != 0 {
 		if st == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="autogate-manager"`)
