@@ -3,10 +3,12 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -354,6 +356,15 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("document lacks %s", p)
 		}
 	}
+	// Every list operation documents its paging.
+	for _, p := range []string{"/v1/services", "/v1/executions", "/v1/users", "/v1/nodes", "/v1/secrets"} {
+		raw, _ := json.Marshal(doc.Paths[p]["get"])
+		for _, want := range []string{`"name":"limit"`, `"name":"pageToken"`, "nextPageToken"} {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("GET %s does not document %s", p, want)
+			}
+		}
+	}
 }
 
 func TestWarmCachesDecorators(t *testing.T) {
@@ -449,5 +460,101 @@ func TestMaxServiceTimeout(t *testing.T) {
 	}
 	if st, _, _ := e.do(t, auth.Viewer, "GET", "/v1/services/long", ""); st != 404 {
 		t.Errorf("the refused service exists: GET = %d", st)
+	}
+}
+
+func TestPaging(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x"}`},
+		{"/v1/services", `{"name":"t","type":"executable","repository":"r","filename":"x"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	const n = 109
+	for i := range n {
+		svc := "s"
+		if i%3 == 0 {
+			svc = "t"
+		}
+		if st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/"+svc+"/run", `{"async":true}`); st != 202 {
+			t.Fatalf("run %d = %d %s", i, st, body)
+		}
+	}
+	walk := func(t *testing.T, path string, limit int) (ids []string, pages int) {
+		t.Helper()
+		tok := ""
+		for {
+			q := fmt.Sprintf("%s?limit=%d", path, limit)
+			if strings.Contains(path, "?") {
+				q = fmt.Sprintf("%s&limit=%d", path, limit)
+			}
+			if tok != "" {
+				q += "&pageToken=" + url.QueryEscape(tok)
+			}
+			st, body, _ := e.do(t, auth.Viewer, "GET", q, "")
+			if st != 200 {
+				t.Fatalf("GET %s = %d %s", q, st, body)
+			}
+			var page struct {
+				Items []struct {
+					ID   string `json:"id"`
+					Name string `json:"name"`
+				} `json:"items"`
+				NextPageToken string `json:"nextPageToken"`
+			}
+			if err := json.Unmarshal([]byte(body), &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) > limit {
+				t.Fatalf("GET %s: %d items, over the limit %d", q, len(page.Items), limit)
+			}
+			for _, it := range page.Items {
+				ids = append(ids, it.ID+it.Name)
+			}
+			pages++
+			if page.NextPageToken == "" {
+				return ids, pages
+			}
+			if page.NextPageToken == tok {
+				t.Fatalf("GET %s: the token did not move", q)
+			}
+			if pages > 2*n {
+				t.Fatal("paging never ends")
+			}
+			tok = page.NextPageToken
+		}
+	}
+	distinct := func(ids []string) int {
+		seen := map[string]bool{}
+		for _, id := range ids {
+			seen[id] = true
+		}
+		return len(seen)
+	}
+	tests := []struct {
+		name  string
+		path  string
+		limit int
+		want  int
+	}{
+		{"executions by 2", "/v1/executions", 2, n},
+		{"executions by 50", "/v1/executions", 50, n},
+		{"filtered by service", "/v1/executions?service=t", 7, 37},
+		{"services by 1", "/v1/services", 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids, pages := walk(t, tt.path, tt.limit)
+			if len(ids) != tt.want || distinct(ids) != tt.want {
+				t.Errorf("%s by %d: %d items, %d distinct, want %d", tt.path, tt.limit, len(ids), distinct(ids), tt.want)
+			}
+			if min := (tt.want + tt.limit - 1) / tt.limit; pages < min {
+				t.Errorf("%d pages, want at least %d", pages, min)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/autogate/autogate/internal/auth"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/gateway"
+	"github.com/autogate/autogate/internal/httpapi"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/wire"
@@ -36,7 +37,7 @@ func (s *Server) register() {
 			return &struct{ Body wire.RedriveResponse }{wire.RedriveResponse{Moved: n}}, nil
 		})
 	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.Node] }, error) {
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[wire.Node] }, error) {
 			if s.Nodes == nil {
 				return nil, s.problem(ctx, errNoNodes)
 			}
@@ -44,14 +45,16 @@ func (s *Server) register() {
 			if err != nil {
 				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body wire.Page[wire.Node] }{wire.Page[wire.Node]{Items: nodes}}, nil
+			page, err := httpapi.PageOf(nodes, func(n wire.Node) string { return n.Kind + "/" + n.ID }, *in)
+			if err != nil {
+				return nil, s.problem(ctx, err)
+			}
+			return &struct{ Body wire.Page[wire.Node] }{page}, nil
 		})
 }
 
-type listInput struct {
-	Limit     int    `query:"limit" minimum:"0" maximum:"1000" doc:"page size (default 100)"`
-	PageToken string `query:"pageToken" maxLength:"2048" doc:"token from a previous page"`
-}
+// PageInput is the paging of every list operation.
+type PageInput = httpapi.PageInput
 
 type nameInput struct {
 	Name string `path:"name" maxLength:"256"`
@@ -65,7 +68,7 @@ func crud[T any, PT interface {
 	single := string(kind)
 	base := "/v1/" + plural
 	huma.Register(hapi, s.api.Op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
-		func(ctx context.Context, in *listInput) (*struct{ Body wire.Page[PT] }, error) {
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[PT] }, error) {
 			objs, next, err := s.Gateway.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
 			if err != nil {
 				return nil, s.problem(ctx, err)
@@ -158,7 +161,7 @@ func (s *Server) registerExecutions(hapi huma.API) {
 	})
 	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions", "list-executions", "list executions, newest first", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
-			listInput
+			PageInput
 			Status  string `query:"status" enum:"queued,running,succeeded,failed,timed_out,canceled,lost," doc:"only this status"`
 			Service string `query:"service" maxLength:"63" doc:"only this service"`
 		}) (*struct{ Body wire.ExecutionPage }, error) {

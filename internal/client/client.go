@@ -47,9 +47,27 @@ func (c *Client) Cluster(id string) *Client {
 func (c *Client) Clusters(ctx context.Context) ([]wire.Cluster, error) {
 	cc := *c
 	cc.prefix = ""
-	var page wire.Page[wire.Cluster]
-	_, err := cc.do(ctx, http.MethodGet, "/v1/clusters", nil, &page)
-	return page.Items, err
+	return all[wire.Cluster](ctx, &cc, "/v1/clusters", nil)
+}
+
+// all follows a listing's pages (1000 items each) to the end.
+func all[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T, error) {
+	var out []T
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("limit", "1000")
+	for {
+		var page wire.Page[T]
+		if _, err := c.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if page.NextPageToken == "" {
+			return out, nil
+		}
+		q.Set("pageToken", page.NextPageToken)
+	}
 }
 
 // CreateCluster registers a cluster with the Gateway Manager c points at
@@ -218,23 +236,7 @@ func (c *Client) Get(ctx context.Context, k resource.Kind, name string) (resourc
 
 // List loads every resource of kind k, following pages.
 func (c *Client) List(ctx context.Context, k resource.Kind) ([]json.RawMessage, error) {
-	var all []json.RawMessage
-	tok := ""
-	for {
-		var page wire.Page[json.RawMessage]
-		q := url.Values{"limit": {"1000"}}
-		if tok != "" {
-			q.Set("pageToken", tok)
-		}
-		if _, err := c.do(ctx, http.MethodGet, "/v1/"+Plural(k)+"?"+q.Encode(), nil, &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Items...)
-		if page.NextPageToken == "" {
-			return all, nil
-		}
-		tok = page.NextPageToken
-	}
+	return all[json.RawMessage](ctx, c, "/v1/"+Plural(k), nil)
 }
 
 // Create stores o and updates it with the server's answer.
@@ -339,16 +341,12 @@ func (c *Client) Cancel(ctx context.Context, id string) (*wire.Execution, error)
 
 // Nodes lists the cluster's nodes.
 func (c *Client) Nodes(ctx context.Context) ([]wire.Node, error) {
-	var page wire.Page[wire.Node]
-	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &page)
-	return page.Items, err
+	return all[wire.Node](ctx, c, "/v1/nodes", nil)
 }
 
 // Users lists users.
 func (c *Client) Users(ctx context.Context) ([]wire.User, error) {
-	var page wire.Page[wire.User]
-	_, err := c.do(ctx, http.MethodGet, "/v1/users", nil, &page)
-	return page.Items, err
+	return all[wire.User](ctx, c, "/v1/users", nil)
 }
 
 // CreateUser adds a user.

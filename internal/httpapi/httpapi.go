@@ -296,14 +296,18 @@ func (a *API) registerAuth() {
 			return &struct{ Body wire.WhoAmI }{wire.WhoAmI{User: p.User, Role: string(p.Role), Cluster: a.cfg.Cluster, Node: a.cfg.Node}}, nil
 		})
 	huma.Register(a, a.Op(http.MethodGet, "/v1/users", "list-users", "list users", "users", auth.Manage),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.User] }, error) {
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[wire.User] }, error) {
 			us, err := a.cfg.Auth.ListUsers(ctx)
 			if err != nil {
 				return nil, a.Problem(ctx, err)
 			}
-			out := wire.Page[wire.User]{Items: []wire.User{}}
+			all := make([]wire.User, 0, len(us))
 			for _, u := range us {
-				out.Items = append(out.Items, wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
+				all = append(all, wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
+			}
+			out, err := PageOf(all, func(u wire.User) string { return u.Name }, *in)
+			if err != nil {
+				return nil, a.Problem(ctx, err)
 			}
 			return &struct{ Body wire.Page[wire.User] }{out}, nil
 		})

@@ -20,7 +20,7 @@ type clusterID struct {
 func (s *Server) registerClusters() {
 	hapi := s.api
 	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/clusters", "list-clusters", "list the registered clusters and their connection state", "clusters", auth.Read),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.Cluster] }, error) {
+		func(ctx context.Context, in *httpapi.PageInput) (*struct{ Body wire.Page[wire.Cluster] }, error) {
 			cs, err := s.Registry.List(ctx)
 			if err != nil {
 				return nil, s.problem(ctx, err)
@@ -28,7 +28,11 @@ func (s *Server) registerClusters() {
 			for i := range cs {
 				s.Hub.Overlay(&cs[i])
 			}
-			return &struct{ Body wire.Page[wire.Cluster] }{wire.Page[wire.Cluster]{Items: cs}}, nil
+			page, err := httpapi.PageOf(cs, func(c wire.Cluster) string { return c.ID }, *in)
+			if err != nil {
+				return nil, s.problem(ctx, err)
+			}
+			return &struct{ Body wire.Page[wire.Cluster] }{page}, nil
 		})
 	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/clusters/{id}", "get-cluster", "get a cluster's registry entry", "clusters", auth.Read),
 		func(ctx context.Context, in *clusterID) (*struct{ Body wire.Cluster }, error) {

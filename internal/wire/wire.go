@@ -61,10 +61,11 @@ type RunRequest struct {
 	Apply bool `json:"apply,omitempty"`
 }
 
-// Page is one page of a listing.
+// Page is one page of a listing: at most the limit asked for, and a token
+// for the next page that is absent on the last one.
 type Page[T any] struct {
 	Items         []T    `json:"items"`
-	NextPageToken string `json:"nextPageToken,omitempty"`
+	NextPageToken string `json:"nextPageToken,omitempty" doc:"pass as pageToken for the next page; absent on the last page"`
 }
 
 // ExecutionPage is a page of executions.
