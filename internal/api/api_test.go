@@ -558,3 +558,51 @@ func TestPaging(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestKeyBinding(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object","properties":{"pw":{"type":"string","writeOnly":true},"host":{"type":"string"}}}}`},
+		{"/v1/services", `{"name":"noop","type":"executable","repository":"r","filename":"x","decorator":"d"}`},
+		{"/v1/services", `{"name":"sleeper","type":"executable","repository":"r","filename":"y","decorator":"d"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h","pw":"first-secret"}}`)
+	if st != 202 {
+		t.Fatalf("first run = %d %s", st, body)
+	}
+	var first struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(body), &first)
+	tests := []struct {
+		name, path, body string
+		want             int
+	}{
+		{"another service", "/v1/services/sleeper/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h","pw":"first-secret"}}`, 409},
+		{"other inputs", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h2","pw":"first-secret"}}`, 409},
+		{"another sensitive value", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h","pw":"other-secret"}}`, 409},
+		{"the same request", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"pw":"first-secret","host":"h"}}`, 202},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Operator, "POST", tt.path, tt.body)
+			if st != tt.want {
+				t.Fatalf("reuse = %d %s, want %d", st, body, tt.want)
+			}
+			if !strings.Contains(body, first.ID) {
+				t.Errorf("answer %s does not name the first execution %s", body, first.ID)
+			}
+			if strings.Contains(body, "secret\"") || strings.Contains(body, "first-secret") || strings.Contains(body, "other-secret") {
+				t.Errorf("answer %s shows a sensitive value", body)
+			}
+		})
+	}
+	if d := e.q.Depth(); d != 1 {
+		t.Errorf("queue depth %d, want 1: refused reuses dispatch nothing", d)
+	}
+}

@@ -19,4 +19,5 @@ var gatewayErrors = []httpapi.ErrorStatus{
 	{Err: gateway.ErrNoDLQ, Status: http.StatusBadRequest},
 	{Err: gateway.ErrFinished, Status: http.StatusConflict},
 	{Err: gateway.ErrInUse, Status: http.StatusConflict},
+	{Err: gateway.ErrRequestKeyReused, Status: http.StatusConflict},
 }

@@ -93,8 +93,9 @@ type Execution struct {
 	// SealedInputs holds the unredacted inputs encrypted, present only when
 	// something was redacted; runners open it with the cluster keyring.
 	SealedInputs []byte `json:"sealedInputs,omitempty"`
-	// RequestKey makes submission idempotent: a second run with the same key
-	// returns the first execution.
+	// RequestKey makes submission idempotent: the same run again with the
+	// same key returns the first execution; the key is bound to the service
+	// and the inputs, and another reuse is refused.
 	RequestKey string `json:"requestKey,omitempty"`
 	Status     Status `json:"status"`
 	// Reason explains a failed, lost or canceled state in words.

@@ -2,6 +2,10 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +77,10 @@ var ErrInUse = errors.New("in use")
 // ErrTimeoutTooLong means a service declares a timeout over the cluster's
 // MaxServiceTimeout.
 var ErrTimeoutTooLong = errors.New("service timeout over the cluster's maximum")
+
+// ErrRequestKeyReused means a request key came back with another service
+// or other inputs than the run it first named.
+var ErrRequestKeyReused = errors.New("request key reused for a different request")
 
 // ErrWrongType means a run named a service type that does not match.
 var ErrWrongType = errors.New("service type mismatch")
@@ -360,11 +368,43 @@ func redacted(recorded, orig map[string]any) bool {
 	return false
 }
 
-// claimRequestKey binds req's key to execution e, or returns the
-// execution the key already names.
+// claimRequestKey binds req's key to execution e, its service and a hash
+// of its recorded inputs, or returns the execution the key already names
+// if that was the same request; any other reuse is ErrRequestKeyReused.
 func (g *Gateway) claimRequestKey(ctx context.Context, req RunRequest, e *execution.Execution) (*execution.Execution, error) {
-	_, prev, err := g.Catalog.ClaimRequestKey(ctx, req.Submitter, req.RequestKey, catalog.RequestKey{ExecutionID: e.ID, Service: e.Service})
-	return prev, err
+	want := catalog.RequestKey{ExecutionID: e.ID, Service: e.Service, InputsHash: inputsHash(e.Inputs)}
+	bound, prev, err := g.Catalog.ClaimRequestKey(ctx, req.Submitter, req.RequestKey, want)
+	if err != nil || prev == nil {
+		return nil, err
+	}
+	same := bound.Service == want.Service && bound.InputsHash == want.InputsHash
+	if bound.Service == "" { // bound before keys named what they were for: compare the record
+		same = prev.Service == want.Service && inputsHash(prev.Inputs) == want.InputsHash
+	}
+	if same && len(prev.SealedInputs) > 0 {
+		// The hash covers redacted values only: compare the sensitive ones
+		// sealed in the first execution, in constant time.
+		in, err := g.Catalog.OpenInputs(prev)
+		if err != nil {
+			return nil, err
+		}
+		a, _ := json.Marshal(in)         // decoded JSON always re-encodes
+		b, _ := json.Marshal(req.Inputs) // as above
+		same = subtle.ConstantTimeCompare(a, b) == 1
+	}
+	if !same {
+		return nil, fmt.Errorf("%w: request key %q was first used for execution %s of service %s with other inputs or another service; use a new key",
+			ErrRequestKeyReused, req.RequestKey, prev.ID, prev.Service)
+	}
+	return prev, nil
+}
+
+// inputsHash is the SHA-256 of the inputs as recorded (sensitive values
+// redacted), as canonical JSON (sorted keys).
+func inputsHash(in map[string]any) string {
+	raw, _ := json.Marshal(in) // inputs decoded from JSON always re-encode
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 func (g *Gateway) dispatch(ctx context.Context, e *execution.Execution) error {

@@ -55,7 +55,9 @@ type RunRequest struct {
 	// (default 60, max 300); the execution continues if it runs longer and
 	// the client waits again on /v1/executions/{id}/wait.
 	WaitSeconds int `json:"waitSeconds,omitempty" minimum:"0" maximum:"300"`
-	// RequestKey makes the submission idempotent for this user.
+	// RequestKey makes the submission idempotent for this user: the same
+	// run again returns the first execution; the same key with another
+	// service or other inputs is refused with 409 naming that execution.
 	RequestKey string `json:"requestKey,omitempty" maxLength:"128"`
 	// Apply lets an opentofu-plan service apply its plan.
 	Apply bool `json:"apply,omitempty"`
