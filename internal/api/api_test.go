@@ -606,3 +606,38 @@ func TestRequestKeyBinding(t *testing.T) {
 		t.Errorf("queue depth %d, want 1: refused reuses dispatch nothing", d)
 	}
 }
+
+func TestProblemsHideValues(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object","properties":{"pw":{"type":"string","writeOnly":true,"pattern":"^x+$","minLength":3},"n":{"type":"integer"}}}}`},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x","decorator":"d"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	const leak = "hunter2-leak"
+	tests := []struct {
+		name, role, method, path, body string
+	}{
+		{"secret with an unknown field", "admin", "POST", "/v1/secrets", `{"name":"s1","value":"aHVudGVyMi1sZWFr","evil":"` + leak + `"}`},
+		{"secret value not base64", "admin", "POST", "/v1/secrets", `{"name":"s2","value":"` + leak + `!!"}`},
+		{"secret update with an unknown field", "admin", "PUT", "/v1/secrets/s1", `{"value":"aHVudGVyMi1sZWFr","version":1,"x":"` + leak + `"}`},
+		{"sensitive input against its pattern", "operator", "POST", "/v1/services/s/run", `{"async":true,"inputs":{"pw":"` + leak + `"}}`},
+		{"run body with an unknown field", "operator", "POST", "/v1/services/s/run", `{"async":true,"inputs":{"pw":"` + leak + `"},"oops":1}`},
+		{"run with a bad type field", "operator", "POST", "/v1/services/s/run", `{"async":"` + leak + `","inputs":{"pw":"` + leak + `"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Role(tt.role), tt.method, tt.path, tt.body)
+			if st < 400 || st >= 500 {
+				t.Fatalf("%s %s = %d %s, want a 4xx", tt.method, tt.path, st, body)
+			}
+			if strings.Contains(body, leak) || strings.Contains(body, "aHVudGVyMi1sZWFr") {
+				t.Errorf("problem document echoes a request value: %s", body)
+			}
+		})
+	}
+}

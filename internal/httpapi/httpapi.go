@@ -99,6 +99,7 @@ func New(mux *http.ServeMux, cfg Config) *API {
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "A token from POST /v1/login."},
 	}
+	hc.Transformers = append(hc.Transformers, hideValues)
 	a := &API{API: humago.New(mux, hc), cfg: cfg}
 	a.UseMiddleware(a.authorize)
 	a.registerAuth()
@@ -256,6 +257,21 @@ func (a *API) authorize(ctx huma.Context, next func(huma.Context)) {
 	}
 	accesslog.From(ctx.Context()).User = p.User
 	next(huma.WithValue(ctx, principalKey, p))
+}
+
+// hideValues drops the request values huma puts in a problem's details
+// (the whole body for an unexpected property, a field's value for a type
+// error): any of them may be a secret or a sensitive input, and the
+// location and message say enough.
+func hideValues(_ huma.Context, _ string, v any) (any, error) {
+	if m, ok := v.(*huma.ErrorModel); ok {
+		for _, d := range m.Errors {
+			if d != nil {
+				d.Value = nil
+			}
+		}
+	}
+	return v, nil
 }
 
 // WriteProblem answers a plain handler with an RFC 9457 problem document,
