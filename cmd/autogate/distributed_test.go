@@ -111,7 +111,7 @@ func (d *distributed) setup(cl *client.Client) {
 }
 
 // await waits up to 90 s for execution id to reach a terminal state.
-func await(t testing.TB, cl *client.Client, id string) *execution.Execution {
+func await(t testing.TB, cl *client.Client, id string) *wire.Execution {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -127,7 +127,7 @@ func await(t testing.TB, cl *client.Client, id string) *execution.Execution {
 	return nil
 }
 
-func runningOn(t *testing.T, cl *client.Client, id string) *execution.Execution {
+func runningOn(t *testing.T, cl *client.Client, id string) *wire.Execution {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {

@@ -282,9 +282,9 @@ func (tl *tally) report(t *testing.T, cl *client.Client) {
 }
 
 // waitTerminal waits up to d for execution id to end.
-func waitTerminal(cl *client.Client, id string, d time.Duration) (*execution.Execution, error) {
+func waitTerminal(cl *client.Client, id string, d time.Duration) (*wire.Execution, error) {
 	deadline := time.Now().Add(d)
-	var e *execution.Execution
+	var e *wire.Execution
 	var err error
 	for time.Now().Before(deadline) {
 		e, err = cl.Wait(context.Background(), id, 10*time.Second)

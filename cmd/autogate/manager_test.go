@@ -25,7 +25,6 @@ import (
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/devcert"
 	"github.com/autogate/autogate/internal/emulator"
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/tunnel"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -237,13 +236,13 @@ func (m *managerEnv) register(id string, flags ...string) string {
 	return f
 }
 
-func (m *managerEnv) clusters() map[string]registry.Cluster {
+func (m *managerEnv) clusters() map[string]wire.Cluster {
 	m.t.Helper()
-	var cs []registry.Cluster
+	var cs []wire.Cluster
 	if err := json.Unmarshal([]byte(m.cli.must(0, "--context", "manager", "get", "clusters", "-o", "json").stdout), &cs); err != nil {
 		m.t.Fatal(err)
 	}
-	out := map[string]registry.Cluster{}
+	out := map[string]wire.Cluster{}
 	for _, c := range cs {
 		out[c.ID] = c
 	}
@@ -305,11 +304,11 @@ func TestManager(t *testing.T) {
 	t.Run("registry", func(t *testing.T) {
 		cs := m.clusters()
 		dyn, emb := cs["dyn-1"], cs["emb-1"]
-		if dyn.Status != registry.Connected || (dyn.Node != "gw-0" && dyn.Node != "gw-1") || dyn.Epoch < 1 ||
+		if dyn.Status != wire.ClusterConnected || (dyn.Node != "gw-0" && dyn.Node != "gw-1") || dyn.Epoch < 1 ||
 			dyn.Region != "eu-west-1" || dyn.Account != "111111111111" || dyn.ConnectedSince.IsZero() {
 			t.Errorf("dyn-1 = %+v, want connected from gw-0 or gw-1", dyn)
 		}
-		if emb.Status != registry.Connected || emb.Node != "emb-gw" || emb.Epoch != 1 {
+		if emb.Status != wire.ClusterConnected || emb.Node != "emb-gw" || emb.Epoch != 1 {
 			t.Errorf("emb-1 = %+v, want connected from emb-gw at epoch 1", emb)
 		}
 		out := c.must(0, "--context", "manager", "get", "clusters").stdout
@@ -485,7 +484,7 @@ func TestManager(t *testing.T) {
 			go func() {
 				done <- s.Serve(t.Context(), http.NotFoundHandler(), func(ctx context.Context, _ tunnel.Caller) context.Context { return ctx })
 			}()
-			if cs := m.clusters(); cs["bad-1"].Status != registry.Connected {
+			if cs := m.clusters(); cs["bad-1"].Status != wire.ClusterConnected {
 				t.Fatalf("bad-1 = %+v, want connected", cs["bad-1"])
 			}
 			ping, _ := tunnel.Encode(&tunnel.Frame{Type: tunnel.FramePing}, tunnel.DefaultMaxFrame)
@@ -500,7 +499,7 @@ func TestManager(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("the manager kept a tunnel that sent an oversized frame")
 			}
-			waitFor(t, func() bool { return m.clusters()["bad-1"].Status == registry.Disconnected })
+			waitFor(t, func() bool { return m.clusters()["bad-1"].Status == wire.ClusterDisconnected })
 			for _, id := range []string{"dyn-1", "emb-1"} {
 				if st, _ := m.whoami(id); st != 200 {
 					t.Errorf("%s after bad-1's oversized frame: %d", id, st)
@@ -540,7 +539,7 @@ func TestManager(t *testing.T) {
 			t.Errorf("request to the stuck cluster took %v, want about the 3s timeout", s.d)
 		}
 		t.Logf("request to a SIGSTOPped gateway failed after %v: %s", s.d.Round(time.Millisecond), strings.TrimSpace(s.r.stderr))
-		waitFor(t, func() bool { return m.clusters()["emb-1"].Status != registry.Connected })
+		waitFor(t, func() bool { return m.clusters()["emb-1"].Status != wire.ClusterConnected })
 		m.emb.cmd.Process.Signal(syscall.SIGCONT)
 		m.waitConnected("emb-1", "emb-gw")
 	})
@@ -617,7 +616,7 @@ func BenchmarkManagerRoute(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var created registry.Created
+	var created wire.CreatedCluster
 	json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
 	credFile := filepath.Join(dir, "bench.credential")
@@ -755,7 +754,7 @@ func TestManagerFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var created registry.Created
+	var created wire.CreatedCluster
 	json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
 	credFile := filepath.Join(dir, "edge.credential")

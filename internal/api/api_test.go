@@ -3,10 +3,12 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -42,6 +44,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, func(*gateway.Gateway) {})
+}
+
+// newEnvWith is newEnv with the gateway adjusted by set before it serves.
+func newEnvWith(t *testing.T, set func(*gateway.Gateway)) *env {
+	t.Helper()
 	clk := clock.Real{}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), clk)
 	if err != nil {
@@ -55,7 +63,9 @@ func newEnv(t *testing.T) *env {
 	log := slog.New(slog.DiscardHandler)
 	e := &env{leader: &fakeLeader{}, q: q, tokens: map[auth.Role]string{}, cat: cat}
 	e.leader.active.Store(true)
-	s := &Server{Gateway: &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: "gw-1"},
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: "gw-1"}
+	set(gw)
+	s := &Server{Gateway: gw,
 		Auth: au, Leader: e.leader, Logger: log, Cluster: "default", Node: "gw-1", Version: "test", MaxBodyBytes: 64 << 10,
 		Metrics: metrics.New("gw-1", metrics.RoleGateway).Handler()}
 	e.srv = httptest.NewServer(s.Handler())
@@ -335,12 +345,24 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(body, "sealedInputs") {
+		t.Error("the document shows the stored record's sealedInputs: the wire view must not carry them")
+	}
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi = %q", doc.OpenAPI)
 	}
 	for _, p := range []string{"/v1/services", "/v1/services/{name}/run", "/v1/executions/{id}/cancel", "/v1/login"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("document lacks %s", p)
+		}
+	}
+	// Every list operation documents its paging.
+	for _, p := range []string{"/v1/services", "/v1/executions", "/v1/users", "/v1/nodes", "/v1/secrets"} {
+		raw, _ := json.Marshal(doc.Paths[p]["get"])
+		for _, want := range []string{`"name":"limit"`, `"name":"pageToken"`, "nextPageToken"} {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("GET %s does not document %s", p, want)
+			}
 		}
 	}
 }
@@ -359,5 +381,263 @@ func TestWarmCachesDecorators(t *testing.T) {
 	n, err := g.Warm(t.Context())
 	if err != nil || n != 2 {
 		t.Fatalf("Warm = %d, %v; want 2 decorators cached", n, err)
+	}
+}
+
+func TestDeleteInUse(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/secrets", `{"name":"tok","value":"dG9rZW4tdmFsdWU="}`},
+		{"/v1/secrets", `{"name":"cred","value":"Y3JlZC12YWx1ZQ=="}`},
+		{"/v1/repositories", `{"name":"r","url":"/srv/git/r","credentialSecret":"cred"}`},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object"}}`},
+		{"/v1/services", `{"name":"s1","type":"executable","repository":"r","filename":"x","decorator":"d","secrets":[{"secret":"tok","env":"TOK"}]}`},
+		{"/v1/services", `{"name":"s2","type":"executable","repository":"r","filename":"y"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	tests := []struct {
+		path  string
+		names []string
+	}{
+		{"/v1/repositories/r", []string{"service/s1", "service/s2"}},
+		{"/v1/decorators/d", []string{"service/s1"}},
+		{"/v1/secrets/tok", []string{"service/s1"}},
+		{"/v1/secrets/cred", []string{"repository/r"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Admin, "DELETE", tt.path, "")
+			if st != http.StatusConflict {
+				t.Fatalf("DELETE %s = %d %s, want 409", tt.path, st, body)
+			}
+			for _, n := range tt.names {
+				if !strings.Contains(body, n) {
+					t.Errorf("409 %s does not name %s", body, n)
+				}
+			}
+			if st, body, _ := e.do(t, auth.Viewer, "GET", tt.path, ""); st != 200 || !strings.Contains(body, `"version":1`) {
+				t.Errorf("after a refused delete GET %s = %d %s, want it unchanged", tt.path, st, body)
+			}
+		})
+	}
+	// Once nothing uses them, they go.
+	for _, p := range []string{"/v1/services/s1", "/v1/services/s2", "/v1/decorators/d", "/v1/secrets/tok", "/v1/repositories/r", "/v1/secrets/cred"} {
+		if st, body, _ := e.do(t, auth.Admin, "DELETE", p, ""); st != http.StatusNoContent {
+			t.Errorf("DELETE %s = %d %s, want 204", p, st, body)
+		}
+	}
+}
+
+func TestMaxServiceTimeout(t *testing.T) {
+	e := newEnvWith(t, func(g *gateway.Gateway) { g.MaxServiceTimeout = 15 * time.Minute })
+	if st, body, _ := e.do(t, auth.Admin, "POST", "/v1/repositories", repoJSON); st != 201 {
+		t.Fatalf("create repository: %d %s", st, body)
+	}
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"over the limit", `{"name":"long","type":"executable","repository":"r","filename":"x","timeoutSeconds":3600}`, 422},
+		{"at the limit", `{"name":"ok","type":"executable","repository":"r","filename":"x","timeoutSeconds":900}`, 201},
+		{"default timeout", `{"name":"dflt","type":"executable","repository":"r","filename":"x"}`, 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Admin, "POST", "/v1/services", tt.body)
+			if st != tt.want {
+				t.Fatalf("create = %d %s, want %d", st, body, tt.want)
+			}
+			if st == 422 && !strings.Contains(body, "15m0s") {
+				t.Errorf("422 %s does not name the limit", body)
+			}
+		})
+	}
+	if st, body, _ := e.do(t, auth.Admin, "PUT", "/v1/services/ok", `{"type":"executable","repository":"r","filename":"x","timeoutSeconds":901,"version":1}`); st != 422 {
+		t.Errorf("update over the limit = %d %s, want 422", st, body)
+	}
+	if st, _, _ := e.do(t, auth.Viewer, "GET", "/v1/services/long", ""); st != 404 {
+		t.Errorf("the refused service exists: GET = %d", st)
+	}
+}
+
+func TestPaging(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x"}`},
+		{"/v1/services", `{"name":"t","type":"executable","repository":"r","filename":"x"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	const n = 109
+	for i := range n {
+		svc := "s"
+		if i%3 == 0 {
+			svc = "t"
+		}
+		if st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/"+svc+"/run", `{"async":true}`); st != 202 {
+			t.Fatalf("run %d = %d %s", i, st, body)
+		}
+	}
+	walk := func(t *testing.T, path string, limit int) (ids []string, pages int) {
+		t.Helper()
+		tok := ""
+		for {
+			q := fmt.Sprintf("%s?limit=%d", path, limit)
+			if strings.Contains(path, "?") {
+				q = fmt.Sprintf("%s&limit=%d", path, limit)
+			}
+			if tok != "" {
+				q += "&pageToken=" + url.QueryEscape(tok)
+			}
+			st, body, _ := e.do(t, auth.Viewer, "GET", q, "")
+			if st != 200 {
+				t.Fatalf("GET %s = %d %s", q, st, body)
+			}
+			var page struct {
+				Items []struct {
+					ID   string `json:"id"`
+					Name string `json:"name"`
+				} `json:"items"`
+				NextPageToken string `json:"nextPageToken"`
+			}
+			if err := json.Unmarshal([]byte(body), &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) > limit {
+				t.Fatalf("GET %s: %d items, over the limit %d", q, len(page.Items), limit)
+			}
+			for _, it := range page.Items {
+				ids = append(ids, it.ID+it.Name)
+			}
+			pages++
+			if page.NextPageToken == "" {
+				return ids, pages
+			}
+			if page.NextPageToken == tok {
+				t.Fatalf("GET %s: the token did not move", q)
+			}
+			if pages > 2*n {
+				t.Fatal("paging never ends")
+			}
+			tok = page.NextPageToken
+		}
+	}
+	distinct := func(ids []string) int {
+		seen := map[string]bool{}
+		for _, id := range ids {
+			seen[id] = true
+		}
+		return len(seen)
+	}
+	tests := []struct {
+		name  string
+		path  string
+		limit int
+		want  int
+	}{
+		{"executions by 2", "/v1/executions", 2, n},
+		{"executions by 50", "/v1/executions", 50, n},
+		{"filtered by service", "/v1/executions?service=t", 7, 37},
+		{"services by 1", "/v1/services", 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids, pages := walk(t, tt.path, tt.limit)
+			if len(ids) != tt.want || distinct(ids) != tt.want {
+				t.Errorf("%s by %d: %d items, %d distinct, want %d", tt.path, tt.limit, len(ids), distinct(ids), tt.want)
+			}
+			if min := (tt.want + tt.limit - 1) / tt.limit; pages < min {
+				t.Errorf("%d pages, want at least %d", pages, min)
+			}
+		})
+	}
+}
+
+func TestRequestKeyBinding(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object","properties":{"pw":{"type":"string","writeOnly":true},"host":{"type":"string"}}}}`},
+		{"/v1/services", `{"name":"noop","type":"executable","repository":"r","filename":"x","decorator":"d"}`},
+		{"/v1/services", `{"name":"sleeper","type":"executable","repository":"r","filename":"y","decorator":"d"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h","pw":"first-secret"}}`)
+	if st != 202 {
+		t.Fatalf("first run = %d %s", st, body)
+	}
+	var first struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(body), &first)
+	tests := []struct {
+		name, path, body string
+		want             int
+	}{
+		{"another service", "/v1/services/sleeper/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h","pw":"first-secret"}}`, 409},
+		{"other inputs", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h2","pw":"first-secret"}}`, 409},
+		{"another sensitive value", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"host":"h","pw":"other-secret"}}`, 409},
+		{"the same request", "/v1/services/noop/run", `{"async":true,"requestKey":"k1","inputs":{"pw":"first-secret","host":"h"}}`, 202},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Operator, "POST", tt.path, tt.body)
+			if st != tt.want {
+				t.Fatalf("reuse = %d %s, want %d", st, body, tt.want)
+			}
+			if !strings.Contains(body, first.ID) {
+				t.Errorf("answer %s does not name the first execution %s", body, first.ID)
+			}
+			if strings.Contains(body, "secret\"") || strings.Contains(body, "first-secret") || strings.Contains(body, "other-secret") {
+				t.Errorf("answer %s shows a sensitive value", body)
+			}
+		})
+	}
+	if d := e.q.Depth(); d != 1 {
+		t.Errorf("queue depth %d, want 1: refused reuses dispatch nothing", d)
+	}
+}
+
+func TestProblemsHideValues(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object","properties":{"pw":{"type":"string","writeOnly":true,"pattern":"^x+$","minLength":3},"n":{"type":"integer"}}}}`},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x","decorator":"d"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	const leak = "hunter2-leak"
+	tests := []struct {
+		name, role, method, path, body string
+	}{
+		{"secret with an unknown field", "admin", "POST", "/v1/secrets", `{"name":"s1","value":"aHVudGVyMi1sZWFr","evil":"` + leak + `"}`},
+		{"secret value not base64", "admin", "POST", "/v1/secrets", `{"name":"s2","value":"` + leak + `!!"}`},
+		{"secret update with an unknown field", "admin", "PUT", "/v1/secrets/s1", `{"value":"aHVudGVyMi1sZWFr","version":1,"x":"` + leak + `"}`},
+		{"sensitive input against its pattern", "operator", "POST", "/v1/services/s/run", `{"async":true,"inputs":{"pw":"` + leak + `"}}`},
+		{"run body with an unknown field", "operator", "POST", "/v1/services/s/run", `{"async":true,"inputs":{"pw":"` + leak + `"},"oops":1}`},
+		{"run with a bad type field", "operator", "POST", "/v1/services/s/run", `{"async":"` + leak + `","inputs":{"pw":"` + leak + `"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Role(tt.role), tt.method, tt.path, tt.body)
+			if st < 400 || st >= 500 {
+				t.Fatalf("%s %s = %d %s, want a 4xx", tt.method, tt.path, st, body)
+			}
+			if strings.Contains(body, leak) || strings.Contains(body, "aHVudGVyMi1sZWFr") {
+				t.Errorf("problem document echoes a request value: %s", body)
+			}
+		})
 	}
 }

@@ -1,4 +1,6 @@
-// Package api serves Autogate's versioned HTTP/JSON API under /v1, with its
+// Package api serves the gateway's routes of Autogate's versioned HTTP/JSON
+// API under /v1 on the shared huma layer (package httpapi, which also holds
+// authentication, the auth routes, health and the error table), with its
 // OpenAPI 3.1 document at /v1/openapi.json (and .yaml), built code-first with
 // huma: the Go types are the schema, so the document cannot drift from the
 // handlers, bodies are validated against it (unknown fields rejected), and

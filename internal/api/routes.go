@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -12,63 +11,20 @@ import (
 	"github.com/autogate/autogate/internal/auth"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/gateway"
+	"github.com/autogate/autogate/internal/httpapi"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/wire"
 )
 
-func (s *Server) op(method, path, id, summary, tag string, action auth.Action) huma.Operation {
-	return huma.Operation{
-		OperationID:  id,
-		Method:       method,
-		Path:         path,
-		Summary:      summary,
-		Tags:         []string{tag},
-		Security:     []map[string][]string{{"bearer": {}}},
-		MaxBodyBytes: s.MaxBodyBytes,
-		Metadata:     map[string]any{metaAction: action},
-		Errors:       []int{400, 401, 403, 404, 409, 413, 422, 503},
-	}
-}
-
-func (s *Server) register(hapi huma.API) {
-	login := s.op(http.MethodPost, "/v1/login", "login", "log in", "auth", auth.Read)
-	login.Security = nil
-	login.Metadata = map[string]any{metaPublic: true}
-	login.MaxBodyBytes = 16 << 10
-	huma.Register(hapi, login, func(ctx context.Context, in *struct{ Body wire.LoginRequest }) (*struct{ Body wire.LoginResponse }, error) {
-		tok, exp, err := s.Auth.Login(ctx, in.Body.Username, in.Body.Password)
-		if err != nil {
-			return nil, s.problem(ctx, "login", err)
-		}
-		p, err := s.Auth.Authenticate(ctx, tok)
-		if err != nil {
-			return nil, s.problem(ctx, "login", err)
-		}
-		return &struct{ Body wire.LoginResponse }{wire.LoginResponse{Token: tok, ExpiresAt: exp, User: p.User, Role: string(p.Role)}}, nil
-	})
-	huma.Register(hapi, s.op(http.MethodPost, "/v1/logout", "logout", "log out (revoke this token)", "auth", auth.Read),
-		func(ctx context.Context, in *struct {
-			Authorization string `header:"Authorization"`
-		}) (*struct{}, error) {
-			tok, _ := strings.CutPrefix(in.Authorization, "Bearer ")
-			if err := s.Auth.Revoke(ctx, tok); err != nil {
-				return nil, s.problem(ctx, "logout", err)
-			}
-			return &struct{}{}, nil
-		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/whoami", "whoami", "show the caller", "auth", auth.Read),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.WhoAmI }, error) {
-			p := principal(ctx)
-			return &struct{ Body wire.WhoAmI }{wire.WhoAmI{User: p.User, Role: string(p.Role), Cluster: s.Cluster, Node: s.Node}}, nil
-		})
-	s.registerUsers(hapi)
+func (s *Server) register() {
+	hapi := s.api
 	crud[resource.Service](s, hapi, "services", resource.KindService)
 	crud[resource.Decorator](s, hapi, "decorators", resource.KindDecorator)
 	crud[resource.Repository](s, hapi, "repositories", resource.KindRepository)
 	crud[resource.Secret](s, hapi, "secrets", resource.KindSecret)
 	s.registerExecutions(hapi)
-	huma.Register(hapi, s.op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
+	huma.Register(hapi, s.api.Op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
 		func(ctx context.Context, in *struct{ Body wire.RedriveRequest }) (*struct{ Body wire.RedriveResponse }, error) {
 			max := in.Body.Max
 			if max <= 0 {
@@ -76,68 +32,29 @@ func (s *Server) register(hapi huma.API) {
 			}
 			n, err := s.Gateway.Redrive(ctx, max)
 			if err != nil {
-				return nil, s.problem(ctx, "redrive", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body wire.RedriveResponse }{wire.RedriveResponse{Moved: n}}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.Node] }, error) {
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[wire.Node] }, error) {
 			if s.Nodes == nil {
-				return nil, s.problem(ctx, "list-nodes", errNoNodes)
+				return nil, s.problem(ctx, errNoNodes)
 			}
 			nodes, err := s.Nodes(ctx)
 			if err != nil {
-				return nil, s.problem(ctx, "list-nodes", err)
+				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body wire.Page[wire.Node] }{wire.Page[wire.Node]{Items: nodes}}, nil
-		})
-}
-
-func (s *Server) registerUsers(hapi huma.API) {
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/users", "list-users", "list users", "users", auth.Manage),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.Page[wire.User] }, error) {
-			us, err := s.Auth.ListUsers(ctx)
+			page, err := httpapi.PageOf(nodes, func(n wire.Node) string { return n.Kind + "/" + n.ID }, *in)
 			if err != nil {
-				return nil, s.problem(ctx, "list-users", err)
+				return nil, s.problem(ctx, err)
 			}
-			out := wire.Page[wire.User]{Items: []wire.User{}}
-			for _, u := range us {
-				out.Items = append(out.Items, wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
-			}
-			return &struct{ Body wire.Page[wire.User] }{out}, nil
+			return &struct{ Body wire.Page[wire.Node] }{page}, nil
 		})
-	create := s.op(http.MethodPost, "/v1/users", "create-user", "create a user", "users", auth.Manage)
-	create.DefaultStatus = http.StatusCreated
-	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body wire.CreateUserRequest }) (*struct{ Body wire.User }, error) {
-		role, err := auth.ParseRole(in.Body.Role)
-		if err != nil {
-			return nil, s.problem(ctx, "create-user", err)
-		}
-		u, err := s.Auth.CreateUser(ctx, in.Body.Name, role, in.Body.Password)
-		if err != nil {
-			return nil, s.problem(ctx, "create-user", err)
-		}
-		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
-	})
-	del := s.op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user", "users", auth.Manage)
-	del.DefaultStatus = http.StatusNoContent
-	huma.Register(hapi, del, func(ctx context.Context, in *struct {
-		Name string `path:"name" maxLength:"63"`
-	}) (*struct{}, error) {
-		if err := resource.ValidateName(in.Name); err != nil {
-			return nil, s.problem(ctx, "delete-user", err)
-		}
-		if err := s.Auth.DeleteUser(ctx, in.Name); err != nil {
-			return nil, s.problem(ctx, "delete-user", err)
-		}
-		return &struct{}{}, nil
-	})
 }
 
-type listInput struct {
-	Limit     int    `query:"limit" minimum:"0" maximum:"1000" doc:"page size (default 100)"`
-	PageToken string `query:"pageToken" maxLength:"2048" doc:"token from a previous page"`
-}
+// PageInput is the paging of every list operation.
+type PageInput = httpapi.PageInput
 
 type nameInput struct {
 	Name string `path:"name" maxLength:"256"`
@@ -150,11 +67,11 @@ func crud[T any, PT interface {
 }](s *Server, hapi huma.API, plural string, kind resource.Kind) {
 	single := string(kind)
 	base := "/v1/" + plural
-	huma.Register(hapi, s.op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
-		func(ctx context.Context, in *listInput) (*struct{ Body wire.Page[PT] }, error) {
-			objs, next, err := s.Gateway.Catalog.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
+	huma.Register(hapi, s.api.Op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[PT] }, error) {
+			objs, next, err := s.Gateway.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
 			if err != nil {
-				return nil, s.problem(ctx, "list-"+plural, err)
+				return nil, s.problem(ctx, err)
 			}
 			page := wire.Page[PT]{Items: make([]PT, 0, len(objs)), NextPageToken: next}
 			for _, o := range objs {
@@ -162,25 +79,25 @@ func crud[T any, PT interface {
 			}
 			return &struct{ Body wire.Page[PT] }{page}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, base+"/{name}", "get-"+single, "get a "+single, plural, auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, base+"/{name}", "get-"+single, "get a "+single, plural, auth.Read),
 		func(ctx context.Context, in *nameInput) (*struct{ Body PT }, error) {
-			o, err := s.Gateway.Catalog.Get(ctx, kind, in.Name)
+			o, err := s.Gateway.Get(ctx, kind, in.Name)
 			if err != nil {
-				return nil, s.problem(ctx, "get-"+single, err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body PT }{o.(PT)}, nil
 		})
-	create := s.op(http.MethodPost, base, "create-"+single, "create a "+single, plural, auth.Write)
+	create := s.api.Op(http.MethodPost, base, "create-"+single, "create a "+single, plural, auth.Write)
 	create.DefaultStatus = http.StatusCreated
 	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body T }) (*struct{ Body PT }, error) {
 		o := PT(&in.Body)
 		o.GetMeta().Version = 0
 		if err := s.Gateway.Create(ctx, o); err != nil {
-			return nil, s.problem(ctx, "create-"+single, err)
+			return nil, s.problem(ctx, err)
 		}
 		return &struct{ Body PT }{o}, nil
 	})
-	huma.Register(hapi, s.op(http.MethodPut, base+"/{name}", "update-"+single, "replace a "+single+" (version required)", plural, auth.Write),
+	huma.Register(hapi, s.api.Op(http.MethodPut, base+"/{name}", "update-"+single, "replace a "+single+" (version required)", plural, auth.Write),
 		func(ctx context.Context, in *struct {
 			Name string `path:"name" maxLength:"256"`
 			Body T
@@ -189,21 +106,21 @@ func crud[T any, PT interface {
 			if m := o.GetMeta(); m.Name == "" {
 				m.Name = in.Name
 			} else if m.Name != in.Name {
-				return nil, s.problem(ctx, "update-"+single, errRename)
+				return nil, s.problem(ctx, errRename)
 			}
 			if err := s.Gateway.Update(ctx, o); err != nil {
-				return nil, s.problem(ctx, "update-"+single, err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body PT }{o}, nil
 		})
-	del := s.op(http.MethodDelete, base+"/{name}", "delete-"+single, "delete a "+single, plural, auth.Write)
+	del := s.api.Op(http.MethodDelete, base+"/{name}", "delete-"+single, "delete a "+single, plural, auth.Write)
 	del.DefaultStatus = http.StatusNoContent
 	huma.Register(hapi, del, func(ctx context.Context, in *struct {
 		Name    string `path:"name" maxLength:"256"`
 		Version int64  `query:"version" minimum:"0" doc:"delete only if this is the current version"`
 	}) (*struct{}, error) {
-		if err := s.Gateway.Catalog.Delete(ctx, kind, in.Name, in.Version); err != nil {
-			return nil, s.problem(ctx, "delete-"+single, err)
+		if err := s.Gateway.Delete(ctx, kind, in.Name, in.Version); err != nil {
+			return nil, s.problem(ctx, err)
 		}
 		return &struct{}{}, nil
 	})
@@ -213,21 +130,11 @@ var errRename = errors.Join(resource.ErrInvalid, errors.New("the name in the bod
 
 type execOut struct {
 	Status int
-	Body   *execution.Execution
-}
-
-// public strips what clients need not see from an execution.
-func public(e *execution.Execution) *execution.Execution {
-	if e == nil {
-		return nil
-	}
-	c := *e
-	c.SealedInputs = nil
-	return &c
+	Body   *wire.Execution
 }
 
 func (s *Server) registerExecutions(hapi huma.API) {
-	run := s.op(http.MethodPost, "/v1/services/{name}/run", "run-service", "run a service", "executions", auth.Run)
+	run := s.api.Op(http.MethodPost, "/v1/services/{name}/run", "run-service", "run a service", "executions", auth.Run)
 	huma.Register(hapi, run, func(ctx context.Context, in *struct {
 		Name string `path:"name" maxLength:"256"`
 		Body wire.RunRequest
@@ -236,7 +143,7 @@ func (s *Server) registerExecutions(hapi huma.API) {
 		if in.Body.Type != "" {
 			t, err := resource.ParseServiceType(in.Body.Type)
 			if err != nil {
-				return nil, s.problem(ctx, "run-service", err)
+				return nil, s.problem(ctx, err)
 			}
 			typ = t
 		}
@@ -245,51 +152,51 @@ func (s *Server) registerExecutions(hapi huma.API) {
 			Apply: in.Body.Apply, Submitter: principal(ctx).User,
 		})
 		if err != nil {
-			return nil, s.problem(ctx, "run-service", err)
+			return nil, s.problem(ctx, err)
 		}
 		if in.Body.Async {
-			return &execOut{Status: http.StatusAccepted, Body: public(e)}, nil
+			return &execOut{Status: http.StatusAccepted, Body: wire.ExecutionOf(e)}, nil
 		}
 		return s.wait(ctx, e.ID, in.Body.WaitSeconds)
 	})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions", "list-executions", "list executions, newest first", "executions", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions", "list-executions", "list executions, newest first", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
-			listInput
+			PageInput
 			Status  string `query:"status" enum:"queued,running,succeeded,failed,timed_out,canceled,lost," doc:"only this status"`
 			Service string `query:"service" maxLength:"63" doc:"only this service"`
 		}) (*struct{ Body wire.ExecutionPage }, error) {
 			page, err := s.listExecutions(ctx, in.Limit, in.PageToken, in.Status, in.Service)
 			if err != nil {
-				return nil, s.problem(ctx, "list-executions", err)
+				return nil, s.problem(ctx, err)
 			}
 			return &struct{ Body wire.ExecutionPage }{page}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions/{id}", "get-execution", "get an execution", "executions", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions/{id}", "get-execution", "get an execution", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" maxLength:"64"`
-		}) (*struct{ Body *execution.Execution }, error) {
-			e, err := s.Gateway.Catalog.Execution(ctx, in.ID)
+		}) (*struct{ Body *wire.Execution }, error) {
+			e, err := s.Gateway.Execution(ctx, in.ID)
 			if err != nil {
-				return nil, s.problem(ctx, "get-execution", err)
+				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body *execution.Execution }{public(e)}, nil
+			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
-	huma.Register(hapi, s.op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read),
+	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			ID      string `path:"id" maxLength:"64"`
 			Timeout int    `query:"timeout" minimum:"0" maximum:"300" doc:"seconds to wait (default 60)"`
 		}) (*execOut, error) {
 			return s.wait(ctx, in.ID, in.Timeout)
 		})
-	huma.Register(hapi, s.op(http.MethodPost, "/v1/executions/{id}/cancel", "cancel-execution", "cancel an execution", "executions", auth.Run),
+	huma.Register(hapi, s.api.Op(http.MethodPost, "/v1/executions/{id}/cancel", "cancel-execution", "cancel an execution", "executions", auth.Run),
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" maxLength:"64"`
-		}) (*struct{ Body *execution.Execution }, error) {
+		}) (*struct{ Body *wire.Execution }, error) {
 			e, err := s.Gateway.Cancel(ctx, in.ID)
 			if err != nil {
-				return nil, s.problem(ctx, "cancel-execution", err)
+				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body *execution.Execution }{public(e)}, nil
+			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
 }
 
@@ -303,37 +210,32 @@ func (s *Server) wait(ctx context.Context, id string, seconds int) (*execOut, er
 	defer cancel()
 	e, err := s.Gateway.Wait(wctx, id)
 	if err != nil && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && e != nil) {
-		return nil, s.problem(ctx, "wait-execution", err)
+		return nil, s.problem(ctx, err)
 	}
 	st := http.StatusOK
 	if !e.Status.Terminal() {
 		st = http.StatusAccepted
 	}
-	return &execOut{Status: st, Body: public(e)}, nil
+	return &execOut{Status: st, Body: wire.ExecutionOf(e)}, nil
 }
 
 // listExecutions pages through executions, filtering by status and service.
-// Filters are applied to the store's pages, so a filtered page may hold
-// fewer items than asked for while a next-page token remains.
 func (s *Server) listExecutions(ctx context.Context, limit int, token, status, service string) (wire.ExecutionPage, error) {
-	want := store.ListOptions{Limit: limit}.EffectiveLimit()
-	page := wire.ExecutionPage{Items: []*execution.Execution{}}
-	for scanned := 0; len(page.Items) < want && scanned < 10*store.MaxPageSize; {
-		es, next, err := s.Gateway.Catalog.ListExecutions(ctx, store.ListOptions{Limit: want - len(page.Items), PageToken: token})
+	f := gateway.ExecutionFilter{Service: service}
+	if status != "" {
+		st, err := execution.ParseStatus(status)
 		if err != nil {
-			return page, err
+			return wire.ExecutionPage{}, err
 		}
-		scanned += len(es)
-		for _, e := range es {
-			if (status == "" || string(e.Status) == status) && (service == "" || e.Service == service) {
-				page.Items = append(page.Items, public(e))
-			}
-		}
-		token = next
-		if next == "" {
-			break
-		}
+		f.Status = st
 	}
-	page.NextPageToken = token
+	es, next, err := s.Gateway.ListExecutions(ctx, f, store.ListOptions{Limit: limit, PageToken: token})
+	if err != nil {
+		return wire.ExecutionPage{}, err
+	}
+	page := wire.ExecutionPage{Items: make([]*wire.Execution, 0, len(es)), NextPageToken: next}
+	for _, e := range es {
+		page.Items = append(page.Items, wire.ExecutionOf(e))
+	}
 	return page, nil
 }

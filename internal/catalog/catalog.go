@@ -11,7 +11,9 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -431,4 +433,66 @@ func (c *Catalog) ListExecutions(ctx context.Context, opts store.ListOptions) ([
 		out = append(out, e)
 	}
 	return out, next, nil
+}
+
+// kindRequestKey is the store kind of request-key bindings.
+const kindRequestKey resource.Kind = "requestkey"
+
+// RequestKey binds a client's idempotency key to the execution it started
+// and to what was asked for: the service and a hash of the inputs.
+type RequestKey struct {
+	ExecutionID string `json:"executionId"`
+	Service     string `json:"service,omitempty"`
+	InputsHash  string `json:"inputsHash,omitempty"`
+}
+
+// requestKeyName scopes key to its submitter; the stored name is a hash, so
+// neither appears in the store.
+func requestKeyName(submitter, key string) string {
+	sum := sha256.Sum256([]byte(submitter + "\x00" + key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// ClaimRequestKey binds submitter's key to want, kept as long as
+// executions are. If the key is already bound to an execution that exists,
+// it changes nothing and returns that binding and execution; a key whose
+// execution was never recorded (a submission that failed in between) is
+// taken over. A nil execution means want now holds the key.
+func (c *Catalog) ClaimRequestKey(ctx context.Context, submitter, key string, want RequestKey) (RequestKey, *execution.Execution, error) {
+	k := c.key(kindRequestKey, requestKeyName(submitter, key))
+	data, err := json.Marshal(want)
+	if err != nil {
+		return RequestKey{}, nil, err
+	}
+	r := c.Retention
+	if r <= 0 {
+		r = DefaultRetention
+	}
+	_, err = c.Store.Create(ctx, store.Record{Key: k, Data: data, ExpiresAt: c.Clock.Now().Add(r)})
+	if err == nil {
+		return want, nil, nil
+	}
+	if !errors.Is(err, store.ErrExists) {
+		return RequestKey{}, nil, fmt.Errorf("request key: %w", err)
+	}
+	rec, err := c.Store.Get(ctx, k)
+	if err != nil {
+		return RequestKey{}, nil, fmt.Errorf("request key: %w", err)
+	}
+	var bound RequestKey
+	if err := json.Unmarshal(rec.Data, &bound); err != nil {
+		return RequestKey{}, nil, fmt.Errorf("request key: %w", err)
+	}
+	prev, err := c.Execution(ctx, bound.ExecutionID)
+	if err == nil {
+		return bound, prev, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return RequestKey{}, nil, err
+	}
+	rec.Data = data
+	if _, err := c.Store.Update(ctx, rec); err != nil {
+		return RequestKey{}, nil, fmt.Errorf("request key: %w", err)
+	}
+	return want, nil, nil
 }

@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/autogate/autogate/internal/client"
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -195,7 +194,7 @@ func (a *App) applyClusters(ctx context.Context, ids []string, raw []byte) error
 	}
 	var errs []error
 	for _, id := range ids {
-		if !slices.ContainsFunc(known, func(c registry.Cluster) bool { return c.ID == id }) {
+		if !slices.ContainsFunc(known, func(c wire.Cluster) bool { return c.ID == id }) {
 			err := &client.Error{Status: http.StatusNotFound, Problem: wire.Problem{Detail: fmt.Sprintf("cluster %q is not registered with the manager", id)}}
 			fmt.Fprintf(a.Out, "%s: failed: %v\n", id, err)
 			errs = append(errs, fmt.Errorf("%s: %w", id, err))

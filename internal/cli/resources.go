@@ -21,7 +21,6 @@ import (
 
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/execution"
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -318,13 +317,13 @@ func (a *App) getCmd() *cobra.Command {
 			ctx := cmd.Context()
 			switch k {
 			case resource.KindExecution:
-				var es []*execution.Execution
+				var es []*wire.Execution
 				if len(args) == 2 {
 					e, err := cl.Execution(ctx, args[1])
 					if err != nil {
 						return err
 					}
-					es = []*execution.Execution{e}
+					es = []*wire.Execution{e}
 				} else if es, err = cl.Executions(ctx, client.ExecutionFilter{Status: status, Service: service, Limit: limit}); err != nil {
 					return err
 				}
@@ -410,7 +409,7 @@ func (a *App) getClusters(cmd *cobra.Command, names []string) error {
 		return err
 	}
 	if len(names) == 1 {
-		i := slices.IndexFunc(cs, func(c registry.Cluster) bool { return c.ID == names[0] })
+		i := slices.IndexFunc(cs, func(c wire.Cluster) bool { return c.ID == names[0] })
 		if i < 0 {
 			return &client.Error{Status: http.StatusNotFound, Problem: wire.Problem{Detail: fmt.Sprintf("cluster %q is not registered with the manager", names[0])}}
 		}
@@ -484,7 +483,7 @@ func resourceTable(w io.Writer, k resource.Kind, objs []resource.Object) error {
 	return table(w, header, rows)
 }
 
-func executionTable(w io.Writer, es []*execution.Execution) error {
+func executionTable(w io.Writer, es []*wire.Execution) error {
 	if len(es) == 0 {
 		fmt.Fprintln(w, "no executions")
 		return nil
@@ -538,7 +537,7 @@ func (a *App) describeCmd() *cobra.Command {
 	}
 }
 
-func describeExecution(w io.Writer, e *execution.Execution) error {
+func describeExecution(w io.Writer, e *wire.Execution) error {
 	p := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(w, "%-16s%s\n", k+":", clean(v))

@@ -123,7 +123,7 @@ prints the service's stdout and stderr, and exits with:
 
 // finish prints a finished (or still running) execution and maps its status
 // to the exit code.
-func (a *App) finish(e *execution.Execution) error {
+func (a *App) finish(e *wire.Execution) error {
 	if a.output != "table" {
 		if err := printValue(a.Out, a.output, e); err != nil {
 			return err

@@ -19,8 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/autogate/autogate/internal/execution"
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -46,12 +44,40 @@ func (c *Client) Cluster(id string) *Client {
 
 // Clusters lists the clusters registered with the Gateway Manager c points
 // at, with their connection state (never routed, even on a Cluster client).
-func (c *Client) Clusters(ctx context.Context) ([]registry.Cluster, error) {
+func (c *Client) Clusters(ctx context.Context) ([]wire.Cluster, error) {
 	cc := *c
 	cc.prefix = ""
-	var page wire.Page[registry.Cluster]
-	_, err := cc.do(ctx, http.MethodGet, "/v1/clusters", nil, &page)
-	return page.Items, err
+	return all[wire.Cluster](ctx, &cc, "/v1/clusters", nil)
+}
+
+// all follows a listing's pages (1000 items each) to the end.
+func all[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T, error) {
+	var out []T
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("limit", "1000")
+	for {
+		var page wire.Page[T]
+		if _, err := c.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if page.NextPageToken == "" {
+			return out, nil
+		}
+		q.Set("pageToken", page.NextPageToken)
+	}
+}
+
+// CreateCluster registers a cluster with the Gateway Manager c points at
+// (never routed); the answer holds the cluster's credential, shown once.
+func (c *Client) CreateCluster(ctx context.Context, req wire.CreateClusterRequest) (wire.CreatedCluster, error) {
+	cc := *c
+	cc.prefix = ""
+	var out wire.CreatedCluster
+	_, err := cc.do(ctx, http.MethodPost, "/v1/clusters", req, &out)
+	return out, err
 }
 
 // TLS says how to trust the server.
@@ -210,23 +236,7 @@ func (c *Client) Get(ctx context.Context, k resource.Kind, name string) (resourc
 
 // List loads every resource of kind k, following pages.
 func (c *Client) List(ctx context.Context, k resource.Kind) ([]json.RawMessage, error) {
-	var all []json.RawMessage
-	tok := ""
-	for {
-		var page wire.Page[json.RawMessage]
-		q := url.Values{"limit": {"1000"}}
-		if tok != "" {
-			q.Set("pageToken", tok)
-		}
-		if _, err := c.do(ctx, http.MethodGet, "/v1/"+Plural(k)+"?"+q.Encode(), nil, &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Items...)
-		if page.NextPageToken == "" {
-			return all, nil
-		}
-		tok = page.NextPageToken
-	}
+	return all[json.RawMessage](ctx, c, "/v1/"+Plural(k), nil)
 }
 
 // Create stores o and updates it with the server's answer.
@@ -253,8 +263,8 @@ func (c *Client) Delete(ctx context.Context, k resource.Kind, name string, versi
 
 // Run submits a run. For a sync run it returns when the execution ended or
 // the server's wait ran out (then the execution is not terminal yet).
-func (c *Client) Run(ctx context.Context, service string, req wire.RunRequest) (*execution.Execution, error) {
-	var e execution.Execution
+func (c *Client) Run(ctx context.Context, service string, req wire.RunRequest) (*wire.Execution, error) {
+	var e wire.Execution
 	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/run", req, &e)
 	if err != nil {
 		return nil, err
@@ -263,8 +273,8 @@ func (c *Client) Run(ctx context.Context, service string, req wire.RunRequest) (
 }
 
 // Wait waits up to timeout for an execution to end and returns its state.
-func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (*execution.Execution, error) {
-	var e execution.Execution
+func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (*wire.Execution, error) {
+	var e wire.Execution
 	s := int(timeout.Seconds())
 	_, err := c.do(ctx, http.MethodGet, "/v1/executions/"+url.PathEscape(id)+"/wait?timeout="+strconv.Itoa(s), nil, &e)
 	if err != nil {
@@ -274,8 +284,8 @@ func (c *Client) Wait(ctx context.Context, id string, timeout time.Duration) (*e
 }
 
 // Execution loads one execution.
-func (c *Client) Execution(ctx context.Context, id string) (*execution.Execution, error) {
-	var e execution.Execution
+func (c *Client) Execution(ctx context.Context, id string) (*wire.Execution, error) {
+	var e wire.Execution
 	if _, err := c.do(ctx, http.MethodGet, "/v1/executions/"+url.PathEscape(id), nil, &e); err != nil {
 		return nil, err
 	}
@@ -290,11 +300,11 @@ type ExecutionFilter struct {
 }
 
 // Executions lists executions, newest first, up to f.Limit (default 100).
-func (c *Client) Executions(ctx context.Context, f ExecutionFilter) ([]*execution.Execution, error) {
+func (c *Client) Executions(ctx context.Context, f ExecutionFilter) ([]*wire.Execution, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	var all []*execution.Execution
+	var all []*wire.Execution
 	tok := ""
 	for len(all) < f.Limit {
 		q := url.Values{"limit": {strconv.Itoa(min(f.Limit-len(all), 1000))}}
@@ -321,8 +331,8 @@ func (c *Client) Executions(ctx context.Context, f ExecutionFilter) ([]*executio
 }
 
 // Cancel cancels an execution.
-func (c *Client) Cancel(ctx context.Context, id string) (*execution.Execution, error) {
-	var e execution.Execution
+func (c *Client) Cancel(ctx context.Context, id string) (*wire.Execution, error) {
+	var e wire.Execution
 	if _, err := c.do(ctx, http.MethodPost, "/v1/executions/"+url.PathEscape(id)+"/cancel", nil, &e); err != nil {
 		return nil, err
 	}
@@ -331,16 +341,12 @@ func (c *Client) Cancel(ctx context.Context, id string) (*execution.Execution, e
 
 // Nodes lists the cluster's nodes.
 func (c *Client) Nodes(ctx context.Context) ([]wire.Node, error) {
-	var page wire.Page[wire.Node]
-	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &page)
-	return page.Items, err
+	return all[wire.Node](ctx, c, "/v1/nodes", nil)
 }
 
 // Users lists users.
 func (c *Client) Users(ctx context.Context) ([]wire.User, error) {
-	var page wire.Page[wire.User]
-	_, err := c.do(ctx, http.MethodGet, "/v1/users", nil, &page)
-	return page.Items, err
+	return all[wire.User](ctx, c, "/v1/users", nil)
 }
 
 // CreateUser adds a user.

@@ -74,6 +74,11 @@ type Server struct {
 	ManagerCredentialFile string
 	// ManagerCAFile is a PEM bundle to trust for the manager's certificate.
 	ManagerCAFile string
+	// MaxServiceTimeout is the longest timeout a service of this cluster
+	// may declare (the CDK stacks set it to what their runners allow, e.g.
+	// a Lambda runner's 15 minutes); 0 means no limit beyond the 12 h every
+	// service has.
+	MaxServiceTimeout time.Duration
 }
 
 // DefaultDataDir is where the embedded store lives unless told otherwise:
@@ -150,7 +155,8 @@ var env = map[string]string{
 	"queue-url": "AUTOGATE_QUEUE_URL", "heartbeat": "AUTOGATE_RUNNER_HEARTBEAT", "dlq-url": "AUTOGATE_DLQ_URL", "metrics-listen": "AUTOGATE_METRICS_LISTEN",
 	"manager-url": "AUTOGATE_MANAGER_URL", "manager-credential-file": "AUTOGATE_MANAGER_CREDENTIAL_FILE",
 	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
-	"sweep-interval": "AUTOGATE_SWEEP_INTERVAL",
+	"sweep-interval":      "AUTOGATE_SWEEP_INTERVAL",
+	"max-service-timeout": "AUTOGATE_MAX_SERVICE_TIMEOUT",
 }
 
 // RunnerFlags are the settings `autogate runner` takes; the rest are the
@@ -208,6 +214,7 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
 	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
 	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))
+	fs.DurationVar(&c.MaxServiceTimeout, "max-service-timeout", c.MaxServiceTimeout, h("max-service-timeout", "longest timeout a service may declare; longer ones are refused (0: 12h, the absolute maximum)"))
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, h("metrics-listen", "runner: address to serve /metrics on (empty: off)"))
 }
 
@@ -264,6 +271,7 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("heartbeat", dur(&c.Heartbeat))
 	get("start-window", dur(&c.StartWindow))
 	get("sweep-interval", dur(&c.SweepInterval))
+	get("max-service-timeout", dur(&c.MaxServiceTimeout))
 	get("renew-deadline", dur(&c.RenewDeadline))
 	get("retry-period", dur(&c.RetryPeriod))
 	return errors.Join(errs...)
@@ -347,6 +355,10 @@ func (c *Server) Validate() error {
 	}
 	if c.SweepInterval < 100*time.Millisecond || c.SweepInterval > 10*time.Minute {
 		bad("sweep-interval", "%v: want 100ms..10m", c.SweepInterval)
+	}
+	if c.MaxServiceTimeout < 0 || c.MaxServiceTimeout > resource.MaxServiceTimeout ||
+		(c.MaxServiceTimeout > 0 && c.MaxServiceTimeout < time.Second) {
+		bad("max-service-timeout", "%v: want 0 (no limit) or 1s..%v", c.MaxServiceTimeout, resource.MaxServiceTimeout)
 	}
 	if err := CheckRepoRefresh(c.RepoRefresh); err != nil {
 		bad("repo-refresh", "%v", err)

@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 		{"manager credential without a URL", func(c *Server) { c.ManagerCredentialFile = "c" }, "--manager-url"},
 		{"start window too short", func(c *Server) { c.StartWindow = time.Second }, "--start-window"},
 		{"sweep interval zero", func(c *Server) { c.SweepInterval = 0 }, "--sweep-interval"},
+		{"max service timeout over 12h", func(c *Server) { c.MaxServiceTimeout = 13 * time.Hour }, "--max-service-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,5 +90,16 @@ func TestStartWindowAndSweepSettings(t *testing.T) {
 	}
 	if c.StartWindow != 5*time.Minute || c.SweepInterval != time.Second {
 		t.Errorf("start window %v (want env 5m), sweep interval %v (want flag 1s)", c.StartWindow, c.SweepInterval)
+	}
+}
+
+func TestMaxServiceTimeoutFromEnv(t *testing.T) {
+	c := DefaultServer()
+	envs := map[string]string{"AUTOGATE_MAX_SERVICE_TIMEOUT": "15m0s"} // as the CDK stacks write it
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxServiceTimeout != 15*time.Minute {
+		t.Errorf("MaxServiceTimeout = %v, want 15m", c.MaxServiceTimeout)
 	}
 }

@@ -89,7 +89,7 @@ func (s *Schema) Validate(inputs map[string]any) error {
 		return fmt.Errorf("%w: %v", ErrInputs, err)
 	}
 	var lines []string
-	collect(ve.DetailedOutput(), &lines)
+	collect(ve.DetailedOutput(), s.sensitive, &lines)
 	sort.Strings(lines)
 	if len(lines) == 0 {
 		lines = []string{ve.Error()}
@@ -97,7 +97,10 @@ func (s *Schema) Validate(inputs map[string]any) error {
 	return fmt.Errorf("%w: %s", ErrInputs, strings.Join(lines, "; "))
 }
 
-func collect(u *jsonschema.OutputUnit, out *[]string) {
+// collect lists the leaf errors of u. An error inside a sensitive input
+// names only the failed keyword: the validator's messages may quote the
+// value ("'…' does not match pattern"), and errors reach clients and logs.
+func collect(u *jsonschema.OutputUnit, sensitive map[string]bool, out *[]string) {
 	if u == nil {
 		return
 	}
@@ -106,10 +109,16 @@ func collect(u *jsonschema.OutputUnit, out *[]string) {
 		if loc == "" {
 			loc = "/"
 		}
-		*out = append(*out, fmt.Sprintf("%s: %s", loc, u.Error.String()))
+		top, _, _ := strings.Cut(strings.TrimPrefix(loc, "/"), "/")
+		msg := u.Error.String()
+		if sensitive[strings.ReplaceAll(strings.ReplaceAll(top, "~1", "/"), "~0", "~")] {
+			kw := u.KeywordLocation[strings.LastIndex(u.KeywordLocation, "/")+1:]
+			msg = fmt.Sprintf("fails %q (the value is sensitive and not shown)", kw)
+		}
+		*out = append(*out, fmt.Sprintf("%s: %s", loc, msg))
 	}
 	for i := range u.Errors {
-		collect(&u.Errors[i], out)
+		collect(&u.Errors[i], sensitive, out)
 	}
 }
 

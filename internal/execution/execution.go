@@ -98,8 +98,9 @@ type Execution struct {
 	// SealedInputs holds the unredacted inputs encrypted, present only when
 	// something was redacted; runners open it with the cluster keyring.
 	SealedInputs []byte `json:"sealedInputs,omitempty"`
-	// RequestKey makes submission idempotent: a second run with the same key
-	// returns the first execution.
+	// RequestKey makes submission idempotent: the same run again with the
+	// same key returns the first execution; the key is bound to the service
+	// and the inputs, and another reuse is refused.
 	RequestKey string `json:"requestKey,omitempty"`
 	Status     Status `json:"status"`
 	// Reason explains a failed, lost or canceled state in words.
@@ -212,11 +213,15 @@ func (e *Execution) Retry(now time.Time) bool {
 }
 
 // Duration is how long the run took, or 0 if it has not ended.
-func (e *Execution) Duration() time.Duration {
-	if e.StartedAt == nil || e.EndedAt == nil {
+func (e *Execution) Duration() time.Duration { return RunDuration(e.StartedAt, e.EndedAt) }
+
+// RunDuration is the time between a start and an end, or 0 if either is
+// missing; views of an execution (package wire) share it.
+func RunDuration(started, ended *time.Time) time.Duration {
+	if started == nil || ended == nil {
 		return 0
 	}
-	return e.EndedAt.Sub(*e.StartedAt)
+	return ended.Sub(*started)
 }
 
 // NewID returns a new execution ID: 48 bits of milliseconds then 80 random

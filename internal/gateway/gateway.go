@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +55,10 @@ type Gateway struct {
 	// StartWindow is how long an accepted run may wait to be started before
 	// it is failed unstarted; 0 means DefaultStartWindow.
 	StartWindow time.Duration
+	// MaxServiceTimeout, if positive, is the longest timeout a service of
+	// this cluster may declare (the Lambda runner's limit, for one): a
+	// longer one is refused when the service is written and when it runs.
+	MaxServiceTimeout time.Duration
 	// Epoch is the lease epoch of the current term, stamped on records and
 	// envelopes; set by whoever runs the lease, read by every request.
 	Epoch atomic.Int64
@@ -84,6 +90,18 @@ const resendMargin = 5 * time.Second
 func PresumedLostAfter(visibility time.Duration) time.Duration {
 	return visibility + resendMargin
 }
+
+// ErrInUse means a resource cannot be deleted while services (or
+// repositories) refer to it.
+var ErrInUse = errors.New("in use")
+
+// ErrTimeoutTooLong means a service declares a timeout over the cluster's
+// MaxServiceTimeout.
+var ErrTimeoutTooLong = errors.New("service timeout over the cluster's maximum")
+
+// ErrRequestKeyReused means a request key came back with another service
+// or other inputs than the run it first named.
+var ErrRequestKeyReused = errors.New("request key reused for a different request")
 
 // ErrWrongType means a run named a service type that does not match.
 var ErrWrongType = errors.New("service type mismatch")
@@ -129,6 +147,9 @@ func (g *Gateway) checkRefs(ctx context.Context, o resource.Object) error {
 			return fmt.Errorf("decorator %s: %w", v.Name, err)
 		}
 	case *resource.Service:
+		if err := g.checkTimeout(v); err != nil {
+			return err
+		}
 		if _, err := g.Catalog.Repository(ctx, v.Repository); err != nil {
 			return fmt.Errorf("service %s: %w", v.Name, err)
 		}
@@ -152,6 +173,127 @@ func (g *Gateway) checkRefs(ctx context.Context, o resource.Object) error {
 	return nil
 }
 
+func (g *Gateway) checkTimeout(s *resource.Service) error {
+	if g.MaxServiceTimeout > 0 && s.Timeout() > g.MaxServiceTimeout {
+		return fmt.Errorf("%w: service %s declares %v, this cluster allows at most %v (timeoutSeconds %d)",
+			ErrTimeoutTooLong, s.Name, s.Timeout(), g.MaxServiceTimeout, int(g.MaxServiceTimeout.Seconds()))
+	}
+	return nil
+}
+
+// Get loads a resource (a secret without its value).
+func (g *Gateway) Get(ctx context.Context, k resource.Kind, name string) (resource.Object, error) {
+	return g.Catalog.Get(ctx, k, name)
+}
+
+// List returns one page of resources of kind k.
+func (g *Gateway) List(ctx context.Context, k resource.Kind, opts store.ListOptions) ([]resource.Object, string, error) {
+	return g.Catalog.List(ctx, k, opts)
+}
+
+// Delete removes a resource unless something refers to it: a repository,
+// decorator or secret that a service uses (or a secret that a repository
+// uses) is refused with ErrInUse naming the users, and nothing changes.
+// Version 0 deletes whatever is current. The check and the delete are not
+// one transaction: a service created between them can still be left
+// pointing at nothing, and then fails at run time with a clear reason.
+func (g *Gateway) Delete(ctx context.Context, k resource.Kind, name string, version int64) error {
+	if err := resource.ValidateName(name); err != nil {
+		return err
+	}
+	users, err := g.usersOf(ctx, k, name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: %s %s is used by %s; change or delete those first", ErrInUse, k, name, strings.Join(users, ", "))
+	}
+	return g.Catalog.Delete(ctx, k, name, version)
+}
+
+// usersOf lists, as kind/name, the resources that refer to resource k/name.
+func (g *Gateway) usersOf(ctx context.Context, k resource.Kind, name string) ([]string, error) {
+	if k != resource.KindRepository && k != resource.KindDecorator && k != resource.KindSecret {
+		return nil, nil
+	}
+	var users []string
+	svcs, err := g.Catalog.ListAll(ctx, resource.KindService)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range svcs {
+		s := o.(*resource.Service)
+		uses := false
+		switch k {
+		case resource.KindRepository:
+			uses = s.Repository == name
+		case resource.KindDecorator:
+			uses = s.Decorator == name
+		case resource.KindSecret:
+			for _, b := range s.Secrets {
+				uses = uses || b.Secret == name
+			}
+		}
+		if uses {
+			users = append(users, string(resource.KindService)+"/"+s.Name)
+		}
+	}
+	if k == resource.KindSecret {
+		repos, err := g.Catalog.ListAll(ctx, resource.KindRepository)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range repos {
+			if r := o.(*resource.Repository); r.CredentialSecret == name {
+				users = append(users, string(resource.KindRepository)+"/"+r.Name)
+			}
+		}
+	}
+	return users, nil
+}
+
+// Execution loads one execution.
+func (g *Gateway) Execution(ctx context.Context, id string) (*execution.Execution, error) {
+	return g.Catalog.Execution(ctx, id)
+}
+
+// ExecutionFilter narrows a listing of executions; empty fields match all.
+type ExecutionFilter struct {
+	Status  execution.Status
+	Service string
+}
+
+func (f ExecutionFilter) match(e *execution.Execution) bool {
+	return (f.Status == "" || e.Status == f.Status) && (f.Service == "" || e.Service == f.Service)
+}
+
+// ListExecutions returns one page of executions, newest first, that match
+// f, and the token of the next page ("" at the end). Filters are applied to
+// the store's pages, so a filtered page may hold fewer items than asked for
+// while a token remains; it reads at most 10 store pages per call, so a
+// rare filter costs a bounded amount per page and the client pages on.
+func (g *Gateway) ListExecutions(ctx context.Context, f ExecutionFilter, opts store.ListOptions) ([]*execution.Execution, string, error) {
+	want := opts.EffectiveLimit()
+	out := []*execution.Execution{}
+	token := opts.PageToken
+	for reads := 0; len(out) < want && reads < 10; reads++ {
+		es, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{Limit: want - len(out), PageToken: token})
+		if err != nil {
+			return nil, "", err
+		}
+		for _, e := range es {
+			if f.match(e) {
+				out = append(out, e)
+			}
+		}
+		token = next
+		if next == "" {
+			break
+		}
+	}
+	return out, token, nil
+}
+
 func (g *Gateway) schema(ctx context.Context, name string) (*decorator.Schema, error) {
 	d, err := g.Catalog.Decorator(ctx, name)
 	if err != nil {
@@ -173,13 +315,6 @@ func (g *Gateway) schema(ctx context.Context, name string) (*decorator.Schema, e
 	return s, nil
 }
 
-// requestKeyDoc maps an idempotency key to its execution.
-type requestKeyDoc struct {
-	ExecutionID string `json:"executionId"`
-}
-
-const kindRequestKey resource.Kind = "requestkey"
-
 // Submit validates a run request, records the execution as queued and
 // dispatches it. With a RequestKey seen before (by the same submitter), it
 // returns the earlier execution and dispatches nothing.
@@ -192,6 +327,9 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 	}
 	svc, err := g.Catalog.Service(ctx, req.Service)
 	if err != nil {
+		return nil, err
+	}
+	if err := g.checkTimeout(svc); err != nil {
 		return nil, err
 	}
 	if req.Type != "" && req.Type != svc.Type {
@@ -226,7 +364,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		}
 	}
 	if req.RequestKey != "" {
-		prev, err := g.claimRequestKey(ctx, req, e.ID)
+		prev, err := g.claimRequestKey(ctx, req, e)
 		if err != nil || prev != nil {
 			return prev, err
 		}
@@ -258,44 +396,43 @@ func redacted(recorded, orig map[string]any) bool {
 	return false
 }
 
-// claimRequestKey records key → id, or returns the execution the key
-// already names.
-func (g *Gateway) claimRequestKey(ctx context.Context, req RunRequest, id string) (*execution.Execution, error) {
-	sum := sha256.Sum256([]byte(req.Submitter + "\x00" + req.RequestKey))
-	k := store.Key{Cluster: g.Catalog.Cluster, Kind: kindRequestKey, Name: hex.EncodeToString(sum[:16])}
-	data, _ := json.Marshal(requestKeyDoc{ExecutionID: id}) // cannot fail: a struct of one string
-	exp := g.Clock.Now().Add(catalog.DefaultRetention)
-	if g.Catalog.Retention > 0 {
-		exp = g.Clock.Now().Add(g.Catalog.Retention)
-	}
-	_, err := g.Catalog.Store.Create(ctx, store.Record{Key: k, Data: data, ExpiresAt: exp})
-	if err == nil {
-		return nil, nil
-	}
-	if !errors.Is(err, store.ErrExists) {
-		return nil, fmt.Errorf("request key: %w", err)
-	}
-	rec, err := g.Catalog.Store.Get(ctx, k)
-	if err != nil {
-		return nil, fmt.Errorf("request key: %w", err)
-	}
-	var doc requestKeyDoc
-	if err := json.Unmarshal(rec.Data, &doc); err != nil {
-		return nil, fmt.Errorf("request key: %w", err)
-	}
-	prev, err := g.Catalog.Execution(ctx, doc.ExecutionID)
-	if err == nil {
-		return prev, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
+// claimRequestKey binds req's key to execution e, its service and a hash
+// of its recorded inputs, or returns the execution the key already names
+// if that was the same request; any other reuse is ErrRequestKeyReused.
+func (g *Gateway) claimRequestKey(ctx context.Context, req RunRequest, e *execution.Execution) (*execution.Execution, error) {
+	want := catalog.RequestKey{ExecutionID: e.ID, Service: e.Service, InputsHash: inputsHash(e.Inputs)}
+	bound, prev, err := g.Catalog.ClaimRequestKey(ctx, req.Submitter, req.RequestKey, want)
+	if err != nil || prev == nil {
 		return nil, err
 	}
-	// The key outlived a submission that never got recorded: take it over.
-	rec.Data = data
-	if _, err := g.Catalog.Store.Update(ctx, rec); err != nil {
-		return nil, fmt.Errorf("request key: %w", err)
+	same := bound.Service == want.Service && bound.InputsHash == want.InputsHash
+	if bound.Service == "" { // bound before keys named what they were for: compare the record
+		same = prev.Service == want.Service && inputsHash(prev.Inputs) == want.InputsHash
 	}
-	return nil, nil
+	if same && len(prev.SealedInputs) > 0 {
+		// The hash covers redacted values only: compare the sensitive ones
+		// sealed in the first execution, in constant time.
+		in, err := g.Catalog.OpenInputs(prev)
+		if err != nil {
+			return nil, err
+		}
+		a, _ := json.Marshal(in)         // decoded JSON always re-encodes
+		b, _ := json.Marshal(req.Inputs) // as above
+		same = subtle.ConstantTimeCompare(a, b) == 1
+	}
+	if !same {
+		return nil, fmt.Errorf("%w: request key %q was first used for execution %s of service %s with other inputs or another service; use a new key",
+			ErrRequestKeyReused, req.RequestKey, prev.ID, prev.Service)
+	}
+	return prev, nil
+}
+
+// inputsHash is the SHA-256 of the inputs as recorded (sensitive values
+// redacted), as canonical JSON (sorted keys).
+func inputsHash(in map[string]any) string {
+	raw, _ := json.Marshal(in) // inputs decoded from JSON always re-encode
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
 }
 
 func (g *Gateway) dispatch(ctx context.Context, e *execution.Execution) error {

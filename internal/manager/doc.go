@@ -2,8 +2,9 @@
 // drives every cluster, across regions and accounts. It holds the registry
 // of clusters (package registry), the hub of their tunnels (one per
 // cluster, from its active gateway, see package tunnel), the router that
-// sends /v1/clusters/{id}/… down a cluster's tunnel, and its own huma API
-// with the gateway's auth, roles, problem+json errors and OpenAPI style.
+// sends /v1/clusters/{id}/… down a cluster's tunnel, and its API, built on
+// the same huma layer as the gateway's (package httpapi: auth, roles,
+// problem+json errors, one error table, OpenAPI).
 //
 // # API
 //

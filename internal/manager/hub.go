@@ -13,6 +13,7 @@ import (
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/tunnel"
+	"github.com/autogate/autogate/internal/wire"
 )
 
 // Hub holds the tunnels of the clusters, at most one per cluster, and only
@@ -210,10 +211,10 @@ func (h *Hub) Drop(id string, err error) {
 
 // Overlay fills in c's live state from the hub: status, node, epoch,
 // version, connected since, last heartbeat.
-func (h *Hub) Overlay(c *registry.Cluster) {
+func (h *Hub) Overlay(c *wire.Cluster) {
 	l := h.Link(c.ID)
 	if l == nil {
-		c.Status = registry.Disconnected
+		c.Status = wire.ClusterDisconnected
 		return
 	}
 	hello := l.Hello()
@@ -222,9 +223,9 @@ func (h *Hub) Overlay(c *registry.Cluster) {
 		c.ConnectedSince = t.UTC()
 	}
 	c.LastHeartbeat = l.LastHeartbeat().UTC()
-	c.Status = registry.Connected
+	c.Status = wire.ClusterConnected
 	if h.Clock.Now().Sub(c.LastHeartbeat) > 2*h.heartbeat() {
-		c.Status = registry.Stale
+		c.Status = wire.ClusterStale
 	}
 }
 

@@ -76,7 +76,7 @@ func newEnv(t *testing.T, requestTimeout time.Duration) *testEnv {
 		e.tokens[r] = tok
 	}
 	for _, id := range []string{"eu-1", "us-1", "ap-1"} {
-		c, err := reg.Create(t.Context(), registry.CreateRequest{ID: id, Region: "eu-west-1"})
+		c, err := reg.Create(t.Context(), wire.CreateClusterRequest{ID: id, Region: "eu-west-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,13 +195,13 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (e *testEnv) cluster(t *testing.T, id string) registry.Cluster {
+func (e *testEnv) cluster(t *testing.T, id string) wire.Cluster {
 	t.Helper()
 	st, body, _ := e.do(t, auth.Viewer, http.MethodGet, "/v1/clusters/"+id, "")
 	if st != http.StatusOK {
 		t.Fatalf("get cluster %s: %d %s", id, st, body)
 	}
-	var c registry.Cluster
+	var c wire.Cluster
 	if err := json.Unmarshal([]byte(body), &c); err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +232,9 @@ func TestClusterRegistryAPI(t *testing.T) {
 				t.Fatalf("POST /v1/clusters %s = %d %s, want %d", tt.body, st, body, tt.want)
 			}
 			if st == 201 {
-				var c registry.Created
+				var c wire.CreatedCluster
 				json.Unmarshal([]byte(body), &c)
-				if !strings.HasPrefix(c.Credential, "agc_sa-1_") || c.Status != registry.Disconnected || c.Account != "123456789012" {
+				if !strings.HasPrefix(c.Credential, "agc_sa-1_") || c.Status != wire.ClusterDisconnected || c.Account != "123456789012" {
 					t.Errorf("created = %+v", c)
 				}
 				if id, err := e.reg.Verify(t.Context(), c.Credential); err != nil || id != "sa-1" {
@@ -247,7 +247,7 @@ func TestClusterRegistryAPI(t *testing.T) {
 	}
 	t.Run("list never shows credentials", func(t *testing.T) {
 		st, body, _ := e.do(t, auth.Viewer, http.MethodGet, "/v1/clusters", "")
-		var page wire.Page[registry.Cluster]
+		var page wire.Page[wire.Cluster]
 		json.Unmarshal([]byte(body), &page)
 		if st != 200 || len(page.Items) != 4 || strings.Contains(body, "agc_") || strings.Contains(body, "credential") {
 			t.Errorf("GET /v1/clusters = %d %s", st, body)
@@ -277,10 +277,10 @@ func TestRoutesToEachCluster(t *testing.T) {
 		t.Errorf("POST through the manager = %d %q", st, body)
 	}
 	c := e.cluster(t, "eu-1")
-	if c.Status != registry.Connected || c.Node != "eu-gw-1" || c.Epoch != 4 || c.Version != "v-test" || c.ConnectedSince.IsZero() || c.LastHeartbeat.IsZero() {
+	if c.Status != wire.ClusterConnected || c.Node != "eu-gw-1" || c.Epoch != 4 || c.Version != "v-test" || c.ConnectedSince.IsZero() || c.LastHeartbeat.IsZero() {
 		t.Errorf("registry entry = %+v, want connected eu-gw-1 at epoch 4", c)
 	}
-	if c := e.cluster(t, "ap-1"); c.Status != registry.Disconnected {
+	if c := e.cluster(t, "ap-1"); c.Status != wire.ClusterDisconnected {
 		t.Errorf("ap-1 = %+v, want disconnected", c)
 	}
 }

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/autogate/autogate/internal/manager/registry"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/tunnel"
+	"github.com/autogate/autogate/internal/wire"
 )
 
 // route is /v1/clusters/{id}/{rest...}: the request goes down cluster id's
@@ -27,7 +27,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	id, rest := r.PathValue("id"), r.PathValue("rest")
 	info := accesslog.From(r.Context())
 	info.Cluster = id
-	p, st, msg := s.authenticate(r.Context(), r.Header.Get("Authorization"))
+	p, st, msg := s.api.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if st != 0 {
 		if st == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="autogate-manager"`)
@@ -102,7 +102,7 @@ func (s *Server) notConnected(w http.ResponseWriter, r *http.Request, id string)
 	writeProblem(w, http.StatusServiceUnavailable, disconnectedDetail(c))
 }
 
-func disconnectedDetail(c registry.Cluster) string {
+func disconnectedDetail(c wire.Cluster) string {
 	msg := fmt.Sprintf("cluster %s is not connected: no active gateway of it holds a tunnel to this manager", c.ID)
 	if c.Node != "" && !c.LastHeartbeat.IsZero() {
 		msg += fmt.Sprintf(" (last heard from %s, epoch %d, at %s)", c.Node, c.Epoch, c.LastHeartbeat.Format(time.RFC3339))

@@ -1,13 +1,11 @@
-// Package wire holds the JSON shapes of Autogate's /v1 HTTP API that are not
-// domain types: requests, list pages, problems. The server (package api) and
+// Package wire holds the JSON shapes that cross Autogate's /v1 HTTP APIs
+// (gateway and Gateway Manager) besides the resource types: requests, list
+// pages, problems, the view of an execution (never the stored record) and
+// the manager's cluster entries. The server (package api) and
 // the typed client (package client) share them, so the two cannot drift.
 package wire
 
-import (
-	"time"
-
-	"github.com/autogate/autogate/internal/execution"
-)
+import "time"
 
 // LoginRequest exchanges a password for a bearer token.
 type LoginRequest struct {
@@ -57,20 +55,23 @@ type RunRequest struct {
 	// (default 60, max 300); the execution continues if it runs longer and
 	// the client waits again on /v1/executions/{id}/wait.
 	WaitSeconds int `json:"waitSeconds,omitempty" minimum:"0" maximum:"300"`
-	// RequestKey makes the submission idempotent for this user.
+	// RequestKey makes the submission idempotent for this user: the same
+	// run again returns the first execution; the same key with another
+	// service or other inputs is refused with 409 naming that execution.
 	RequestKey string `json:"requestKey,omitempty" maxLength:"128"`
 	// Apply lets an opentofu-plan service apply its plan.
 	Apply bool `json:"apply,omitempty"`
 }
 
-// Page is one page of a listing.
+// Page is one page of a listing: at most the limit asked for, and a token
+// for the next page that is absent on the last one.
 type Page[T any] struct {
 	Items         []T    `json:"items"`
-	NextPageToken string `json:"nextPageToken,omitempty"`
+	NextPageToken string `json:"nextPageToken,omitempty" doc:"pass as pageToken for the next page; absent on the last page"`
 }
 
 // ExecutionPage is a page of executions.
-type ExecutionPage = Page[*execution.Execution]
+type ExecutionPage = Page[*Execution]
 
 // Node is one gateway or runner of a cluster.
 type Node struct {

@@ -18,6 +18,7 @@
 //
 // It does not track liveness: connection status and heartbeats are the
 // connection hub's, in memory; the registry keeps the last known values
-// when a tunnel ends. Cluster and CreateRequest are also the JSON shapes
-// of the manager's /v1/clusters API, shared with the typed client.
+// when a tunnel ends. The JSON shapes of the manager's /v1/clusters API
+// (wire.Cluster, wire.CreateClusterRequest) live in package wire, shared
+// with the typed client; the stored record is this package's own.
 package registry

@@ -17,60 +17,12 @@ import (
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
+	"github.com/autogate/autogate/internal/wire"
 )
 
 // Kind is the store kind of cluster records, under the manager's own
 // cluster ID.
 const Kind resource.Kind = "cluster"
-
-// Status is a cluster's connection state, as the manager sees it.
-type Status string
-
-// The statuses.
-const (
-	// Connected: its active gateway holds the tunnel and heartbeats arrive.
-	Connected Status = "connected"
-	// Stale: the tunnel is open but heartbeats are overdue; requests are
-	// still routed and may time out.
-	Stale Status = "stale"
-	// Disconnected: no tunnel; requests fail at once.
-	Disconnected Status = "disconnected"
-)
-
-// Cluster is one registry entry as the API shows it.
-type Cluster struct {
-	ID          string `json:"id"`
-	Region      string `json:"region,omitempty"`
-	Account     string `json:"account,omitempty"`
-	Description string `json:"description,omitempty"`
-	Status      Status `json:"status" enum:"connected,stale,disconnected"`
-	// Node and Epoch are the active gateway that holds (or last held) the
-	// tunnel and its lease epoch; Version its binary's version.
-	Node    string `json:"node,omitempty"`
-	Epoch   int64  `json:"epoch,omitempty"`
-	Version string `json:"version,omitempty"`
-	// ConnectedSince is when the current tunnel was admitted (zero when
-	// disconnected); LastHeartbeat when the manager last heard from it.
-	ConnectedSince time.Time `json:"connectedSince,omitzero"`
-	LastHeartbeat  time.Time `json:"lastHeartbeat,omitzero"`
-	CreatedAt      time.Time `json:"createdAt"`
-}
-
-// CreateRequest registers a cluster.
-type CreateRequest struct {
-	ID          string `json:"id" maxLength:"32" doc:"the cluster's ID, as its gateways' --cluster"`
-	Region      string `json:"region,omitempty" maxLength:"32" pattern:"^[a-z0-9-]*$" doc:"AWS region, e.g. eu-west-1"`
-	Account     string `json:"account,omitempty" maxLength:"12" pattern:"^([0-9]{12})?$" doc:"AWS account ID (12 digits)"`
-	Description string `json:"description,omitempty" maxLength:"256"`
-}
-
-// Created is a new registry entry with its credential, shown this once.
-type Created struct {
-	Cluster
-	// Credential lets the cluster's active gateway connect as this cluster
-	// and no other. The manager keeps only its SHA-256.
-	Credential string `json:"credential"`
-}
 
 // Errors callers branch on.
 var (
@@ -98,8 +50,8 @@ type record struct {
 	LastHeartbeat  time.Time `json:"lastHeartbeat,omitzero"`
 }
 
-func (r record) cluster() Cluster {
-	return Cluster{ID: r.ID, Region: r.Region, Account: r.Account, Description: r.Description, Status: Disconnected,
+func (r record) cluster() wire.Cluster {
+	return wire.Cluster{ID: r.ID, Region: r.Region, Account: r.Account, Description: r.Description, Status: wire.ClusterDisconnected,
 		Node: r.Node, Epoch: r.Epoch, Version: r.Version, LastHeartbeat: r.LastHeartbeat, CreatedAt: r.CreatedAt}
 }
 
@@ -123,7 +75,7 @@ var (
 
 // Validate checks a create request (huma checks the same at the edge; the
 // CLI and tests get the same answer from here).
-func (g *Registry) Validate(req CreateRequest) error {
+func (g *Registry) Validate(req wire.CreateClusterRequest) error {
 	if err := resource.ValidateCluster(req.ID); err != nil {
 		return err
 	}
@@ -173,21 +125,21 @@ func ClusterOf(cred string) (string, error) {
 
 // Create registers a cluster and returns it with its credential, which is
 // shown only here. store.ErrExists if the ID is taken.
-func (g *Registry) Create(ctx context.Context, req CreateRequest) (Created, error) {
+func (g *Registry) Create(ctx context.Context, req wire.CreateClusterRequest) (wire.CreatedCluster, error) {
 	if err := g.Validate(req); err != nil {
-		return Created{}, err
+		return wire.CreatedCluster{}, err
 	}
 	cred, hash := newCredential(req.ID)
 	r := record{ID: req.ID, Region: req.Region, Account: req.Account, Description: req.Description,
 		CredentialHash: hash, CreatedAt: g.Clock.Now().UTC()}
 	data, err := json.Marshal(r)
 	if err != nil {
-		return Created{}, err
+		return wire.CreatedCluster{}, err
 	}
 	if _, err := g.Store.Create(ctx, store.Record{Key: g.key(req.ID), Data: data}); err != nil {
-		return Created{}, fmt.Errorf("register cluster %s: %w", req.ID, err)
+		return wire.CreatedCluster{}, fmt.Errorf("register cluster %s: %w", req.ID, err)
 	}
-	return Created{Cluster: r.cluster(), Credential: cred}, nil
+	return wire.CreatedCluster{Cluster: r.cluster(), Credential: cred}, nil
 }
 
 func (g *Registry) load(ctx context.Context, id string) (record, int64, error) {
@@ -207,17 +159,17 @@ func (g *Registry) load(ctx context.Context, id string) (record, int64, error) {
 
 // Get returns one cluster as stored (Status Disconnected: the caller
 // overlays the live state). store.ErrNotFound if unknown.
-func (g *Registry) Get(ctx context.Context, id string) (Cluster, error) {
+func (g *Registry) Get(ctx context.Context, id string) (wire.Cluster, error) {
 	r, _, err := g.load(ctx, id)
 	if err != nil {
-		return Cluster{}, err
+		return wire.Cluster{}, err
 	}
 	return r.cluster(), nil
 }
 
 // List returns every cluster, ascending by ID.
-func (g *Registry) List(ctx context.Context) ([]Cluster, error) {
-	out := []Cluster{}
+func (g *Registry) List(ctx context.Context) ([]wire.Cluster, error) {
+	out := []wire.Cluster{}
 	tok := ""
 	for {
 		recs, next, err := g.Store.List(ctx, g.Namespace, Kind, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
@@ -272,8 +224,8 @@ func (g *Registry) Verify(ctx context.Context, cred string) (string, error) {
 // Admit records that node of cluster id connected at epoch, unless the
 // registry has already admitted a newer epoch (ErrStaleEpoch). The epoch
 // is stored, so the fence holds across manager restarts and fail-overs.
-func (g *Registry) Admit(ctx context.Context, id, node string, epoch int64, version string) (Cluster, error) {
-	var out Cluster
+func (g *Registry) Admit(ctx context.Context, id, node string, epoch int64, version string) (wire.Cluster, error) {
+	var out wire.Cluster
 	err := g.update(ctx, id, func(r *record) error {
 		if epoch < r.Epoch {
 			return fmt.Errorf("%w: %d < %d", ErrStaleEpoch, epoch, r.Epoch)

@@ -12,6 +12,7 @@ import (
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
+	"github.com/autogate/autogate/internal/wire"
 )
 
 func newRegistry(t *testing.T) (*Registry, *clock.Fake) {
@@ -50,11 +51,11 @@ func TestClusterOf(t *testing.T) {
 
 func TestCreateAndVerify(t *testing.T) {
 	g, _ := newRegistry(t)
-	eu, err := g.Create(t.Context(), CreateRequest{ID: "eu-1", Region: "eu-west-1", Account: "123456789012"})
+	eu, err := g.Create(t.Context(), wire.CreateClusterRequest{ID: "eu-1", Region: "eu-west-1", Account: "123456789012"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	us, err := g.Create(t.Context(), CreateRequest{ID: "us-1"})
+	us, err := g.Create(t.Context(), wire.CreateClusterRequest{ID: "us-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +83,10 @@ func TestCreateAndVerify(t *testing.T) {
 	if err != nil || strings.Contains(string(raw.Data), eu.Credential) {
 		t.Errorf("the stored record holds the credential (or is missing: %v)", err)
 	}
-	if _, err := g.Create(t.Context(), CreateRequest{ID: "eu-1"}); !errors.Is(err, store.ErrExists) {
+	if _, err := g.Create(t.Context(), wire.CreateClusterRequest{ID: "eu-1"}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("second create = %v, want ErrExists", err)
 	}
-	for _, bad := range []CreateRequest{{ID: "manager"}, {ID: "Eu"}, {ID: "x", Region: "EU WEST"}, {ID: "x", Account: "1"}} {
+	for _, bad := range []wire.CreateClusterRequest{{ID: "manager"}, {ID: "Eu"}, {ID: "x", Region: "EU WEST"}, {ID: "x", Account: "1"}} {
 		if _, err := g.Create(t.Context(), bad); !errors.Is(err, resource.ErrInvalid) {
 			t.Errorf("Create(%+v) = %v, want ErrInvalid", bad, err)
 		}
@@ -100,7 +101,7 @@ func TestCreateAndVerify(t *testing.T) {
 
 func TestAdmitFencesEpochs(t *testing.T) {
 	g, clk := newRegistry(t)
-	if _, err := g.Create(t.Context(), CreateRequest{ID: "eu-1"}); err != nil {
+	if _, err := g.Create(t.Context(), wire.CreateClusterRequest{ID: "eu-1"}); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -136,7 +137,7 @@ func TestAdmitFencesEpochs(t *testing.T) {
 	if err := g.Disconnected(t.Context(), "eu-1", "gw-2", 4, hb); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := g.Get(t.Context(), "eu-1"); !c.LastHeartbeat.Equal(hb) || c.Epoch != 4 || c.Status != Disconnected {
+	if c, _ := g.Get(t.Context(), "eu-1"); !c.LastHeartbeat.Equal(hb) || c.Epoch != 4 || c.Status != wire.ClusterDisconnected {
 		t.Errorf("after disconnect: %+v", c)
 	}
 	if _, err := g.Admit(t.Context(), "eu-1", "gw-1", 3, "v1"); !errors.Is(err, ErrStaleEpoch) {

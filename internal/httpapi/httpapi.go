@@ -1,0 +1,356 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/autogate/autogate/internal/accesslog"
+	"github.com/autogate/autogate/internal/auth"
+	"github.com/autogate/autogate/internal/lease"
+	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/wire"
+)
+
+// Leadership tells whether this node is active, and who is.
+type Leadership interface {
+	Active() (bool, lease.Term)
+}
+
+// Config describes one server's API.
+type Config struct {
+	Title, Description, Version string
+	Auth                        *auth.Service
+	Leader                      Leadership
+	Logger                      *slog.Logger
+	// Cluster and Node are what whoami reports.
+	Cluster, Node string
+	// Noun names the node in messages: "" for the gateway ("the active is
+	// …"), "manager" for the Gateway Manager ("the active manager is …").
+	Noun string
+	// LoginHint ends the 401 messages, e.g. "run `autogate login`".
+	LoginHint string
+	// Realm is the WWW-Authenticate realm.
+	Realm string
+	// Ready reports extra readiness conditions beyond being active; nil
+	// means none.
+	Ready func(ctx context.Context) error
+	// MaxBodyBytes caps request bodies (413); default 1 MiB.
+	MaxBodyBytes int64
+	// Errors extends the error → status table; consulted first.
+	Errors []ErrorStatus
+}
+
+// API is one server's huma API on a ServeMux.
+type API struct {
+	huma.API
+	cfg Config
+}
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	trustedKey
+	operationKey
+)
+
+// Operation metadata keys.
+const (
+	metaAction = "autogate-action"
+	metaPublic = "autogate-public"
+)
+
+// Principal returns the authenticated caller of a request.
+func Principal(ctx context.Context) auth.Principal {
+	p, _ := ctx.Value(principalKey).(auth.Principal)
+	return p
+}
+
+// WithPrincipal returns ctx carrying p as an already authenticated caller:
+// a request served with it skips the bearer-token check, while the standby
+// rule and the role check still apply. Only code in this process can set
+// it; the gateway's end of the manager tunnel does, for the manager user
+// each forwarded request names (the cluster credential authenticated the
+// tunnel itself).
+func WithPrincipal(ctx context.Context, p auth.Principal) context.Context {
+	return context.WithValue(ctx, trustedKey, p)
+}
+
+// New builds the API on mux: huma with its document at /v1/openapi.json,
+// the authorization middleware, the auth routes, /healthz and /readyz.
+func New(mux *http.ServeMux, cfg Config) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	hc := huma.DefaultConfig(cfg.Title, cfg.Version)
+	hc.Info.Description = cfg.Description
+	hc.OpenAPIPath = "/v1/openapi"
+	hc.DocsPath = ""     // the docs page loads scripts from a CDN; serve the document only
+	hc.SchemasPath = ""  // schemas are inline in the document
+	hc.CreateHooks = nil // no $schema links injected into responses
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "A token from POST /v1/login."},
+	}
+	hc.Transformers = append(hc.Transformers, hideValues)
+	a := &API{API: humago.New(mux, hc), cfg: cfg}
+	a.UseMiddleware(a.authorize)
+	a.registerAuth()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	return a
+}
+
+// MaxBodyBytes is the body cap in force.
+func (a *API) MaxBodyBytes() int64 { return a.cfg.MaxBodyBytes }
+
+// Op declares an operation that needs a role allowing action. id is the
+// operation's ID in the document; Problem finds it from the request.
+func (a *API) Op(method, path, id, summary, tag string, action auth.Action) huma.Operation {
+	return huma.Operation{
+		OperationID:  id,
+		Method:       method,
+		Path:         path,
+		Summary:      summary,
+		Tags:         []string{tag},
+		Security:     []map[string][]string{{"bearer": {}}},
+		MaxBodyBytes: a.cfg.MaxBodyBytes,
+		Metadata:     map[string]any{metaAction: action},
+		Errors:       []int{400, 401, 403, 404, 409, 413, 422, 503},
+	}
+}
+
+// PublicOp declares an operation anyone may call (on the active node).
+func (a *API) PublicOp(method, path, id, summary, tag string) huma.Operation {
+	op := a.Op(method, path, id, summary, tag, auth.Read)
+	op.Security = nil
+	op.Metadata = map[string]any{metaPublic: true}
+	return op
+}
+
+// Problem converts err into a huma error with the status from StatusOf,
+// logging it under the request's operation ID: 5xx (except 503) at error
+// with a generic answer, the rest at debug with the error's text.
+func (a *API) Problem(ctx context.Context, err error) error {
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return err
+	}
+	op, _ := ctx.Value(operationKey).(string)
+	st := a.StatusOf(err)
+	if st >= 500 && st != http.StatusServiceUnavailable {
+		a.cfg.Logger.ErrorContext(ctx, "request failed", "operation", op, "error", err)
+		return huma.NewError(st, "internal error; see the "+a.noun()+" log")
+	}
+	a.cfg.Logger.DebugContext(ctx, "request rejected", "operation", op, "status", st, "error", err)
+	return huma.NewError(st, err.Error())
+}
+
+func (a *API) noun() string {
+	if a.cfg.Noun == "" {
+		return "gateway"
+	}
+	return a.cfg.Noun
+}
+
+func (a *API) describe(t lease.Term) string {
+	if t.Holder == "" {
+		return "unknown (no active " + a.noun() + ")"
+	}
+	if t.Address != "" {
+		return fmt.Sprintf("%s at %s", t.Holder, t.Address)
+	}
+	return t.Holder
+}
+
+// StandbyDetail is the 503 detail of a standby, naming the active.
+func (a *API) StandbyDetail(t lease.Term) string {
+	noun := ""
+	if a.cfg.Noun != "" {
+		noun = " " + a.cfg.Noun
+	}
+	return fmt.Sprintf("standby; the active%s is %s", noun, a.describe(t))
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if active, term := a.cfg.Leader.Active(); !active {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, a.StandbyDetail(term))
+		return
+	}
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready")
+			a.cfg.Logger.Warn("readiness check failed", "error", err)
+			return
+		}
+	}
+	fmt.Fprintln(w, "active")
+}
+
+// Authenticate applies the standby rule and checks a bearer token (or
+// takes the trusted caller ctx carries); on failure it returns the status
+// and the message to answer with. Routes outside huma (the manager's
+// router) use it as the middleware does.
+func (a *API) Authenticate(ctx context.Context, header string) (auth.Principal, int, string) {
+	if active, term := a.cfg.Leader.Active(); !active {
+		return auth.Principal{}, http.StatusServiceUnavailable, a.StandbyDetail(term)
+	}
+	if p, ok := ctx.Value(trustedKey).(auth.Principal); ok {
+		return p, 0, ""
+	}
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || tok == "" {
+		return auth.Principal{}, http.StatusUnauthorized, "missing bearer token; " + a.cfg.LoginHint
+	}
+	p, err := a.cfg.Auth.Authenticate(ctx, tok)
+	if err != nil {
+		if st := a.StatusOf(err); st != http.StatusUnauthorized {
+			a.cfg.Logger.Error("authenticate", "error", err)
+			return auth.Principal{}, st, "authentication unavailable"
+		}
+		return auth.Principal{}, http.StatusUnauthorized, "invalid or expired token; " + a.cfg.LoginHint
+	}
+	return p, 0, ""
+}
+
+// authorize is the huma middleware: standby rule, authentication, role.
+func (a *API) authorize(ctx huma.Context, next func(huma.Context)) {
+	op := ctx.Operation()
+	if op == nil || op.Metadata == nil {
+		next(ctx)
+		return
+	}
+	ctx = huma.WithValue(ctx, operationKey, op.OperationID)
+	if op.Metadata[metaPublic] == true {
+		if active, term := a.cfg.Leader.Active(); !active {
+			_ = huma.WriteErr(a, ctx, http.StatusServiceUnavailable, a.StandbyDetail(term)) // the response is all we can do here
+			return
+		}
+		next(ctx)
+		return
+	}
+	p, st, msg := a.Authenticate(ctx.Context(), ctx.Header("Authorization"))
+	if st != 0 {
+		if st == http.StatusUnauthorized {
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="`+a.cfg.Realm+`"`)
+		}
+		_ = huma.WriteErr(a, ctx, st, msg) // the response is all we can do here
+		return
+	}
+	action, _ := op.Metadata[metaAction].(auth.Action)
+	if !p.Role.Allows(action) {
+		_ = huma.WriteErr(a, ctx, http.StatusForbidden, fmt.Sprintf("role %s may not %s", p.Role, op.Summary))
+		return
+	}
+	accesslog.From(ctx.Context()).User = p.User
+	next(huma.WithValue(ctx, principalKey, p))
+}
+
+// hideValues drops the request values huma puts in a problem's details
+// (the whole body for an unexpected property, a field's value for a type
+// error): any of them may be a secret or a sensitive input, and the
+// location and message say enough.
+func hideValues(_ huma.Context, _ string, v any) (any, error) {
+	if m, ok := v.(*huma.ErrorModel); ok {
+		for _, d := range m.Errors {
+			if d != nil {
+				d.Value = nil
+			}
+		}
+	}
+	return v, nil
+}
+
+// WriteProblem answers a plain handler with an RFC 9457 problem document,
+// as huma does.
+func WriteProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(wire.Problem{Title: http.StatusText(status), Status: status, Detail: detail}) // the client may be gone
+}
+
+func (a *API) registerAuth() {
+	login := a.PublicOp(http.MethodPost, "/v1/login", "login", "log in", "auth")
+	login.MaxBodyBytes = 16 << 10
+	huma.Register(a, login, func(ctx context.Context, in *struct{ Body wire.LoginRequest }) (*struct{ Body wire.LoginResponse }, error) {
+		tok, exp, err := a.cfg.Auth.Login(ctx, in.Body.Username, in.Body.Password)
+		if err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		p, err := a.cfg.Auth.Authenticate(ctx, tok)
+		if err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		return &struct{ Body wire.LoginResponse }{wire.LoginResponse{Token: tok, ExpiresAt: exp, User: p.User, Role: string(p.Role)}}, nil
+	})
+	huma.Register(a, a.Op(http.MethodPost, "/v1/logout", "logout", "log out (revoke this token)", "auth", auth.Read),
+		func(ctx context.Context, in *struct {
+			Authorization string `header:"Authorization"`
+		}) (*struct{}, error) {
+			tok, _ := strings.CutPrefix(in.Authorization, "Bearer ")
+			if err := a.cfg.Auth.Revoke(ctx, tok); err != nil {
+				return nil, a.Problem(ctx, err)
+			}
+			return &struct{}{}, nil
+		})
+	huma.Register(a, a.Op(http.MethodGet, "/v1/whoami", "whoami", "show the caller", "auth", auth.Read),
+		func(ctx context.Context, _ *struct{}) (*struct{ Body wire.WhoAmI }, error) {
+			p := Principal(ctx)
+			return &struct{ Body wire.WhoAmI }{wire.WhoAmI{User: p.User, Role: string(p.Role), Cluster: a.cfg.Cluster, Node: a.cfg.Node}}, nil
+		})
+	huma.Register(a, a.Op(http.MethodGet, "/v1/users", "list-users", "list users", "users", auth.Manage),
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[wire.User] }, error) {
+			us, err := a.cfg.Auth.ListUsers(ctx)
+			if err != nil {
+				return nil, a.Problem(ctx, err)
+			}
+			all := make([]wire.User, 0, len(us))
+			for _, u := range us {
+				all = append(all, wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
+			}
+			out, err := PageOf(all, func(u wire.User) string { return u.Name }, *in)
+			if err != nil {
+				return nil, a.Problem(ctx, err)
+			}
+			return &struct{ Body wire.Page[wire.User] }{out}, nil
+		})
+	create := a.Op(http.MethodPost, "/v1/users", "create-user", "create a user", "users", auth.Manage)
+	create.DefaultStatus = http.StatusCreated
+	huma.Register(a, create, func(ctx context.Context, in *struct{ Body wire.CreateUserRequest }) (*struct{ Body wire.User }, error) {
+		role, err := auth.ParseRole(in.Body.Role)
+		if err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		u, err := a.cfg.Auth.CreateUser(ctx, in.Body.Name, role, in.Body.Password)
+		if err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
+	})
+	del := a.Op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user", "users", auth.Manage)
+	del.DefaultStatus = http.StatusNoContent
+	huma.Register(a, del, func(ctx context.Context, in *struct {
+		Name string `path:"name" maxLength:"63"`
+	}) (*struct{}, error) {
+		if err := resource.ValidateName(in.Name); err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		if err := a.cfg.Auth.DeleteUser(ctx, in.Name); err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		return &struct{}{}, nil
+	})
+}
