@@ -442,14 +442,14 @@ func runManager(ctx context.Context, cfg manager.Config, stdout, stderr io.Write
 
 // newTunnelConnector builds the connector of a gateway configured with a
 // manager (--manager-url). The credential comes from credFile, else from
-// AUTOGATE_MANAGER_CREDENTIAL (how ECS injects a Secrets Manager secret);
-// never from a flag. It must be this cluster's. caFile, if set, is trusted
+// envCred (config's AUTOGATE_MANAGER_CREDENTIAL, how ECS injects a Secrets
+// Manager secret); never from a flag. It must be this cluster's. caFile, if set, is trusted
 // for the manager's certificate besides the system roots. Requests from
 // the manager run as "manager:<user>" with the manager user's role, set on
 // their context by withPrincipal (api.WithPrincipal).
-func newTunnelConnector(urls []string, credFile, caFile, cluster, node string, h http.Handler,
+func newTunnelConnector(urls []string, credFile string, envCred []byte, caFile, cluster, node string, h http.Handler,
 	withPrincipal func(context.Context, auth.Principal) context.Context, log *slog.Logger) (*tunnel.Connector, error) {
-	cred := os.Getenv("AUTOGATE_MANAGER_CREDENTIAL")
+	cred := string(envCred)
 	if credFile != "" {
 		raw, err := os.ReadFile(credFile)
 		if err != nil {

@@ -318,7 +318,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	handler := srv.Handler()
 	var mgr *tunnel.Connector
 	if len(cfg.ManagerURLs) > 0 {
-		mgr, err = newTunnelConnector(cfg.ManagerURLs, cfg.ManagerCredentialFile, cfg.ManagerCAFile, cfg.Cluster, cfg.Node,
+		mgr, err = newTunnelConnector(cfg.ManagerURLs, cfg.ManagerCredentialFile, cfg.ManagerCredential, cfg.ManagerCAFile, cfg.Cluster, cfg.Node,
 			handler, api.WithPrincipal, log)
 		if err != nil {
 			ln.Close()

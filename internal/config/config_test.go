@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{"node with slash", func(c *Server) { c.Node = "a/b" }, "--node"},
 		{"bad manager URL", func(c *Server) { c.ManagerURLs = []string{"ws://m"} }, "--manager-url"},
 		{"manager credential without a URL", func(c *Server) { c.ManagerCredentialFile = "c" }, "--manager-url"},
+		{"manager URL without a credential", func(c *Server) { c.ManagerURLs = []string{"https://m:9443"} }, "AUTOGATE_MANAGER_CREDENTIAL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,5 +70,28 @@ func TestBadEnv(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "AUTOGATE_RUNNER_CONCURRENCY") {
 		t.Errorf("FromEnv = %v, want an error naming the variable", err)
+	}
+}
+
+// TestManagerCredentialFromEnv: the credential ECS injects as
+// AUTOGATE_MANAGER_CREDENTIAL satisfies --manager-url, and never prints.
+func TestManagerCredentialFromEnv(t *testing.T) {
+	const cred = "agc_eu-1_s3cr3t"
+	c := DefaultServer()
+	c.Node = "n1"
+	envs := map[string]string{"AUTOGATE_MANAGER_URL": "https://m.example.com", ManagerCredentialEnv: " " + cred + "\n"}
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.ManagerCredential) != cred {
+		t.Errorf("credential: got %d bytes, want the trimmed value", len(c.ManagerCredential))
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	for _, out := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		if strings.Contains(out, cred) {
+			t.Errorf("the credential is printed: %s", out)
+		}
 	}
 }
