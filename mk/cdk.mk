@@ -12,7 +12,11 @@ GO ?= go
 NPM ?= npm
 
 # Offline, quiet CDK CLI: no version check, no telemetry, no Node end-of-life banner.
-CDK_ENV := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+# The image asset feeds the Lambda runner too, and Lambda rejects the OCI
+# image index BuildKit pushes when it attaches its default provenance
+# attestation: the image is built without attestations (SBOM is off by
+# default), and synth stops warning about it.
+CDK_ENV := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 BUILDX_NO_DEFAULT_ATTESTATIONS=1
 CDK := $(CDK_ENV) npx --no-install cdk
 
 .PHONY: synth test-infra cdk-diff cdk-deploy

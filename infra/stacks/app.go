@@ -4,7 +4,10 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -20,7 +23,7 @@ type Stacks struct {
 
 // Build adds one stack per configured cluster and the manager stack to app,
 // and runs cdk-nag's AwsSolutions checks on all of them. repoRoot is the
-// Docker build context of the image for clusters without a prebuilt image.
+// Docker build context of the image for stacks without a prebuilt image.
 func Build(app awscdk.App, cfg *Config, repoRoot string) *Stacks {
 	out := &Stacks{Clusters: map[string]awscdk.Stack{}}
 	for i := range cfg.Clusters {
@@ -36,7 +39,7 @@ func Build(app awscdk.App, cfg *Config, repoRoot string) *Stacks {
 		}
 	}
 	if cfg.Manager != nil {
-		out.Manager = NewManagerStack(app, cfg.Manager, cfg.Clusters)
+		out.Manager = NewManagerStack(app, cfg.Manager, repoRoot)
 	}
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	return out
@@ -54,17 +57,51 @@ func NewClusterStack(scope constructs.Construct, cfg *ClusterConfig, mgr *Manage
 	return stack
 }
 
-// NewManagerStack is the stack "Autogate-manager": the registry table of
-// clusters and, for each cluster, a role its gateways assume (from the
-// cluster's own account) to register and look up their own entries.
-func NewManagerStack(scope constructs.Construct, mgr *ManagerConfig, clusters []ClusterConfig) awscdk.Stack {
+// Ports and paths of `autogate manager`.
+const (
+	// managerPort serves the manager's API, the gateways' tunnel endpoint,
+	// /healthz and /readyz over HTTPS.
+	managerPort = 9443
+	// ManagerNamespace is the manager's key namespace in its table
+	// (AUTOGATE_MANAGER_CLUSTER's default, "manager").
+	ManagerNamespace = "manager"
+	// ManagerTableName is the physical name of the manager's table.
+	ManagerTableName = "autogate-manager-registry"
+)
+
+// Manager is the Gateway Manager's stack content.
+type Manager struct {
+	Table        awsdynamodb.Table
+	Role         awsiam.Role
+	Service      awsecs.FargateService
+	LoadBalancer awselasticloadbalancingv2.ApplicationLoadBalancer
+	TargetGroup  awselasticloadbalancingv2.ApplicationTargetGroup
+	Alarms       []awscloudwatch.Alarm
+}
+
+// NewManagerStack is the stack "Autogate-manager": `autogate manager` as an
+// ECS service (active/standby on its own table, like a cluster's gateways)
+// behind an HTTPS load balancer, with its alarms. The clusters' gateways
+// reach it over HTTPS with their cluster credential (an ECS secret of each
+// cluster stack); it needs no cross-account role.
+func NewManagerStack(scope constructs.Construct, mgr *ManagerConfig, repoRoot string) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(ManagerStackName), &awscdk.StackProps{
 		Env:         &awscdk.Environment{Account: jsii.String(mgr.Account), Region: jsii.String(mgr.Region)},
-		Description: jsii.String("Autogate Gateway Manager: cluster registry and cross-account access roles"),
+		Description: jsii.String(fmt.Sprintf("Autogate Gateway Manager (%d task(s), active/standby on its table)", *mgr.Managers)),
 	})
 	awscdk.Tags_Of(stack).Add(jsii.String("autogate:cluster"), jsii.String("manager"), nil)
-	registry := awsdynamodb.NewTable(stack, jsii.String("Registry"), &awsdynamodb.TableProps{
-		TableName:           jsii.String("autogate-manager-registry"),
+	NewManager(stack, "Manager", mgr, repoRoot)
+	return stack
+}
+
+// NewManager builds the manager under scope, which must be inside a stack
+// in the manager's account and region.
+func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repoRoot string) *Manager {
+	scope := constructs.NewConstruct(parent, jsii.String(id))
+	m := &Manager{}
+	retention := retentionDays[mgr.LogRetentionDays]
+	m.Table = awsdynamodb.NewTable(scope, jsii.String("Registry"), &awsdynamodb.TableProps{
+		TableName:           jsii.String(ManagerTableName),
 		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
 		SortKey:             &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
@@ -73,35 +110,57 @@ func NewManagerStack(scope constructs.Construct, mgr *ManagerConfig, clusters []
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
 		DeletionProtection: jsii.Bool(true),
-		RemovalPolicy:      awscdk.RemovalPolicy_RETAIN,
+		// Kept on update and delete, not after a failed first create (see
+		// the cluster table).
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
 	})
-	for i := range clusters {
-		cc := &clusters[i]
-		// Trust the cluster's account, but only its gateway role: the
-		// condition works before that role exists (a role ARN as principal
-		// would not), so the stacks deploy in any order.
-		role := awsiam.NewRole(stack, jsii.String("Access-"+cc.ID), &awsiam.RoleProps{
-			RoleName:    jsii.String(ManagerAccessRoleName(cc.ID)),
-			Description: jsii.String("Assumed by the gateways of Autogate cluster " + cc.ID + " to reach the manager"),
-			AssumedBy: awsiam.NewAccountPrincipal(jsii.String(cc.Account)).WithConditions(&map[string]any{
-				"ArnEquals": map[string]any{"aws:PrincipalArn": GatewayRoleARN(cc)},
-			}),
-			MaxSessionDuration: awscdk.Duration_Hours(jsii.Number(1)),
-		})
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("OwnRegistryEntriesOnly"),
-			Actions: jsii.Strings("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem",
-				"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"),
-			Resources: jsii.Strings(*registry.TableArn()),
-			Conditions: &map[string]any{
-				"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": []string{cc.ID + "#*"}},
-			},
-		}))
-		awscdk.NewCfnOutput(stack, jsii.String("AccessRoleArn-"+cc.ID), &awscdk.CfnOutputProps{
-			Description: jsii.String("Role the gateways of " + cc.ID + " assume"),
-			Value:       role.RoleArn(),
-		})
+	net := newNetwork(scope, mgr.VPCCIDR, *mgr.NATGateways, mgr.AvailabilityZones, retention)
+	ecsCluster := awsecs.NewCluster(scope, jsii.String("ECS"), &awsecs.ClusterProps{
+		ClusterName:         jsii.String("autogate-manager"),
+		Vpc:                 net.VPC,
+		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
+	})
+	image, _ := newImage(scope, mgr.Image, mgr.Architecture, repoRoot, false)
+	m.Role = newTaskRole(scope, "ManagerTaskRole", "", "Autogate Gateway Manager tasks", mgr.Account, mgr.Region)
+	grantTable(m.Role, *m.Table.TableArn(), ManagerNamespace)
+
+	env := map[string]*string{
+		"AUTOGATE_MANAGER_STORE":  jsii.String("dynamodb"),
+		"AUTOGATE_MANAGER_TABLE":  jsii.String(ManagerTableName),
+		"AUTOGATE_MANAGER_LISTEN": jsii.String(fmt.Sprintf(":%d", managerPort)),
+		"AWS_REGION":              jsii.String(mgr.Region),
 	}
-	awscdk.NewCfnOutput(stack, jsii.String("RegistryTableName"), &awscdk.CfnOutputProps{Value: registry.TableName()})
-	return stack
+	f := newFronted(scope, &frontedProps{
+		Name: "manager", Describe: "Gateway Manager", Net: net, Cluster: ecsCluster,
+		Image: image, Role: m.Role, Size: mgr.Task, Arch: mgr.Architecture,
+		Command: []string{"manager"}, Env: env, Secrets: map[string]awsecs.Secret{}, Port: managerPort,
+		Count: *mgr.Managers, HealthPath: readyPath, Internal: mgr.Internal, AllowedCIDRs: mgr.AllowedCIDRs,
+		CertARN: mgr.CertificateARN, Retention: retention, LogDays: mgr.LogRetentionDays,
+		EndpointEnv: "AUTOGATE_MANAGER_ADVERTISE_ADDR", Domain: mgr.DomainName,
+	})
+	m.Service, m.LoadBalancer, m.TargetGroup = f.Service, f.LoadBalancer, f.TargetGroup
+
+	topic := alarmTopic(scope, mgr.AlarmTopicARN, "autogate-manager-alarms")
+	a := f.TargetGroup.Metrics().HealthyHostCount(&awscloudwatch.MetricOptions{
+		Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Minimum"),
+	}).CreateAlarm(scope, jsii.String("NoActiveManager"), &awscloudwatch.CreateAlarmOptions{
+		AlarmName:          jsii.String("autogate-manager-no-active-manager"),
+		AlarmDescription:   jsii.String("No manager task passes /readyz: the Gateway Manager has no active node, and clusters cannot be reached through it."),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
+	})
+	notify(a, topic)
+	m.Alarms = append(m.Alarms, a)
+
+	stack := awscdk.Stack_Of(scope)
+	out := func(id, desc string, v *string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: v})
+	}
+	out("Endpoint", "HTTPS endpoint of the manager (point its DNS name here)", f.LoadBalancer.LoadBalancerDnsName())
+	out("RegistryTableName", "DynamoDB table of the manager", m.Table.TableName())
+	out("ManagerLogGroup", "CloudWatch Logs group of the manager tasks", f.Logs.LogGroupName())
+	out("AlarmTopicArn", "SNS topic the manager's alarms notify (subscribe to it)", topic.TopicArn())
+	return m
 }

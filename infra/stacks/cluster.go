@@ -2,6 +2,7 @@ package stacks
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
@@ -18,9 +18,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -31,12 +29,8 @@ import (
 
 // Ports and paths of the autogate binary (see DESIGN.md).
 const (
-	// gatewayPort serves the API, /healthz and /readyz over HTTPS. The load
-	// balancer terminates clients' TLS with the ACM certificate and speaks
-	// HTTPS to the gateway too, which serves a self-signed certificate when
-	// given none (load balancers do not verify target certificates): traffic
-	// inside the VPC stays encrypted, and the health check sees the same
-	// listener clients use.
+	// gatewayPort serves the API, /healthz and /readyz over HTTPS (see
+	// [newFronted] for the TLS between the load balancer and the tasks).
 	gatewayPort = 8443
 	// readyPath answers 200 only on the active gateway, so the load balancer
 	// sends traffic to the active gateway alone.
@@ -44,6 +38,10 @@ const (
 	// lambdaEntrypoint is the Lambda runner binary inside the image.
 	lambdaEntrypoint = "/usr/local/bin/autogate-lambda-runner"
 )
+
+// NoAttestationsEnv turns BuildKit's default provenance attestation off
+// for the image build of `cdk deploy`.
+const NoAttestationsEnv = "BUILDX_NO_DEFAULT_ATTESTATIONS"
 
 // ImageExcludes are left out of the image build context (and of the asset
 // hash and the copy staged in cdk.out), in .dockerignore syntax, on top of
@@ -84,6 +82,8 @@ type Cluster struct {
 	Alarms       []awscloudwatch.Alarm
 
 	secret      awssecretsmanager.ISecret
+	net         *network
+	topic       awssns.ITopic
 	gatewayLogs awslogs.LogGroup
 	retention   awslogs.RetentionDays
 	ecsImage    awsecs.ContainerImage
@@ -102,7 +102,8 @@ func NewCluster(scope constructs.Construct, id string, props *ClusterProps) *Clu
 	if cfg.HasQueue() {
 		c.addQueues()
 	}
-	c.addNetwork()
+	c.net = newNetwork(c.Scope, cfg.VPCCIDR, *cfg.NATGateways, cfg.AvailabilityZones, c.retention)
+	c.VPC = c.net.VPC
 	c.addImage(props.RepoRoot)
 	clusterProps := &awsecs.ClusterProps{
 		ClusterName:         jsii.String("autogate-" + cfg.ID),
@@ -124,6 +125,7 @@ func NewCluster(scope constructs.Construct, id string, props *ClusterProps) *Clu
 		suppress(c.ECSCluster, "AwsSolutions-ECS4",
 			"Container Insights is turned off in the cluster config (containerInsights: false) to save its metric charges; the cluster has no ECS runners, whose scaling needs it.")
 	}
+	c.topic = alarmTopic(c.Scope, cfg.AlarmTopicARN, "autogate-"+cfg.ID+"-alarms")
 	c.addGateway(props.Manager)
 	if cfg.HasECSRunner() {
 		c.addECSRunner()
@@ -161,8 +163,10 @@ func (c *Cluster) addTable() {
 		},
 		DeletionProtection: jsii.Bool(true),
 		// The table holds every resource and execution record of the
-		// cluster (and of clusters sharing it): never deleted with the stack.
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		// cluster (and of clusters sharing it): never deleted with the
+		// stack, but not left behind by a first create that rolls back
+		// (its fixed name would make the retry fail with "already exists").
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
 	})
 }
 
@@ -188,83 +192,44 @@ func (c *Cluster) addQueues() {
 	})
 }
 
-// addNetwork creates the VPC: public subnets for the load balancer (and for
-// the tasks when natGateways is 0), private subnets with NAT egress for the
-// tasks otherwise, free gateway endpoints for DynamoDB and S3 (image layers),
-// and REJECT flow logs.
-func (c *Cluster) addNetwork() {
-	cfg := c.Config
-	subnets := []*awsec2.SubnetConfiguration{{
-		Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24),
-	}}
-	if *cfg.NATGateways > 0 {
-		subnets = append(subnets, &awsec2.SubnetConfiguration{
-			Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: jsii.Number(22),
-		})
-	}
-	flowLogs := awslogs.NewLogGroup(c.Scope, jsii.String("FlowLogs"), &awslogs.LogGroupProps{
-		Retention:     c.retention,
-		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
-	props := &awsec2.VpcProps{
-		IpAddresses:         awsec2.IpAddresses_Cidr(jsii.String(cfg.VPCCIDR)),
-		NatGateways:         jsii.Number(float64(*cfg.NATGateways)),
-		SubnetConfiguration: &subnets,
-		// The default security group is unused; restricting it needs a
-		// custom-resource Lambda, which is more to review than it protects.
-		RestrictDefaultSecurityGroup: jsii.Bool(false),
-		GatewayEndpoints: &map[string]*awsec2.GatewayVpcEndpointOptions{
-			"DynamoDB": {Service: awsec2.GatewayVpcEndpointAwsService_DYNAMODB()},
-			"S3":       {Service: awsec2.GatewayVpcEndpointAwsService_S3()},
-		},
-		FlowLogs: &map[string]*awsec2.FlowLogOptions{
-			"Rejected": {
-				Destination: awsec2.FlowLogDestination_ToCloudWatchLogs(flowLogs, nil),
-				TrafficType: awsec2.FlowLogTrafficType_REJECT,
-			},
-		},
-	}
-	if len(cfg.AvailabilityZones) > 0 {
-		props.AvailabilityZones = jsii.Strings(cfg.AvailabilityZones...)
-	} else {
-		props.MaxAzs = jsii.Number(2)
-	}
-	c.VPC = awsec2.NewVpc(c.Scope, jsii.String("VPC"), props)
-}
-
-// taskSubnets are where the tasks and the Lambda runner run.
-func (c *Cluster) taskSubnets() *awsec2.SubnetSelection {
-	if *c.Config.NATGateways == 0 {
-		return &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC}
-	}
-	return &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}
-}
-
-// addImage sets the image of the services and the Lambda runner: the
-// repository's Dockerfile built as one asset, or a prebuilt image.
+// addImage sets the image of the services and the Lambda runner.
 func (c *Cluster) addImage(repoRoot string) {
-	cfg := c.Config
-	if cfg.Image == "" {
-		asset := awsecrassets.NewDockerImageAsset(c.Scope, jsii.String("Image"), &awsecrassets.DockerImageAssetProps{
+	c.ecsImage, c.lambdaCode = newImage(c.Scope, c.Config.Image, c.Config.Architecture, repoRoot, c.Config.HasLambdaRunner())
+}
+
+// newImage is the image of a stack's services and Lambda runner: the
+// repository's Dockerfile built as one asset, or a prebuilt image
+// (lambdaCode is nil for a prebuilt image outside ECR, which validation
+// refuses with the Lambda runner).
+func newImage(scope constructs.Construct, image, arch, repoRoot string, lambda bool) (ecsImage awsecs.ContainerImage, lambdaCode func(entrypoint string) awslambda.DockerImageCode) {
+	if image == "" {
+		asset := awsecrassets.NewDockerImageAsset(scope, jsii.String("Image"), &awsecrassets.DockerImageAssetProps{
 			Directory: jsii.String(repoRoot),
 			Exclude:   jsii.Strings(ImageExcludes...),
-			Platform:  assetPlatform(cfg.Architecture),
+			Platform:  assetPlatform(arch),
 		})
-		c.ecsImage = awsecs.ContainerImage_FromDockerImageAsset(asset)
-		c.lambdaCode = func(entrypoint string) awslambda.DockerImageCode {
+		// Lambda rejects an OCI image index, which BuildKit pushes when it
+		// attaches provenance or SBOM attestations (provenance is on by
+		// default). The asset has no flag for that, so the deploy turns
+		// them off for the docker build the CDK CLI runs: `make cdk-deploy`
+		// sets BUILDX_NO_DEFAULT_ATTESTATIONS=1 (and SBOM is off unless
+		// asked for); the asset is built for one platform only.
+		if lambda && os.Getenv(NoAttestationsEnv) == "" {
+			awscdk.Annotations_Of(asset).AddWarningV2(jsii.String("autogate:attestations"), jsii.String(
+				"The Lambda runner needs a single-manifest image: deploy with "+NoAttestationsEnv+"=1 (make cdk-deploy sets it), or Lambda rejects the image index BuildKit's provenance attestation makes"))
+		}
+		return awsecs.ContainerImage_FromDockerImageAsset(asset), func(entrypoint string) awslambda.DockerImageCode {
 			return awslambda.DockerImageCode_FromEcr(asset.Repository(), &awslambda.EcrImageCodeProps{
 				TagOrDigest: asset.ImageTag(),
 				Entrypoint:  jsii.Strings(entrypoint),
 			})
 		}
-		return
 	}
-	img, isECR := ParseECRImage(cfg.Image)
+	img, isECR := ParseECRImage(image)
 	if !isECR {
-		c.ecsImage = awsecs.ContainerImage_FromRegistry(jsii.String(cfg.Image), nil)
-		return // validation rejects the Lambda runner with a non-ECR image
+		return awsecs.ContainerImage_FromRegistry(jsii.String(image), nil), nil
 	}
-	repo := awsecr.Repository_FromRepositoryAttributes(c.Scope, jsii.String("ImageRepository"), &awsecr.RepositoryAttributes{
+	repo := awsecr.Repository_FromRepositoryAttributes(scope, jsii.String("ImageRepository"), &awsecr.RepositoryAttributes{
 		RepositoryArn:  jsii.String(fmt.Sprintf("arn:%s:ecr:%s:%s:repository/%s", partition(img.Region), img.Region, img.Account, img.Repository)),
 		RepositoryName: jsii.String(img.Repository),
 	})
@@ -272,8 +237,7 @@ func (c *Cluster) addImage(repoRoot string) {
 	if img.Digest != "" {
 		ref = img.Digest
 	}
-	c.ecsImage = awsecs.ContainerImage_FromEcrRepository(repo, jsii.String(ref))
-	c.lambdaCode = func(entrypoint string) awslambda.DockerImageCode {
+	return awsecs.ContainerImage_FromEcrRepository(repo, jsii.String(ref)), func(entrypoint string) awslambda.DockerImageCode {
 		return awslambda.DockerImageCode_FromEcr(repo, &awslambda.EcrImageCodeProps{
 			TagOrDigest: jsii.String(ref),
 			Entrypoint:  jsii.Strings(entrypoint),
@@ -296,65 +260,23 @@ func runtimePlatform(arch string) *awsecs.RuntimePlatform {
 	return &awsecs.RuntimePlatform{CpuArchitecture: cpu, OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()}
 }
 
-// baseEnv is the environment every node of the cluster shares.
-func (c *Cluster) baseEnv(execution string) map[string]*string {
+// baseEnv is the environment every node of the cluster shares. Each node
+// adds only what its binary reads (TestEnvMatchesProduct holds the names
+// against the product's source).
+func (c *Cluster) baseEnv() map[string]*string {
 	cfg := c.Config
 	env := map[string]*string{
-		"AUTOGATE_STORE":               jsii.String("dynamodb"),
-		"AUTOGATE_CLUSTER":             jsii.String(cfg.ID),
-		"AUTOGATE_TABLE":               jsii.String(cfg.TableName()),
-		"AUTOGATE_EXECUTION":           jsii.String(execution),
-		"AUTOGATE_MAX_SERVICE_TIMEOUT": jsii.String(cfg.MaxServiceTimeout.D().String()),
-		"AWS_REGION":                   jsii.String(cfg.Region),
+		"AUTOGATE_CLUSTER": jsii.String(cfg.ID),
+		"AUTOGATE_TABLE":   jsii.String(cfg.TableName()),
+		"AWS_REGION":       jsii.String(cfg.Region),
 	}
 	if c.Queue != nil {
 		env["AUTOGATE_QUEUE_URL"] = c.Queue.QueueUrl()
 	}
-	return env
-}
-
-// newTaskRole makes a role that only ECS tasks of this account and region
-// can assume.
-func (c *Cluster) newTaskRole(id, name, description string) awsiam.Role {
-	cfg := c.Config
-	var roleName *string
-	if name != "" {
-		roleName = jsii.String(name)
+	if cfg.AWSEndpointURL != "" {
+		env["AWS_ENDPOINT_URL"] = jsii.String(cfg.AWSEndpointURL)
 	}
-	return awsiam.NewRole(c.Scope, jsii.String(id), &awsiam.RoleProps{
-		RoleName:    roleName,
-		Description: jsii.String(description),
-		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), &awsiam.ServicePrincipalOpts{
-			Conditions: &map[string]any{
-				"StringEquals": map[string]any{"aws:SourceAccount": cfg.Account},
-				"ArnLike":      map[string]any{"aws:SourceArn": fmt.Sprintf("arn:%s:ecs:%s:%s:*", partition(cfg.Region), cfg.Region, cfg.Account)},
-			},
-		}),
-	})
-}
-
-// grantTable lets a role read and write the cluster's own items only: every
-// item of cluster C has a partition key starting with "C#". Scan is left out
-// on purpose: dynamodb:LeadingKeys is empty for a Scan, and
-// ForAllValues over an empty set is true, so a Scan would escape the
-// condition. The table's metadata (key schema, TTL) is readable so the store
-// can check the table at start-up.
-func (c *Cluster) grantTable(role awsiam.IGrantable) {
-	role.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String("ClusterItemsOnly"),
-		Actions: jsii.Strings("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
-			"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-			"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"),
-		Resources: jsii.Strings(*c.Table.TableArn()),
-		Conditions: &map[string]any{
-			"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": []string{c.Config.ID + "#*"}},
-		},
-	}))
-	role.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("TableMetadata"),
-		Actions:   jsii.Strings("dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"),
-		Resources: jsii.Strings(*c.Table.TableArn()),
-	}))
+	return env
 }
 
 func (c *Cluster) newLogGroup(id string) awslogs.LogGroup {
@@ -367,164 +289,65 @@ func (c *Cluster) newLogGroup(id string) awslogs.LogGroup {
 // addGateway creates the gateway service, its load balancer and its role.
 func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	cfg := c.Config
-	c.GatewayRole = c.newTaskRole("GatewayTaskRole", GatewayRoleName(cfg.ID),
-		"Autogate gateway tasks of cluster "+cfg.ID)
-	c.grantTable(c.GatewayRole)
+	c.GatewayRole = newTaskRole(c.Scope, "GatewayTaskRole", GatewayRoleName(cfg.ID),
+		"Autogate gateway tasks of cluster "+cfg.ID, cfg.Account, cfg.Region)
+	grantTable(c.GatewayRole, *c.Table.TableArn(), cfg.ID)
 	if c.Queue != nil {
+		// Enqueue, and read the depth for the metrics.
 		c.GatewayRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("EnqueueWork"),
-			Actions:   jsii.Strings("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+			Actions:   jsii.Strings("sqs:SendMessage", "sqs:GetQueueAttributes"),
 			Resources: jsii.Strings(*c.Queue.QueueArn()),
 		}))
-		// Redrive: either a message move task (DLQ -> its source queue) or
-		// receive/inspect/delete on the DLQ and send to the work queue.
+		// Redrive moves messages by hand (receive from the DLQ, send to the
+		// work queue, delete), and reads the DLQ's depth.
 		c.GatewayRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("RedriveDeadLetters"),
-			Actions: jsii.Strings("sqs:StartMessageMoveTask", "sqs:ListMessageMoveTasks", "sqs:CancelMessageMoveTask",
-				"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-				"sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+			Actions: jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+				"sqs:GetQueueAttributes"),
 			Resources: jsii.Strings(*c.DLQ.QueueArn()),
 		}))
 	}
-	if mgr != nil {
-		c.GatewayRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ReachManager"),
-			Actions:   jsii.Strings("sts:AssumeRole"),
-			Resources: jsii.Strings(ManagerAccessRoleARN(mgr, cfg.ID)),
-		}))
-	}
 
-	logs := c.newLogGroup("GatewayLogs")
-	c.gatewayLogs = logs
-	task := awsecs.NewFargateTaskDefinition(c.Scope, jsii.String("GatewayTask"), &awsecs.FargateTaskDefinitionProps{
-		Cpu:             jsii.Number(float64(cfg.Gateway.CPU)),
-		MemoryLimitMiB:  jsii.Number(float64(cfg.Gateway.Memory)),
-		RuntimePlatform: runtimePlatform(cfg.Architecture),
-		TaskRole:        c.GatewayRole,
-	})
-
-	sg := awsec2.NewSecurityGroup(c.Scope, jsii.String("GatewaySG"), &awsec2.SecurityGroupProps{
-		Vpc:         c.VPC,
-		Description: jsii.String("Autogate gateways of " + cfg.ID + ": HTTPS 8443 from the load balancer only"),
-	})
-	lbSG := awsec2.NewSecurityGroup(c.Scope, jsii.String("LoadBalancerSG"), &awsec2.SecurityGroupProps{
-		Vpc:              c.VPC,
-		Description:      jsii.String("Autogate load balancer of " + cfg.ID + ": HTTPS 443 from the allowed CIDRs"),
-		AllowAllOutbound: jsii.Bool(false),
-	})
-	for _, cidr := range cfg.AllowedCIDRs {
-		lbSG.AddIngressRule(awsec2.Peer_Ipv4(jsii.String(cidr)), awsec2.Port_Tcp(jsii.Number(443)),
-			jsii.String("HTTPS clients"), nil)
-	}
-	for _, cidr := range cfg.AllowedCIDRs {
-		if strings.HasSuffix(cidr, "/0") {
-			suppress(lbSG, "AwsSolutions-EC23",
-				"The cluster endpoint is a public HTTPS API (allowedCidrs includes "+cidr+"): TLS 1.2+ with the ACM certificate and Autogate's own authentication protect it. Set allowedCidrs or internal: true to narrow it.")
-			break
-		}
-	}
-
-	c.LoadBalancer = awselasticloadbalancingv2.NewApplicationLoadBalancer(c.Scope, jsii.String("LoadBalancer"), &awselasticloadbalancingv2.ApplicationLoadBalancerProps{
-		Vpc:                     c.VPC,
-		InternetFacing:          jsii.Bool(!cfg.Internal),
-		SecurityGroup:           lbSG,
-		DropInvalidHeaderFields: jsii.Bool(true),
-		VpcSubnets:              &awsec2.SubnetSelection{SubnetType: lbSubnetType(cfg)},
-	})
-	c.LoadBalancer.LogAccessLogs(c.accessLogBucket(), jsii.String("alb"))
-
-	env := c.baseEnv(executionMode(cfg))
+	env := c.baseEnv()
+	env["AUTOGATE_STORE"] = jsii.String("dynamodb")
+	env["AUTOGATE_EXECUTION"] = jsii.String(executionMode(cfg))
+	// The gateway refuses services declaring a longer timeout: the queue's
+	// visibility and the Lambda timeout are sized from it.
+	env["AUTOGATE_MAX_SERVICE_TIMEOUT"] = jsii.String(cfg.MaxServiceTimeout.D().String())
 	env["AUTOGATE_LISTEN"] = jsii.String(fmt.Sprintf(":%d", gatewayPort))
-	// Clients reach the cluster through the load balancer (or the DNS name
-	// that points at it), never a task's own address.
-	endpoint := c.LoadBalancer.LoadBalancerDnsName()
-	if cfg.DomainName != "" {
-		endpoint = jsii.String(cfg.DomainName)
-	}
-	env["AUTOGATE_ADVERTISE_ADDR"] = jsii.String("https://" + *endpoint)
 	if c.DLQ != nil {
 		env["AUTOGATE_DLQ_URL"] = c.DLQ.QueueUrl()
 	}
-	if mgr != nil {
-		env["AUTOGATE_MANAGER_ROLE_ARN"] = jsii.String(ManagerAccessRoleARN(mgr, cfg.ID))
-		if mgr.URL != "" {
-			env["AUTOGATE_MANAGER_URL"] = jsii.String(mgr.URL)
-		}
+	secrets := map[string]awsecs.Secret{
+		"AUTOGATE_SECRET_KEY": awsecs.Secret_FromSecretsManager(c.secret, nil),
 	}
-	task.AddContainer(jsii.String("gateway"), &awsecs.ContainerDefinitionOptions{
-		Image:       c.ecsImage,
-		Command:     jsii.Strings("server"),
-		Environment: &env,
-		Secrets: &map[string]awsecs.Secret{
-			"AUTOGATE_SECRET_KEY": awsecs.Secret_FromSecretsManager(c.secret, nil),
-		},
-		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
-			LogGroup: logs, StreamPrefix: jsii.String("gateway"),
-		}),
-		PortMappings: &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(gatewayPort)}},
-		// Time to release the lease and finish in-flight requests.
-		StopTimeout: awscdk.Duration_Seconds(jsii.Number(60)),
-	})
-
-	c.Gateway = awsecs.NewFargateService(c.Scope, jsii.String("Gateway"), &awsecs.FargateServiceProps{
-		Cluster:        c.ECSCluster,
-		ServiceName:    jsii.String("gateway"),
-		TaskDefinition: task,
-		DesiredCount:   jsii.Number(float64(*cfg.Gateways)),
-		SecurityGroups: &[]awsec2.ISecurityGroup{sg},
-		VpcSubnets:     c.taskSubnets(),
-		AssignPublicIp: jsii.Bool(*cfg.NATGateways == 0),
-		// ECS stops a task whose target is unhealthy once the grace period
-		// is over, and ECS has no readiness check: standbys answer /readyz
-		// with 503 by design, so without this they would be killed over
-		// and over. The grace period is therefore the maximum (ECS ignores
-		// the load balancer's verdict; a gateway that is broken must exit,
-		// and ECS replaces exited tasks), and deployments may stop old
-		// tasks before new ones are "healthy" (only one task, the active,
-		// ever is): minHealthyPercent 0, maxHealthyPercent 200 start the
-		// new tasks as hot standbys next to the old ones.
-		HealthCheckGracePeriod: awscdk.Duration_Seconds(jsii.Number(2147483647)),
-		MinHealthyPercent:      jsii.Number(0),
-		MaxHealthyPercent:      jsii.Number(200),
-		CircuitBreaker:         &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
+	if mgr != nil && mgr.ManagerURL() != "" {
+		// The cluster's credential for the manager reaches the gateways as
+		// an ECS secret, like the secret key; the URL is validated the way
+		// the binary's tunnel connector checks it (ValidateManagerURL).
+		env["AUTOGATE_MANAGER_URL"] = jsii.String(mgr.ManagerURL())
+		cred := awssecretsmanager.Secret_FromSecretNameV2(c.Scope, jsii.String("ManagerCredential"), jsii.String(cfg.ManagerCredentialSecret))
+		secrets["AUTOGATE_MANAGER_CREDENTIAL"] = awsecs.Secret_FromSecretsManager(cred, nil)
+	}
+	f := newFronted(c.Scope, &frontedProps{
+		Name: "gateway", Describe: "gateways of " + cfg.ID, Net: c.net, Cluster: c.ECSCluster,
+		Image: c.ecsImage, Role: c.GatewayRole, Size: cfg.Gateway, Arch: cfg.Architecture,
+		Command: []string{"server"}, Env: env, Secrets: secrets, Port: gatewayPort, Count: *cfg.Gateways,
+		HealthPath: readyPath, Internal: cfg.Internal, AllowedCIDRs: cfg.AllowedCIDRs, CertARN: cfg.CertificateARN,
+		Retention: c.retention, LogDays: cfg.LogRetentionDays,
 		// ECS Exec: how an operator reads the first admin password (see
-		// README.md, "Deploying a cluster to AWS"); off unless the cluster config turns it on.
-		EnableExecuteCommand: jsii.Bool(cfg.ECSExec),
+		// README.md, "Deploying a cluster to AWS"); off unless the cluster
+		// config turns it on.
+		ECSExec:     cfg.ECSExec,
+		EndpointEnv: "AUTOGATE_ADVERTISE_ADDR", Domain: cfg.DomainName,
 	})
+	c.Gateway, c.LoadBalancer, c.TargetGroup, c.gatewayLogs = f.Service, f.LoadBalancer, f.TargetGroup, f.Logs
 	if cfg.ECSExec {
 		suppress(c.GatewayRole, "AwsSolutions-IAM5",
 			"ECS Exec (ecsExec: true) needs the ssmmessages channel actions and logs:DescribeLogGroups, which have no resource-level permissions, and writes session logs to new streams of the cluster's own exec log group (log-group:<ExecLogs>:*).",
 			"Resource::*", `/^Resource::arn:<AWS::Partition>:logs:[a-z0-9-]+:[0-9]+:log-group:<ClusterExecLogs[A-Z0-9]+>:\*$/g`)
 	}
-
-	c.TargetGroup = awselasticloadbalancingv2.NewApplicationTargetGroup(c.Scope, jsii.String("GatewayTargets"), &awselasticloadbalancingv2.ApplicationTargetGroupProps{
-		Vpc:        c.VPC,
-		Port:       jsii.Number(gatewayPort),
-		Protocol:   awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
-		TargetType: awselasticloadbalancingv2.TargetType_IP,
-		HealthCheck: &awselasticloadbalancingv2.HealthCheck{
-			Path:                    jsii.String(readyPath),
-			Protocol:                awselasticloadbalancingv2.Protocol_HTTPS,
-			HealthyHttpCodes:        jsii.String("200"),
-			Interval:                awscdk.Duration_Seconds(jsii.Number(10)),
-			Timeout:                 awscdk.Duration_Seconds(jsii.Number(5)),
-			HealthyThresholdCount:   jsii.Number(2),
-			UnhealthyThresholdCount: jsii.Number(2),
-		},
-		DeregistrationDelay: awscdk.Duration_Seconds(jsii.Number(30)),
-	})
-	c.Gateway.AttachToApplicationTargetGroup(c.TargetGroup)
-
-	c.LoadBalancer.AddListener(jsii.String("HTTPS"), &awselasticloadbalancingv2.BaseApplicationListenerProps{
-		Port:                jsii.Number(443),
-		Protocol:            awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
-		Certificates:        &[]awselasticloadbalancingv2.IListenerCertificate{awselasticloadbalancingv2.ListenerCertificate_FromArn(jsii.String(cfg.CertificateARN))},
-		SslPolicy:           awselasticloadbalancingv2.SslPolicy_RECOMMENDED_TLS,
-		DefaultTargetGroups: &[]awselasticloadbalancingv2.IApplicationTargetGroup{c.TargetGroup},
-		Open:                jsii.Bool(false),
-	})
-
-	suppressTaskDefinition(task)
 }
 
 func executionMode(cfg *ClusterConfig) string {
@@ -534,42 +357,15 @@ func executionMode(cfg *ClusterConfig) string {
 	return "local"
 }
 
-func lbSubnetType(cfg *ClusterConfig) awsec2.SubnetType {
-	if cfg.Internal && *cfg.NATGateways > 0 {
-		return awsec2.SubnetType_PRIVATE_WITH_EGRESS
-	}
-	return awsec2.SubnetType_PUBLIC
-}
-
-// accessLogBucket stores the load balancer's access logs.
-func (c *Cluster) accessLogBucket() awss3.Bucket {
-	b := awss3.NewBucket(c.Scope, jsii.String("AccessLogs"), &awss3.BucketProps{
-		// Load balancer access logs support SSE-S3 only.
-		Encryption:        awss3.BucketEncryption_S3_MANAGED,
-		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
-		EnforceSSL:        jsii.Bool(true),
-		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		LifecycleRules: &[]*awss3.LifecycleRule{{
-			Expiration: awscdk.Duration_Days(jsii.Number(float64(c.Config.LogRetentionDays))),
-		}},
-		// Kept on stack deletion like any audit log; emptied and deleted by
-		// hand (README.md, "Deploying a cluster to AWS", tear-down).
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	suppress(b, "AwsSolutions-S1",
-		"This bucket only receives the load balancer's access logs; logging access to the log bucket itself would need another bucket and adds nothing an auditor uses here.")
-	return b
-}
-
 // addECSRunner creates the runner service scaled on backlog per task.
 func (c *Cluster) addECSRunner() {
 	cfg := c.Config
 	r := cfg.ECSRunner
-	c.RunnerRole = c.newTaskRole("RunnerTaskRole", "", "Autogate ECS runner tasks of cluster "+cfg.ID)
-	c.grantTable(c.RunnerRole)
+	c.RunnerRole = newTaskRole(c.Scope, "RunnerTaskRole", "", "Autogate ECS runner tasks of cluster "+cfg.ID, cfg.Account, cfg.Region)
+	grantTable(c.RunnerRole, *c.Table.TableArn(), cfg.ID)
 	c.RunnerRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ConsumeWork"),
-		Actions:   jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+		Actions:   jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
 		Resources: jsii.Strings(*c.Queue.QueueArn()),
 	}))
 	// A runner busy with an execution may protect its task from scale-in
@@ -590,7 +386,8 @@ func (c *Cluster) addECSRunner() {
 		RuntimePlatform: runtimePlatform(cfg.Architecture),
 		TaskRole:        c.RunnerRole,
 	})
-	env := c.baseEnv("queue")
+	env := c.baseEnv()
+	env["AUTOGATE_STORE"] = jsii.String("dynamodb")
 	env["AUTOGATE_RUNNER_CONCURRENCY"] = jsii.String(strconv.Itoa(r.Concurrency))
 	task.AddContainer(jsii.String("runner"), &awsecs.ContainerDefinitionOptions{
 		Image:       c.ecsImage,
@@ -617,7 +414,7 @@ func (c *Cluster) addECSRunner() {
 		TaskDefinition:    task,
 		DesiredCount:      jsii.Number(float64(r.MinTasks)),
 		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
-		VpcSubnets:        c.taskSubnets(),
+		VpcSubnets:        c.net.taskSubnets(),
 		AssignPublicIp:    jsii.Bool(*cfg.NATGateways == 0),
 		MinHealthyPercent: jsii.Number(100),
 		MaxHealthyPercent: jsii.Number(200),
@@ -630,6 +427,12 @@ func (c *Cluster) addECSRunner() {
 		ResourceId:        jsii.String(fmt.Sprintf("service/autogate-%s/runner", cfg.ID)),
 		MinCapacity:       jsii.Number(float64(r.MinTasks)),
 		MaxCapacity:       jsii.Number(float64(r.MaxTasks)),
+		// Application Auto Scaling acts through its service-linked role for
+		// ECS (created on first use); without this the CDK adds an empty
+		// role of its own that nothing uses.
+		Role: awsiam.Role_FromRoleArn(c.Scope, jsii.String("RunnerScalingRole"), jsii.String(fmt.Sprintf(
+			"arn:%s:iam::%s:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+			partition(cfg.Region), cfg.Account)), &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(false)}),
 	})
 	target.Node().AddDependency(c.Runner)
 	// Target tracking on a metric-math expression (the L2 construct accepts
@@ -714,9 +517,25 @@ func (c *Cluster) addLambdaRunner() {
 		Resources: jsii.Strings("*"),
 	}))
 	// The Lambda runner reads AUTOGATE_SECRET_KEY itself at cold start
-	// (AUTOGATE_SECRET_KEY_SECRET_ID): Lambda has no ECS-style secrets.
-	c.secret.GrantRead(c.LambdaRole, nil)
-	c.grantTable(c.LambdaRole)
+	// (AUTOGATE_SECRET_KEY_SECRET_ID): Lambda has no ECS-style secrets. Only
+	// GetSecretValue, the one call it makes (grantRead would add
+	// DescribeSecret).
+	c.LambdaRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadSecretKey"),
+		Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+		Resources: jsii.Strings(*c.secret.SecretArn() + "-??????"),
+	}))
+	grantTable(c.LambdaRole, *c.Table.TableArn(), cfg.ID)
+	// The event source mapping receives and deletes with the function's
+	// role; the function hands runs back (ChangeMessageVisibility). Written
+	// out because the CDK's SqsEventSource grant adds sqs:GetQueueUrl,
+	// which nothing calls.
+	c.LambdaRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("ConsumeWork"),
+		Actions: jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+			"sqs:GetQueueAttributes"),
+		Resources: jsii.Strings(*c.Queue.QueueArn()),
+	}))
 	suppress(c.LambdaRole, "AwsSolutions-IAM5",
 		"Lambda manages the function's network interfaces in the VPC; the EC2 network-interface actions it needs do not support resource-level permissions (the same actions as AWSLambdaVPCAccessExecutionRole, written inline).",
 		"Resource::*")
@@ -725,7 +544,7 @@ func (c *Cluster) addLambdaRunner() {
 		Vpc:         c.VPC,
 		Description: jsii.String("Autogate Lambda runner of " + cfg.ID + ": no inbound, outbound to run services"),
 	})
-	env := c.baseEnv("queue")
+	env := c.baseEnv()
 	env["AUTOGATE_SECRET_KEY_SECRET_ID"] = jsii.String(cfg.SecretKeySecret)
 	// Lambda's file system is read-only except /tmp; Ansible and tofu write
 	// under $HOME and $TMPDIR.
@@ -747,15 +566,17 @@ func (c *Cluster) addLambdaRunner() {
 		Role:                 c.LambdaRole,
 		LogGroup:             logs,
 		Vpc:                  c.VPC,
-		VpcSubnets:           c.taskSubnets(),
-		AllowPublicSubnet:    jsii.Bool(*cfg.NATGateways == 0),
-		SecurityGroups:       &[]awsec2.ISecurityGroup{sg},
+		// Private subnets with NAT egress: validation refuses natGateways 0
+		// with the Lambda runner.
+		VpcSubnets:     c.net.taskSubnets(),
+		SecurityGroups: &[]awsec2.ISecurityGroup{sg},
 	})
-	c.Lambda.AddEventSource(awslambdaeventsources.NewSqsEventSource(c.Queue, &awslambdaeventsources.SqsEventSourceProps{
+	c.Lambda.AddEventSourceMapping(jsii.String("SqsEventSource"), &awslambda.EventSourceMappingOptions{
+		EventSourceArn:          c.Queue.QueueArn(),
 		BatchSize:               jsii.Number(float64(l.BatchSize)),
 		MaxConcurrency:          jsii.Number(float64(l.MaxConcurrency)),
 		ReportBatchItemFailures: jsii.Bool(true),
-	}))
+	})
 }
 
 // addAlarms creates the cluster's alarms: no active gateway, DLQ not empty,
@@ -773,6 +594,28 @@ func (c *Cluster) addAlarms() {
 		EvaluationPeriods:  jsii.Number(3),
 		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
 	}, healthy)
+	if c.Lambda != nil {
+		c.alarm("LambdaErrors", &awscloudwatch.CreateAlarmOptions{
+			AlarmName:          jsii.String("autogate-" + cfg.ID + "-lambda-runner-errors"),
+			AlarmDescription:   jsii.String("The Lambda runner of cluster " + cfg.ID + " failed invocations (crashed, timed out or could not start); see its log group."),
+			Threshold:          jsii.Number(0),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		}, c.Lambda.MetricErrors(&awscloudwatch.MetricOptions{
+			Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum"),
+		}))
+		c.alarm("LambdaThrottles", &awscloudwatch.CreateAlarmOptions{
+			AlarmName:          jsii.String("autogate-" + cfg.ID + "-lambda-runner-throttles"),
+			AlarmDescription:   jsii.String("The Lambda runner of cluster " + cfg.ID + " was throttled: the account's concurrency is exhausted, so work waits in the queue (and may reach the dead-letter queue)."),
+			Threshold:          jsii.Number(0),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		}, c.Lambda.MetricThrottles(&awscloudwatch.MetricOptions{
+			Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum"),
+		}))
+	}
 	if c.Queue == nil {
 		return
 	}
@@ -800,11 +643,7 @@ func (c *Cluster) addAlarms() {
 
 func (c *Cluster) alarm(id string, opts *awscloudwatch.CreateAlarmOptions, m awscloudwatch.Metric) {
 	a := m.CreateAlarm(c.Scope, jsii.String(id), opts)
-	if c.Config.AlarmTopicARN != "" {
-		topic := awssns.Topic_FromTopicArn(c.Scope, jsii.String(id+"Topic"), jsii.String(c.Config.AlarmTopicARN))
-		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
-		a.AddOkAction(awscloudwatchactions.NewSnsAction(topic))
-	}
+	notify(a, c.topic)
 	c.Alarms = append(c.Alarms, a)
 }
 
@@ -818,6 +657,7 @@ func (c *Cluster) addOutputs() {
 	out("GatewayRoleArn", "IAM role of the gateway tasks", c.GatewayRole.RoleArn())
 	out("GatewayLogGroup", "CloudWatch Logs group of the gateways", c.gatewayLogs.LogGroupName())
 	out("EcsCluster", "ECS cluster name", c.ECSCluster.ClusterName())
+	out("AlarmTopicArn", "SNS topic every alarm notifies (subscribe to it)", c.topic.TopicArn())
 	if c.Queue != nil {
 		out("WorkQueueUrl", "SQS work queue", c.Queue.QueueUrl())
 		out("DeadLetterQueueUrl", "SQS dead-letter queue", c.DLQ.QueueUrl())
@@ -861,17 +701,6 @@ func partition(region string) string {
 	default:
 		return "aws"
 	}
-}
-
-// ManagerAccessRoleARN is the ARN of the role in the manager account that
-// the gateways of a cluster assume.
-func ManagerAccessRoleARN(mgr *ManagerConfig, clusterID string) string {
-	return fmt.Sprintf("arn:%s:iam::%s:role/%s", partition(mgr.Region), mgr.Account, ManagerAccessRoleName(clusterID))
-}
-
-// GatewayRoleARN is the ARN of a cluster's gateway task role.
-func GatewayRoleARN(cfg *ClusterConfig) string {
-	return fmt.Sprintf("arn:%s:iam::%s:role/%s", partition(cfg.Region), cfg.Account, GatewayRoleName(cfg.ID))
 }
 
 func seconds(d time.Duration) awscdk.Duration {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -49,28 +50,78 @@ const (
 	visibilityMargin = 2 * time.Minute
 	// sqsMaxVisibility is SQS's maximum visibility timeout (12 hours).
 	sqsMaxVisibility = 12 * time.Hour
+	// lambdaVisibilityFactor and lambdaMinReceiveCount follow AWS's guidance
+	// for Lambda on SQS: a visibility timeout of at least six times the
+	// function timeout (the event source mapping retries throttled
+	// invocations within it) and at least five receives before the
+	// dead-letter queue.
+	lambdaVisibilityFactor = 6
+	lambdaMinReceiveCount  = 5
+	// maxSyncWait is the longest a sync run or a wait holds a request
+	// (the API's ?timeout maximum, 300 s); the load balancers' idle timeout
+	// is this plus idleMargin, so they never cut a waiting client off.
+	maxSyncWait = 300 * time.Second
+	idleMargin  = 30 * time.Second
 )
 
 // Config is the clusters file: every cluster the app synthesizes, and the
 // optional manager.
 type Config struct {
-	// Manager, when set, adds the "Autogate-manager" stack (registry table and
-	// one cross-account access role per cluster) and points every cluster's
-	// gateways at it.
+	// Manager, when set, adds the "Autogate-manager" stack (`autogate
+	// manager` on ECS behind HTTPS, its table and alarms) and, when it has a
+	// URL, points every cluster's gateways at it.
 	Manager *ManagerConfig `yaml:"manager"`
 	// Clusters lists the clusters; each becomes the stack "Autogate-<id>".
 	Clusters []ClusterConfig `yaml:"clusters"`
 }
 
-// ManagerConfig places the Gateway Manager's stack.
+// ManagerConfig places the Gateway Manager's stack and tells the clusters'
+// gateways where it is. Zero values take the defaults documented on each
+// field (see [ManagerConfig.applyDefaults]).
 type ManagerConfig struct {
 	// Account is the 12-digit AWS account of the manager stack.
 	Account string `yaml:"account"`
 	// Region is the AWS region of the manager stack.
 	Region string `yaml:"region"`
-	// URL is passed to gateways as AUTOGATE_MANAGER_URL (optional: empty until
-	// a manager service is deployed).
+	// CertificateARN is the ACM certificate of the manager's HTTPS listener
+	// (required; same account and region as the manager).
+	CertificateARN string `yaml:"certificateArn"`
+	// DomainName, when set, is the name clients and gateways use for the
+	// manager (the certificate's name); AUTOGATE_MANAGER_ADVERTISE_ADDR
+	// becomes https://<domainName>, otherwise the load balancer's DNS name.
+	DomainName string `yaml:"domainName"`
+	// URL is the manager's address as the gateways dial it,
+	// https://host[:port] (the only form the binary's tunnel accepts on a
+	// deployed cluster, see [ValidateManagerURL]); default
+	// https://<domainName> when domainName is set. Empty: the gateways do
+	// not connect to a manager (the stacks are in different accounts or
+	// regions, so the load balancer's DNS name cannot be passed across).
 	URL string `yaml:"url"`
+	// Managers is the number of manager tasks: 1, or 2 and more for
+	// active/standby on the manager's table; default 2.
+	Managers *int `yaml:"managers"`
+	// VPCCIDR is the CIDR of the manager's VPC; default 10.0.0.0/16.
+	VPCCIDR string `yaml:"vpcCidr"`
+	// NATGateways is the number of NAT gateways (0, 1 or 2); default 1.
+	NATGateways *int `yaml:"natGateways"`
+	// AvailabilityZones, as on a cluster.
+	AvailabilityZones []string `yaml:"availabilityZones"`
+	// Internal makes the manager's load balancer internal.
+	Internal bool `yaml:"internal"`
+	// AllowedCIDRs may reach the HTTPS listener; default as on a cluster.
+	AllowedCIDRs []string `yaml:"allowedCidrs"`
+	// AlarmTopicARN, when set, is the SNS topic the manager's alarms
+	// notify; otherwise the stack creates one.
+	AlarmTopicARN string `yaml:"alarmTopicArn"`
+	// LogRetentionDays is the retention of every log group; default 30.
+	LogRetentionDays int `yaml:"logRetentionDays"`
+	// Task sizes the manager tasks; default 512 CPU units, 1024 MiB.
+	Task TaskSize `yaml:"task"`
+	// Image is a prebuilt image URI; empty builds the repository's
+	// Dockerfile as a CDK asset.
+	Image string `yaml:"image"`
+	// Architecture is amd64 (default) or arm64.
+	Architecture string `yaml:"architecture"`
 }
 
 // ClusterConfig is one cluster. Zero values take the defaults documented on
@@ -93,7 +144,11 @@ type ClusterConfig struct {
 	// NATGateways is the number of NAT gateways (0, 1 or one per zone);
 	// default 1. With 0 the tasks run in public subnets with public IP
 	// addresses (their security groups still admit nothing but the load
-	// balancer), which saves the NAT gateway's hourly charge.
+	// balancer), which saves the NAT gateway's hourly charge. 0 is refused
+	// with the Lambda runner: a function in a VPC never gets a public
+	// address, so in a public subnet it could not reach SQS or Secrets
+	// Manager (interface endpoints for them would cost more than the NAT
+	// gateway they save).
 	NATGateways *int `yaml:"natGateways"`
 	// Image is a prebuilt image URI. Empty (the default) builds the
 	// repository's Dockerfile as a CDK asset. The Lambda runner needs an ECR
@@ -127,7 +182,9 @@ type ClusterConfig struct {
 	// timeout and the Lambda timeout.
 	MaxServiceTimeout Duration `yaml:"maxServiceTimeout"`
 	// MaxReceiveCount is how many receives a message gets before it moves to
-	// the dead-letter queue; default 3.
+	// the dead-letter queue; default 5 with the Lambda runner (AWS's
+	// guidance for Lambda on SQS: throttled or handed-back batches count as
+	// receives), else 3; at least 5 with the Lambda runner.
 	MaxReceiveCount int `yaml:"maxReceiveCount"`
 	// OldestMessageAlarm is the age of the oldest work message that raises
 	// the backlog alarm; default the visibility timeout plus 15 minutes.
@@ -135,13 +192,26 @@ type ClusterConfig struct {
 	// LogRetentionDays is the retention of every log group; default 30. Must
 	// be one of CloudWatch Logs' values (1, 3, 5, 7, 14, 30, 60, 90, ...).
 	LogRetentionDays int `yaml:"logRetentionDays"`
-	// AlarmTopicARN, when set, is an SNS topic that every alarm notifies.
+	// AlarmTopicARN, when set, is an SNS topic that every alarm notifies;
+	// otherwise the stack creates one (subscribe to it after the deploy).
 	AlarmTopicARN string `yaml:"alarmTopicArn"`
 	// SecretKeySecret is the name of the Secrets Manager secret that holds
 	// AUTOGATE_SECRET_KEY (base64 of 32 random bytes); default
 	// "autogate/<id>/secret-key". It is created before the first deploy (see
 	// README.md, "Deploying a cluster to AWS"), so it outlives the stack like the table it protects.
 	SecretKeySecret string `yaml:"secretKeySecret"`
+	// ManagerCredentialSecret is the name of the Secrets Manager secret that
+	// holds the cluster's manager credential (what `autogate manager create
+	// cluster` printed); default "autogate/<id>/manager-credential". ECS
+	// passes it to the gateways as AUTOGATE_MANAGER_CREDENTIAL when the
+	// manager has a URL. Like the secret key it is created before the deploy.
+	ManagerCredentialSecret string `yaml:"managerCredentialSecret"`
+	// AWSEndpointURL, when set, is passed to every task and the Lambda
+	// runner as AWS_ENDPOINT_URL, the SDK's endpoint override for every
+	// service: LocalStack (localstack/clusters.local.yaml) sets it so the
+	// deployed tasks, not only host processes, reach LocalStack. Leave it
+	// empty on AWS.
+	AWSEndpointURL string `yaml:"awsEndpointUrl"`
 	// ContainerInsights enables CloudWatch Container Insights on the ECS
 	// cluster; default true. The ECS runner's scaling reads its
 	// RunningTaskCount metric, so it cannot be turned off with ECS runners.
@@ -248,13 +318,10 @@ func StackName(clusterID string) string { return "Autogate-" + clusterID }
 // ManagerStackName is the CDK stack name of the manager.
 const ManagerStackName = "Autogate-manager"
 
-// GatewayRoleName is the IAM role name of a cluster's gateway tasks. It is
-// fixed so the manager's access role can trust it before it exists.
+// GatewayRoleName is the IAM role name of a cluster's gateway tasks: a
+// fixed name, so policies elsewhere (a KMS key, a bucket) can name it
+// before the stack exists.
 func GatewayRoleName(clusterID string) string { return "autogate-" + clusterID + "-gateway" }
-
-// ManagerAccessRoleName is the IAM role in the manager account that the
-// gateways of one cluster assume.
-func ManagerAccessRoleName(clusterID string) string { return "autogate-manager-access-" + clusterID }
 
 // LambdaTimeout is the Lambda runner's function timeout.
 func (c *ClusterConfig) LambdaTimeout() time.Duration {
@@ -263,13 +330,45 @@ func (c *ClusterConfig) LambdaTimeout() time.Duration {
 
 // VisibilityTimeout is the work queue's visibility timeout: the longest run
 // (service timeout, or the Lambda timeout when there is a Lambda runner) plus
-// a margin, rounded up to whole seconds.
+// a margin, rounded up to whole seconds; with a Lambda runner at least six
+// times the function timeout (AWS's guidance for Lambda on SQS).
 func (c *ClusterConfig) VisibilityTimeout() time.Duration {
 	longest := c.MaxServiceTimeout.D()
+	v := longest + visibilityMargin
 	if c.HasLambdaRunner() {
-		longest = max(longest, c.LambdaTimeout())
+		v = max(c.LambdaTimeout()+visibilityMargin, lambdaVisibilityFactor*c.LambdaTimeout())
 	}
-	return (longest + visibilityMargin).Round(time.Second)
+	return v.Round(time.Second)
+}
+
+// IdleTimeout is the load balancers' idle timeout: the longest sync wait
+// plus a margin.
+func IdleTimeout() time.Duration { return maxSyncWait + idleMargin }
+
+// ManagerURL is the URL the gateways dial: manager.url, else
+// https://<domainName>, else "" (no manager connection).
+func (m *ManagerConfig) ManagerURL() string {
+	if m.URL != "" {
+		return m.URL
+	}
+	if m.DomainName != "" {
+		return "https://" + m.DomainName
+	}
+	return ""
+}
+
+// ValidateManagerURL checks a manager URL the way the binary's tunnel
+// connector does (url.Parse, a host), narrowed to https: the manager stack
+// serves TLS only, so a deployed gateway never dials http.
+func ValidateManagerURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "https" || p.Host == "" || p.Hostname() == "" {
+		return fmt.Errorf("%q: want https://host[:port]", u)
+	}
+	if (p.Path != "" && p.Path != "/") || p.RawQuery != "" || p.Fragment != "" || p.User != nil {
+		return fmt.Errorf("%q: want https://host[:port] with no path, query or user", u)
+	}
+	return nil
 }
 
 // LoadConfig reads and validates a clusters file.
@@ -303,6 +402,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	for i := range cfg.Clusters {
 		cfg.Clusters[i].applyDefaults()
+	}
+	if cfg.Manager != nil {
+		cfg.Manager.applyDefaults()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -397,6 +499,9 @@ func (c *ClusterConfig) applyDefaults() {
 	}
 	if c.MaxReceiveCount == 0 {
 		c.MaxReceiveCount = 3
+		if c.HasLambdaRunner() {
+			c.MaxReceiveCount = lambdaMinReceiveCount
+		}
 	}
 	if c.OldestMessageAlarm == 0 {
 		c.OldestMessageAlarm = Duration(c.VisibilityTimeout() + 15*time.Minute)
@@ -406,6 +511,9 @@ func (c *ClusterConfig) applyDefaults() {
 	}
 	if c.SecretKeySecret == "" && c.ID != "" {
 		c.SecretKeySecret = "autogate/" + c.ID + "/secret-key"
+	}
+	if c.ManagerCredentialSecret == "" && c.ID != "" {
+		c.ManagerCredentialSecret = "autogate/" + c.ID + "/manager-credential"
 	}
 	if c.ContainerInsights == nil {
 		c.ContainerInsights = ptr(true)
@@ -505,9 +613,7 @@ func (cfg *Config) Validate() error {
 		if !regionRE.MatchString(m.Region) {
 			errs.add("manager.region", "must be an AWS region such as us-east-1, got %q", m.Region)
 		}
-		if m.URL != "" && !strings.HasPrefix(m.URL, "https://") && !strings.HasPrefix(m.URL, "wss://") {
-			errs.add("manager.url", "must start with https:// or wss://, got %q", m.URL)
-		}
+		m.validate(&errs)
 	}
 	byID := map[string]*ClusterConfig{}
 	for i := range cfg.Clusters {
@@ -538,31 +644,15 @@ func (c *ClusterConfig) validate(p string, byID map[string]*ClusterConfig, errs 
 	if !regionRE.MatchString(c.Region) {
 		errs.add(p+".region", "must be an AWS region such as us-east-1, got %q", c.Region)
 	}
-	if n := len(c.AvailabilityZones); n == 1 {
-		errs.add(p+".availabilityZones", "list at least two zones (the load balancer needs two), got %d", n)
+	validateNetwork(p, c.Region, c.AvailabilityZones, c.VPCCIDR, *c.NATGateways, errs)
+	if *c.NATGateways == 0 && c.HasLambdaRunner() {
+		errs.add(p+".natGateways", "0 does not work with the Lambda runner (runners: %s): a Lambda function in a VPC gets no public address, so in a public subnet it cannot reach SQS or Secrets Manager; use natGateways: 1", c.Runners)
 	}
-	for j, az := range c.AvailabilityZones {
-		if !strings.HasPrefix(az, c.Region) {
-			errs.add(fmt.Sprintf("%s.availabilityZones[%d]", p, j), "%q is not a zone of region %s", az, c.Region)
-		}
-	}
-	if _, n, err := net.ParseCIDR(c.VPCCIDR); err != nil {
-		errs.add(p+".vpcCidr", "must be an IPv4 CIDR such as 10.0.0.0/16, got %q", c.VPCCIDR)
-	} else if ones, _ := n.Mask.Size(); n.IP.To4() == nil || ones < 16 || ones > 20 {
-		errs.add(p+".vpcCidr", "must be an IPv4 CIDR from /16 to /20, got %q", c.VPCCIDR)
-	}
-	if n := *c.NATGateways; n < 0 || n > 2 {
-		errs.add(p+".natGateways", "must be 0, 1 or 2, got %d", n)
-	}
-	switch c.Architecture {
-	case ArchAMD64, ArchARM64:
-	default:
-		errs.add(p+".architecture", "must be amd64 or arm64, got %q", c.Architecture)
-	}
+	validateArchitecture(p, c.Architecture, errs)
 	if c.Image != "" {
 		img, isECR := ParseECRImage(c.Image)
 		switch {
-		case strings.ContainsAny(c.Image, " \t\n"):
+		case !validImageURI(c.Image):
 			errs.add(p+".image", "must be an image URI without spaces, got %q", c.Image)
 		case c.HasLambdaRunner() && !isECR:
 			errs.add(p+".image", "the Lambda runner needs an ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>), got %q", c.Image)
@@ -593,21 +683,7 @@ func (c *ClusterConfig) validate(p string, byID map[string]*ClusterConfig, errs 
 			errs.add(p+".sharedTable", "cluster %q is in %s/%s; a shared table must be in the same account and region (%s/%s)", c.SharedTable, owner.Account, owner.Region, c.Account, c.Region)
 		}
 	}
-	if c.CertificateARN == "" {
-		errs.add(p+".certificateArn", "is required: the ARN of an ACM certificate for the HTTPS listener")
-	} else if m := acmARNRE.FindStringSubmatch(c.CertificateARN); m == nil {
-		errs.add(p+".certificateArn", "must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>), got %q", c.CertificateARN)
-	} else if m[1] != c.Region || m[2] != c.Account {
-		errs.add(p+".certificateArn", "must be in the cluster's account and region (%s/%s), got %s/%s", c.Account, c.Region, m[2], m[1])
-	}
-	if c.DomainName != "" && !domainRE.MatchString(c.DomainName) {
-		errs.add(p+".domainName", "must be a lower-case DNS name such as autogate.example.com, got %q", c.DomainName)
-	}
-	for j, cidr := range c.AllowedCIDRs {
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
-			errs.add(fmt.Sprintf("%s.allowedCidrs[%d]", p, j), "must be a CIDR such as 203.0.113.0/24, got %q", cidr)
-		}
-	}
+	validateEndpoint(p, "cluster", c.Account, c.Region, c.CertificateARN, c.DomainName, c.AllowedCIDRs, errs)
 	if t := c.MaxServiceTimeout.D(); t < time.Second {
 		errs.add(p+".maxServiceTimeout", "must be at least 1s, got %s", t)
 	} else if c.HasLambdaRunner() && c.LambdaTimeout() > lambdaMaxTimeout {
@@ -617,22 +693,23 @@ func (c *ClusterConfig) validate(p string, byID map[string]*ClusterConfig, errs 
 	}
 	if n := c.MaxReceiveCount; n < 1 || n > 1000 {
 		errs.add(p+".maxReceiveCount", "must be from 1 to 1000, got %d", n)
+	} else if c.HasLambdaRunner() && n < lambdaMinReceiveCount {
+		errs.add(p+".maxReceiveCount", "must be at least %d with the Lambda runner (AWS's guidance for Lambda on SQS: throttled invocations count as receives), got %d", lambdaMinReceiveCount, n)
 	}
 	if a := c.OldestMessageAlarm.D(); a < time.Minute {
 		errs.add(p+".oldestMessageAlarm", "must be at least 1m, got %s", a)
 	}
-	if !slices.Contains(logRetentionDays, c.LogRetentionDays) {
-		errs.add(p+".logRetentionDays", "must be one of CloudWatch Logs' values %v, got %d", logRetentionDays, c.LogRetentionDays)
-	}
-	if c.AlarmTopicARN != "" {
-		if m := snsARNRE.FindStringSubmatch(c.AlarmTopicARN); m == nil {
-			errs.add(p+".alarmTopicArn", "must be an SNS topic ARN, got %q", c.AlarmTopicARN)
-		} else if m[1] != c.Region {
-			errs.add(p+".alarmTopicArn", "must be in the cluster's region %s (CloudWatch alarms notify topics of their own region), got %s", c.Region, m[1])
-		}
-	}
+	validateOperations(p, "cluster", c.Region, c.LogRetentionDays, c.AlarmTopicARN, errs)
 	if !secretRE.MatchString(c.SecretKeySecret) {
 		errs.add(p+".secretKeySecret", "must be a Secrets Manager secret name, got %q", c.SecretKeySecret)
+	}
+	if !secretRE.MatchString(c.ManagerCredentialSecret) {
+		errs.add(p+".managerCredentialSecret", "must be a Secrets Manager secret name, got %q", c.ManagerCredentialSecret)
+	}
+	if c.AWSEndpointURL != "" {
+		if u, err := url.Parse(c.AWSEndpointURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.add(p+".awsEndpointUrl", "must be an http(s) URL such as http://localhost.localstack.cloud:4566, got %q", c.AWSEndpointURL)
+		}
 	}
 	if c.HasECSRunner() && !*c.ContainerInsights {
 		errs.add(p+".containerInsights", "must stay true with ECS runners: their scaling reads Container Insights' RunningTaskCount")
@@ -667,6 +744,129 @@ func (c *ClusterConfig) validate(p string, byID map[string]*ClusterConfig, errs 
 		}
 		if l.MaxConcurrency < 2 || l.MaxConcurrency > 1000 {
 			errs.add(p+".lambdaRunner.maxConcurrency", "must be from 2 to 1000 (SQS event source limit), got %d", l.MaxConcurrency)
+		}
+	}
+}
+
+// validate checks the manager's settings.
+func (m *ManagerConfig) validate(errs *fieldErrors) {
+	const p = "manager"
+	if !accountRE.MatchString(m.Account) {
+		errs.add(p+".account", "must be a 12-digit AWS account ID, got %q", m.Account)
+	}
+	if !regionRE.MatchString(m.Region) {
+		errs.add(p+".region", "must be an AWS region such as us-east-1, got %q", m.Region)
+	}
+	if u := m.ManagerURL(); u != "" {
+		if err := ValidateManagerURL(u); err != nil {
+			errs.add(p+".url", "%v", err)
+		}
+	}
+	if g := *m.Managers; g < 1 || g > 10 {
+		errs.add(p+".managers", "must be from 1 to 10 (1 = single manager, 2+ = active/standby), got %d", g)
+	}
+	validateNetwork(p, m.Region, m.AvailabilityZones, m.VPCCIDR, *m.NATGateways, errs)
+	validateEndpoint(p, "manager", m.Account, m.Region, m.CertificateARN, m.DomainName, m.AllowedCIDRs, errs)
+	validateOperations(p, "manager", m.Region, m.LogRetentionDays, m.AlarmTopicARN, errs)
+	validateArchitecture(p, m.Architecture, errs)
+	if m.Image != "" && !validImageURI(m.Image) {
+		errs.add(p+".image", "must be an image URI without spaces, got %q", m.Image)
+	}
+	validateTaskSize(p+".task", m.Task, errs)
+}
+
+// applyDefaults fills in every optional field of the manager left at its
+// zero value.
+func (m *ManagerConfig) applyDefaults() {
+	if m.Managers == nil {
+		m.Managers = ptr(2)
+	}
+	if m.VPCCIDR == "" {
+		m.VPCCIDR = "10.0.0.0/16"
+	}
+	if m.NATGateways == nil {
+		m.NATGateways = ptr(1)
+	}
+	if len(m.AllowedCIDRs) == 0 {
+		m.AllowedCIDRs = []string{"0.0.0.0/0"}
+		if m.Internal {
+			m.AllowedCIDRs = []string{m.VPCCIDR}
+		}
+	}
+	if m.LogRetentionDays == 0 {
+		m.LogRetentionDays = 30
+	}
+	if m.Architecture == "" {
+		m.Architecture = ArchAMD64
+	}
+	if m.Task.CPU == 0 {
+		m.Task.CPU = 512
+	}
+	if m.Task.Memory == 0 {
+		m.Task.Memory = 2 * m.Task.CPU
+	}
+}
+
+func validImageURI(s string) bool { return !strings.ContainsAny(s, " \t\n") }
+
+func validateArchitecture(p, arch string, errs *fieldErrors) {
+	switch arch {
+	case ArchAMD64, ArchARM64:
+	default:
+		errs.add(p+".architecture", "must be amd64 or arm64, got %q", arch)
+	}
+}
+
+// validateNetwork checks the VPC settings of a cluster or the manager.
+func validateNetwork(p, region string, azs []string, cidr string, nat int, errs *fieldErrors) {
+	if n := len(azs); n == 1 {
+		errs.add(p+".availabilityZones", "list at least two zones (the load balancer needs two), got %d", n)
+	}
+	for j, az := range azs {
+		if !strings.HasPrefix(az, region) {
+			errs.add(fmt.Sprintf("%s.availabilityZones[%d]", p, j), "%q is not a zone of region %s", az, region)
+		}
+	}
+	if _, n, err := net.ParseCIDR(cidr); err != nil {
+		errs.add(p+".vpcCidr", "must be an IPv4 CIDR such as 10.0.0.0/16, got %q", cidr)
+	} else if ones, _ := n.Mask.Size(); n.IP.To4() == nil || ones < 16 || ones > 20 {
+		errs.add(p+".vpcCidr", "must be an IPv4 CIDR from /16 to /20, got %q", cidr)
+	}
+	if nat < 0 || nat > 2 {
+		errs.add(p+".natGateways", "must be 0, 1 or 2, got %d", nat)
+	}
+}
+
+// validateEndpoint checks the HTTPS endpoint settings of a cluster or the
+// manager (what names its account and region).
+func validateEndpoint(p, what, account, region, certARN, domain string, cidrs []string, errs *fieldErrors) {
+	if certARN == "" {
+		errs.add(p+".certificateArn", "is required: the ARN of an ACM certificate for the HTTPS listener")
+	} else if m := acmARNRE.FindStringSubmatch(certARN); m == nil {
+		errs.add(p+".certificateArn", "must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>), got %q", certARN)
+	} else if m[1] != region || m[2] != account {
+		errs.add(p+".certificateArn", "must be in the %s's account and region (%s/%s), got %s/%s", what, account, region, m[2], m[1])
+	}
+	if domain != "" && !domainRE.MatchString(domain) {
+		errs.add(p+".domainName", "must be a lower-case DNS name such as autogate.example.com, got %q", domain)
+	}
+	for j, cidr := range cidrs {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			errs.add(fmt.Sprintf("%s.allowedCidrs[%d]", p, j), "must be a CIDR such as 203.0.113.0/24, got %q", cidr)
+		}
+	}
+}
+
+// validateOperations checks the log and alarm settings.
+func validateOperations(p, what, region string, retention int, topic string, errs *fieldErrors) {
+	if !slices.Contains(logRetentionDays, retention) {
+		errs.add(p+".logRetentionDays", "must be one of CloudWatch Logs' values %v, got %d", logRetentionDays, retention)
+	}
+	if topic != "" {
+		if m := snsARNRE.FindStringSubmatch(topic); m == nil {
+			errs.add(p+".alarmTopicArn", "must be an SNS topic ARN, got %q", topic)
+		} else if m[1] != region {
+			errs.add(p+".alarmTopicArn", "must be in the %s's region %s (CloudWatch alarms notify topics of their own region), got %s", what, region, m[1])
 		}
 	}
 }

@@ -34,6 +34,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"maxServiceTimeout", c.MaxServiceTimeout.D(), 10 * time.Minute},
 		{"visibility timeout", c.VisibilityTimeout(), 12 * time.Minute},
 		{"maxReceiveCount", c.MaxReceiveCount, 3},
+		{"managerCredentialSecret", c.ManagerCredentialSecret, "autogate/c1/manager-credential"},
 		{"logRetentionDays", c.LogRetentionDays, 30},
 		{"secretKeySecret", c.SecretKeySecret, "autogate/c1/secret-key"},
 		{"allowedCidrs", strings.Join(c.AllowedCIDRs, ","), "0.0.0.0/0"},
@@ -58,9 +59,11 @@ func TestVisibilityTimeoutFollowsLongestRun(t *testing.T) {
 	}{
 		{RunnersECS, "10m", 12 * time.Minute},
 		{RunnersECS, "2h", 2*time.Hour + 2*time.Minute},
-		// The Lambda timeout (service timeout + 30s) is the longest run.
-		{RunnersLambda, "10m", 10*time.Minute + 30*time.Second + 2*time.Minute},
-		{RunnersBoth, "14m30s", 15*time.Minute + 2*time.Minute},
+		// With the Lambda runner: six times the Lambda timeout (service
+		// timeout + 30s), AWS's guidance for Lambda on SQS (14.11).
+		{RunnersLambda, "10m", 6 * (10*time.Minute + 30*time.Second)},
+		{RunnersBoth, "14m30s", 6 * 15 * time.Minute},
+		{RunnersLambda, "10s", 6 * 40 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.runners+"/"+tc.timeout, func(t *testing.T) {
@@ -133,6 +136,19 @@ func TestParseConfigErrors(t *testing.T) {
 		{"shared table other region", second("    account: \"111111111111\"\n    region: eu-west-1\n    certificateArn: arn:aws:acm:eu-west-1:111111111111:certificate/x\n    runners: none\n    sharedTable: c1\n"), []string{"clusters[1].sharedTable", "same account and region"}},
 		{"manager account", "manager:\n  account: \"123\"\n  region: us-east-1\nclusters:" + validCluster, []string{"manager.account", "12-digit"}},
 		{"manager url", "manager:\n  account: \"111111111111\"\n  region: us-east-1\n  url: http://x\nclusters:" + validCluster, []string{"manager.url", "https://"}},
+		// 14.2: one URL form, https://host[:port], as the binary's tunnel dials it.
+		{"manager url wss", "manager:\n  account: \"111111111111\"\n  region: us-east-1\n  url: wss://m.example.com\nclusters:" + validCluster, []string{"manager.url", "https://host"}},
+		{"manager url no host", "manager:\n  account: \"111111111111\"\n  region: us-east-1\n  url: \"https://\"\nclusters:" + validCluster, []string{"manager.url"}},
+		{"manager url path", "manager:\n  account: \"111111111111\"\n  region: us-east-1\n  url: https://m.example.com/x\nclusters:" + validCluster, []string{"manager.url", "no path"}},
+		{"manager without certificate", "manager:\n  account: \"111111111111\"\n  region: us-east-1\nclusters:" + validCluster, []string{"manager.certificateArn: is required"}},
+		{"manager zero tasks", "manager:\n  account: \"111111111111\"\n  region: us-east-1\n  managers: 0\nclusters:" + validCluster, []string{"manager.managers"}},
+		// 14.8: no NAT gateway leaves a Lambda in a VPC without a route.
+		{"lambda without nat", replace("runners: ecs", "runners: lambda\n    natGateways: 0"), []string{"clusters[0].natGateways", "Lambda"}},
+		// 14.11: at least five receives with the Lambda runner.
+		{"lambda receive count", replace("runners: ecs", "runners: both\n    maxReceiveCount: 3"), []string{"clusters[0].maxReceiveCount", "at least 5"}},
+		// 14.12
+		{"bad endpoint url", with("    awsEndpointUrl: localstack:4566\n"), []string{"clusters[0].awsEndpointUrl"}},
+		{"bad credential secret", with("    managerCredentialSecret: \"a b\"\n"), []string{"clusters[0].managerCredentialSecret"}},
 		{"several errors at once", replace("region: us-east-1", "region: nowhere\n    gateways: 0"), []string{"clusters[0].region", "clusters[0].gateways"}},
 	}
 	for _, tc := range tests {

@@ -16,6 +16,14 @@
 //     own queues and secret, and "*" resources appear only for actions that
 //     have no resource-level permissions (each one suppressed in cdk-nag with
 //     the reason);
+//   - the stacks set only environment names the node's binary reads and every
+//     name it requires, and each role grants only the SDK calls its node's
+//     code makes: tests read the product's source for both, so either side
+//     drifting fails them (product_test.go, deploy_test.go);
+//   - the manager stack runs `autogate manager` the way a cluster runs its
+//     gateways ([NewManager]: ECS service, active/standby on its table,
+//     HTTPS load balancer, alarms); a cluster's manager credential reaches
+//     its gateways as an ECS secret from Secrets Manager;
 //   - cdk-nag's AwsSolutions pack runs on every stack ([Build]); a finding that
 //     is neither fixed nor suppressed with a written reason makes synth fail.
 //

@@ -241,7 +241,8 @@ func containerEnv(t *testing.T, tmpl map[string]any, container string) (env map[
 				em := e.(map[string]any)
 				env[em["Name"].(string)] = em["Value"]
 			}
-			for _, s := range c["Secrets"].([]any) {
+			ss, _ := c["Secrets"].([]any) // absent when there are none
+			for _, s := range ss {
 				secrets = append(secrets, s.(map[string]any)["Name"].(string))
 			}
 			return env, secrets
@@ -305,8 +306,13 @@ func TestDeploymentModels(t *testing.T) {
 				"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
 				"DeletionProtectionEnabled":        true,
 			})
+			// Retained on update and delete, not when the first create
+			// rolls back (14.4): the retry would fail on the fixed name.
 			must(t, "table retained", func() {
-				tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
+				tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"})
+			})
+			must(t, "access logs retained", func() {
+				tmpl.HasResource(jsii.String("AWS::S3::Bucket"), map[string]any{"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"})
 			})
 
 			// Gateways behind HTTPS, health-checked on /readyz.
@@ -401,7 +407,9 @@ func TestDeploymentModels(t *testing.T) {
 					}),
 				})
 				renv, rsecrets := containerEnv(t, raw, "runner")
-				if renv["AUTOGATE_RUNNER_CONCURRENCY"] != fmt.Sprint(r.Concurrency) || renv["AUTOGATE_EXECUTION"] != "queue" {
+				// The runner always works from the queue and reads no
+				// AUTOGATE_EXECUTION (issue 11: nothing set that is never read).
+				if _, set := renv["AUTOGATE_EXECUTION"]; renv["AUTOGATE_RUNNER_CONCURRENCY"] != fmt.Sprint(r.Concurrency) || set || renv["AUTOGATE_STORE"] != "dynamodb" {
 					t.Errorf("runner env: %v", renv)
 				}
 				if !slices.Equal(rsecrets, []string{"AUTOGATE_SECRET_KEY"}) {
@@ -437,7 +445,7 @@ func TestDeploymentModels(t *testing.T) {
 					"Timeout":       cc.LambdaTimeout().Seconds(),
 					"ImageConfig":   map[string]any{"EntryPoint": []any{lambdaEntrypoint}},
 					"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
-						"AUTOGATE_CLUSTER": "mdl", "AUTOGATE_EXECUTION": "queue", "AUTOGATE_SECRET_KEY_SECRET_ID": "autogate/mdl/secret-key",
+						"AUTOGATE_CLUSTER": "mdl", "AUTOGATE_EXECUTION": assertions.Match_Absent(), "AUTOGATE_SECRET_KEY_SECRET_ID": "autogate/mdl/secret-key",
 					})},
 				})
 				has("AWS::Lambda::EventSourceMapping", map[string]any{
@@ -533,10 +541,18 @@ func TestSharedTable(t *testing.T) {
 	}
 }
 
-// TestManagerStack: the registry table and one access role per cluster,
-// trusted only by that cluster's gateway role, which may assume it.
+// managerYAML is a manager block; extra is spliced in.
+func managerYAML(extra string) string {
+	return "manager:\n  account: \"333333333333\"\n  region: us-east-1\n" +
+		"  certificateArn: arn:aws:acm:us-east-1:333333333333:certificate/0000-mgr\n" + extra
+}
+
+// TestManagerStack (14.3): the manager stack runs `autogate manager` the way
+// a cluster runs its gateways: an ECS service of 2 tasks, active/standby on
+// the manager's table, behind an HTTPS load balancer, with an alarm that
+// notifies a topic. No cross-account role, no sts:AssumeRole anywhere.
 func TestManagerStack(t *testing.T) {
-	doc := "manager:\n  account: \"333333333333\"\n  region: us-east-1\n  url: https://manager.example.com\nclusters:" +
+	doc := managerYAML("  url: https://manager.example.com\n") + "clusters:" +
 		clusterYAML("east", acctA, regionA, 2, RunnersBoth, "") + clusterYAML("west", acctB, regionB, 1, RunnersNone, "")
 	_, st, _ := build(t, doc)
 	if st.Manager == nil || *st.Manager.StackName() != ManagerStackName || *st.Manager.Account() != "333333333333" {
@@ -546,65 +562,112 @@ func TestManagerStack(t *testing.T) {
 	if errs := nagErrors(t, st.Manager); len(errs) > 0 {
 		t.Errorf("unsuppressed cdk-nag errors:\n%s", strings.Join(errs, "\n"))
 	}
-	must(t, "registry", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::DynamoDB::Table"), map[string]any{
-			"TableName":                        "autogate-manager-registry",
-			"KeySchema":                        assertions.Match_ArrayWith(&[]any{map[string]any{"AttributeName": "pk", "KeyType": "HASH"}}),
-			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
-		})
+	has := func(typ string, p map[string]any) {
+		t.Helper()
+		must(t, "properties of "+typ, func() { tmpl.HasResourceProperties(jsii.String(typ), p) })
+	}
+	has("AWS::DynamoDB::Table", map[string]any{
+		"TableName":                        "autogate-manager-registry",
+		"KeySchema":                        assertions.Match_ArrayWith(&[]any{map[string]any{"AttributeName": "pk", "KeyType": "HASH"}}),
+		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+		"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},
 	})
-	for id, acct := range map[string]string{"east": acctA, "west": acctB} {
-		gatewayARN := fmt.Sprintf("arn:aws:iam::%s:role/autogate-%s-gateway", acct, id)
-		must(t, "access role "+id, func() {
-			tmpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
-				"RoleName": "autogate-manager-access-" + id,
-				"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
-					"Action":    "sts:AssumeRole",
-					"Effect":    "Allow",
-					"Principal": map[string]any{"AWS": assertions.Match_AnyValue()},
-					"Condition": map[string]any{"ArnEquals": map[string]any{"aws:PrincipalArn": gatewayARN}},
-				}}},
-			})
-		})
-		if !strings.Contains(fmt.Sprint(raw["Resources"]), acct) {
-			t.Errorf("manager template does not trust account %s", acct)
+	must(t, "registry retained except on create", func() {
+		tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"})
+	})
+	must(t, "manager access logs retained except on create", func() {
+		tmpl.HasResource(jsii.String("AWS::S3::Bucket"), map[string]any{"DeletionPolicy": "RetainExceptOnCreate"})
+	})
+	has("AWS::ECS::Service", map[string]any{
+		"ServiceName": "manager", "DesiredCount": 2,
+		"HealthCheckGracePeriodSeconds": 2147483647,
+		"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 0}),
+		"LoadBalancers":                 []any{map[string]any{"ContainerName": "manager", "ContainerPort": 9443, "TargetGroupArn": assertions.Match_AnyValue()}},
+	})
+	has("AWS::ElasticLoadBalancingV2::TargetGroup", map[string]any{
+		"Port": 9443, "Protocol": "HTTPS", "HealthCheckPath": "/readyz", "HealthCheckProtocol": "HTTPS",
+	})
+	has("AWS::ElasticLoadBalancingV2::Listener", map[string]any{
+		"Port": 443, "Protocol": "HTTPS",
+		"Certificates": []any{map[string]any{"CertificateArn": "arn:aws:acm:us-east-1:333333333333:certificate/0000-mgr"}},
+	})
+	has("AWS::ElasticLoadBalancingV2::LoadBalancer", map[string]any{
+		"LoadBalancerAttributes": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": "idle_timeout.timeout_seconds", "Value": fmt.Sprint(IdleTimeout().Seconds())}}),
+	})
+	has("AWS::CloudWatch::Alarm", map[string]any{
+		"MetricName": "HealthyHostCount", "ComparisonOperator": "LessThanThreshold", "Threshold": 1,
+		"AlarmActions": assertions.Match_ArrayWith(&[]any{map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("AlarmTopic"))}}),
+	})
+	must(t, "topic", func() { tmpl.ResourceCountIs(jsii.String("AWS::SNS::Topic"), jsii.Number(1)) })
+
+	env, secrets := containerEnv(t, raw, "manager")
+	for k, want := range map[string]any{
+		"AUTOGATE_MANAGER_STORE": "dynamodb", "AUTOGATE_MANAGER_TABLE": "autogate-manager-registry",
+		"AUTOGATE_MANAGER_LISTEN": ":9443",
+	} {
+		if env[k] != want {
+			t.Errorf("manager env %s: got %v, want %v", k, env[k], want)
 		}
 	}
+	if len(secrets) != 0 {
+		t.Errorf("manager secrets: got %v, want none", secrets)
+	}
+	// The manager's items live under its own namespace.
+	checkIAM(t, raw, ManagerNamespace, nil)
 	for _, s := range statements(raw) {
-		keys := fmt.Sprint(s.condition["ForAllValues:StringLike"])
-		if !strings.Contains(keys, "east#*") && !strings.Contains(keys, "west#*") {
-			t.Errorf("manager statement %v without a per-cluster LeadingKeys condition: %s", s.actions, keys)
+		if slices.Contains(s.actions, "sts:AssumeRole") {
+			t.Errorf("manager policy %s grants sts:AssumeRole", s.policy)
+		}
+	}
+	for _, r := range resources(raw, "AWS::IAM::Role") {
+		if n, _ := props(r)["RoleName"].(string); strings.HasPrefix(n, "autogate-manager-access-") {
+			t.Errorf("cross-account access role %s still created", n)
 		}
 	}
 
-	// The cluster side: the gateway role has the fixed name the manager
-	// trusts, may assume exactly its access role, and knows the manager.
-	_, craw := templateOf(t, st.Clusters["east"])
-	foundRole := false
-	for _, r := range resources(craw, "AWS::IAM::Role") {
-		if props(r)["RoleName"] == GatewayRoleName("east") {
-			foundRole = true
-		}
-	}
-	if !foundRole {
-		t.Errorf("no gateway role named %s", GatewayRoleName("east"))
-	}
-	wantRole := "arn:aws:iam::333333333333:role/autogate-manager-access-east"
-	assumes := false
-	for _, s := range statements(craw) {
-		if slices.Contains(s.actions, "sts:AssumeRole") {
-			assumes = true
-			if len(s.resources) != 1 || s.resources[0] != wantRole {
-				t.Errorf("gateway may assume %v, want only %s", s.resources, wantRole)
+	// The cluster side (14.2): the gateways get the URL and the cluster's
+	// credential as an ECS secret from Secrets Manager, and no role to
+	// assume.
+	for _, id := range []string{"east", "west"} {
+		_, craw := templateOf(t, st.Clusters[id])
+		for _, s := range statements(craw) {
+			if slices.Contains(s.actions, "sts:AssumeRole") {
+				t.Errorf("%s: gateway may still assume %v", id, s.resources)
 			}
 		}
+		env, secrets := containerEnv(t, craw, "gateway")
+		if env["AUTOGATE_MANAGER_URL"] != "https://manager.example.com" {
+			t.Errorf("%s: AUTOGATE_MANAGER_URL = %v", id, env["AUTOGATE_MANAGER_URL"])
+		}
+		if _, ok := env["AUTOGATE_MANAGER_ROLE_ARN"]; ok {
+			t.Errorf("%s: AUTOGATE_MANAGER_ROLE_ARN is still set", id)
+		}
+		if _, ok := env["AUTOGATE_MANAGER_CREDENTIAL"]; ok || !slices.Contains(secrets, "AUTOGATE_MANAGER_CREDENTIAL") {
+			t.Errorf("%s: the credential must be an ECS secret only: in env %v, secrets %v", id, ok, secrets)
+		}
+		js, _ := json.Marshal(craw)
+		if !strings.Contains(string(js), ":secret:autogate/"+id+"/manager-credential") {
+			t.Errorf("%s: the credential secret is not autogate/%s/manager-credential", id, id)
+		}
 	}
-	if !assumes {
-		t.Error("gateway role cannot assume the manager access role")
+}
+
+// TestManagerURLWithoutURL: with a manager that has neither url nor
+// domainName the gateways get no manager settings (and so do not crash
+// looking for a credential).
+func TestManagerURLWithoutURL(t *testing.T) {
+	_, st, _ := build(t, managerYAML("")+"clusters:"+clusterYAML("solo", acctA, regionA, 1, RunnersNone, ""))
+	_, craw := templateOf(t, st.Clusters["solo"])
+	env, secrets := containerEnv(t, craw, "gateway")
+	if _, ok := env["AUTOGATE_MANAGER_URL"]; ok || slices.Contains(secrets, "AUTOGATE_MANAGER_CREDENTIAL") {
+		t.Errorf("manager settings without a manager URL: env %v secrets %v", env, secrets)
 	}
-	env, _ := containerEnv(t, craw, "gateway")
-	if env["AUTOGATE_MANAGER_URL"] != "https://manager.example.com" || env["AUTOGATE_MANAGER_ROLE_ARN"] != wantRole {
-		t.Errorf("gateway manager env: %v %v", env["AUTOGATE_MANAGER_URL"], env["AUTOGATE_MANAGER_ROLE_ARN"])
+	// domainName alone gives https://<domainName>.
+	_, st, _ = build(t, managerYAML("  domainName: mgr.example.com\n")+"clusters:"+clusterYAML("solo", acctA, regionA, 1, RunnersNone, ""))
+	_, craw = templateOf(t, st.Clusters["solo"])
+	env, secrets = containerEnv(t, craw, "gateway")
+	if env["AUTOGATE_MANAGER_URL"] != "https://mgr.example.com" || !slices.Contains(secrets, "AUTOGATE_MANAGER_CREDENTIAL") {
+		t.Errorf("manager from domainName: env %v secrets %v", env["AUTOGATE_MANAGER_URL"], secrets)
 	}
 }
 

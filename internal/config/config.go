@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/autogate/autogate/internal/resource"
+	"github.com/autogate/autogate/internal/secret"
 )
 
 // Server configures `autogate server`.
@@ -72,6 +73,10 @@ type Server struct {
 	// ManagerCredentialFile holds the cluster's credential (else it comes
 	// from AUTOGATE_MANAGER_CREDENTIAL; never from a flag).
 	ManagerCredentialFile string
+	// ManagerCredential is the cluster's credential from
+	// AUTOGATE_MANAGER_CREDENTIAL (how ECS injects a Secrets Manager
+	// secret). It has no flag and never prints itself.
+	ManagerCredential secret.Value
 	// ManagerCAFile is a PEM bundle to trust for the manager's certificate.
 	ManagerCAFile string
 	// MaxServiceTimeout is the longest timeout a service of this cluster
@@ -157,7 +162,12 @@ var env = map[string]string{
 	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
 	"sweep-interval":      "AUTOGATE_SWEEP_INTERVAL",
 	"max-service-timeout": "AUTOGATE_MAX_SERVICE_TIMEOUT",
+	// Environment only, a secret: no flag.
+	"manager-credential": ManagerCredentialEnv,
 }
+
+// ManagerCredentialEnv carries the cluster's manager credential.
+const ManagerCredentialEnv = "AUTOGATE_MANAGER_CREDENTIAL"
 
 // RunnerFlags are the settings `autogate runner` takes; the rest are the
 // gateway's.
@@ -268,6 +278,10 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("manager-url", func(v string) error { c.ManagerURLs = strings.Split(v, ","); return nil })
 	get("manager-credential-file", str(&c.ManagerCredentialFile))
 	get("manager-ca-file", str(&c.ManagerCAFile))
+	// Not through get: its error would quote the value.
+	if v, ok := lookup(ManagerCredentialEnv); ok && strings.TrimSpace(v) != "" {
+		c.ManagerCredential = secret.Value(strings.TrimSpace(v))
+	}
 	get("heartbeat", dur(&c.Heartbeat))
 	get("start-window", dur(&c.StartWindow))
 	get("sweep-interval", dur(&c.SweepInterval))
@@ -370,6 +384,9 @@ func (c *Server) Validate() error {
 	}
 	if len(c.ManagerURLs) == 0 && (c.ManagerCredentialFile != "" || c.ManagerCAFile != "") {
 		bad("manager-url", "required with --manager-credential-file or --manager-ca-file")
+	}
+	if len(c.ManagerURLs) > 0 && c.ManagerCredentialFile == "" && len(c.ManagerCredential) == 0 {
+		bad("manager-credential-file", "required with --manager-url (or set AUTOGATE_MANAGER_CREDENTIAL)")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{"start window too short", func(c *Server) { c.StartWindow = time.Second }, "--start-window"},
 		{"sweep interval zero", func(c *Server) { c.SweepInterval = 0 }, "--sweep-interval"},
 		{"max service timeout over 12h", func(c *Server) { c.MaxServiceTimeout = 13 * time.Hour }, "--max-service-timeout"},
+		{"manager URL without a credential", func(c *Server) { c.ManagerURLs = []string{"https://m:9443"} }, "AUTOGATE_MANAGER_CREDENTIAL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,5 +103,28 @@ func TestMaxServiceTimeoutFromEnv(t *testing.T) {
 	}
 	if c.MaxServiceTimeout != 15*time.Minute {
 		t.Errorf("MaxServiceTimeout = %v, want 15m", c.MaxServiceTimeout)
+	}
+}
+
+// TestManagerCredentialFromEnv: the credential ECS injects as
+// AUTOGATE_MANAGER_CREDENTIAL satisfies --manager-url, and never prints.
+func TestManagerCredentialFromEnv(t *testing.T) {
+	const cred = "agc_eu-1_s3cr3t"
+	c := DefaultServer()
+	c.Node = "n1"
+	envs := map[string]string{"AUTOGATE_MANAGER_URL": "https://m.example.com", ManagerCredentialEnv: " " + cred + "\n"}
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.ManagerCredential) != cred {
+		t.Errorf("credential: got %d bytes, want the trimmed value", len(c.ManagerCredential))
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	for _, out := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		if strings.Contains(out, cred) {
+			t.Errorf("the credential is printed: %s", out)
+		}
 	}
 }

@@ -140,7 +140,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if len(cfg.ManagerURLs) > 0 {
 		c, err := newTunnelConnector(tunnelConfig{urls: cfg.ManagerURLs, credFile: cfg.ManagerCredentialFile,
 			caFile: cfg.ManagerCAFile, cluster: cfg.Cluster, node: cfg.Node, version: g.Version,
-			credential: getenv("AUTOGATE_MANAGER_CREDENTIAL")}, handler, log)
+			credential: string(cfg.ManagerCredential)}, handler, log)
 		if err != nil {
 			return err
 		}

@@ -6,12 +6,13 @@ import (
 )
 
 // On-demand request prices in us-east-1 that EstimateCost uses, in dollars
-// per million request units (the list prices this project plans with; AWS
-// halved on-demand throughput prices in November 2024, so real bills are
-// lower), and AWS's billing month.
+// per million request units (the list prices since AWS halved on-demand
+// throughput prices in November 2024), and AWS's billing month. README.md's
+// cost-at-rest price table is the same table: TestREADMEPriceTable holds
+// the two together.
 const (
-	PricePerMillionWriteUnits = 1.25
-	PricePerMillionReadUnits  = 0.25
+	PricePerMillionWriteUnits = 0.625
+	PricePerMillionReadUnits  = 0.125
 	HoursPerMonth             = 730
 )
 
