@@ -11,7 +11,8 @@
 //     resolve inside it, symlinks included.
 //   - No shell: argv is built by the executor and started with exec directly.
 //     Inputs reach python-script and executable services as sorted
-//     "--key value" pairs after Service.Args, and every type as a 0600 JSON
+//     "--key value" pairs after Service.Args, except Job.SensitiveInputs,
+//     which never appear in argv; every type gets them all as a 0600 JSON
 //     file named by AUTOGATE_INPUTS_FILE.
 //   - Scrubbed environment: nothing of the host's environment leaks. The
 //     process sees PATH (Config.PathEnv), HOME, LANG=C.UTF-8,

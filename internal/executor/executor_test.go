@@ -682,3 +682,34 @@ func TestRunOwnProcessGroup(t *testing.T) {
 		t.Errorf("got (%s, %q) want failed by SIGTERM", res.Status, res.Reason)
 	}
 }
+
+// TestRunSensitiveInputsNotInArgv: /proc/PID/cmdline is world-readable, so a
+// writeOnly input must reach the service through the inputs file only.
+func TestRunSensitiveInputsNotInArgv(t *testing.T) {
+	t.Parallel()
+	const pw = "hunter2-in-argv"
+	out := filepath.Join(t.TempDir(), "cmdline")
+	e := newExecutor(t, nil)
+	res, err := runScript(t, e, `tr '\0' ' ' < /proc/$$/cmdline > "$OUT"; echo >> "$OUT"; cat "$AUTOGATE_INPUTS_FILE" >> "$OUT"`, func(j *Job) {
+		j.Service.Env = map[string]string{"OUT": out}
+		j.Inputs = map[string]any{"host": "10.0.0.1", "password": pw}
+		j.SensitiveInputs = []string{"password"}
+	})
+	if err != nil || res.Status != execution.Succeeded {
+		t.Fatalf("run: %v %s %s", err, res.Status, res.Reason)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, inputs, _ := strings.Cut(string(b), "\n")
+	if strings.Contains(cmdline, pw) || strings.Contains(cmdline, "--password") {
+		t.Errorf("cmdline %q holds the sensitive input", cmdline)
+	}
+	if !strings.Contains(cmdline, "--host 10.0.0.1") {
+		t.Errorf("cmdline %q: want the other inputs as arguments", cmdline)
+	}
+	if !strings.Contains(inputs, `"password":"`+pw+`"`) {
+		t.Errorf("inputs file %q: want the sensitive input in it", inputs)
+	}
+}
