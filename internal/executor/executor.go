@@ -177,8 +177,9 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 		return setupFailed(err)
 	}
 
-	stdout := newCapture(e.cfg.OutputLimit, job.redactions())
-	stderr := newCapture(e.cfg.OutputLimit, job.redactions())
+	redact := redactPatterns(job.redactions())
+	stdout := newCapture(e.cfg.OutputLimit, redact)
+	stderr := newCapture(e.cfg.OutputLimit, redact)
 	timeout := job.Service.Timeout()
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

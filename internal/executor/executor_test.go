@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -711,5 +713,30 @@ func TestRunSensitiveInputsNotInArgv(t *testing.T) {
 	}
 	if !strings.Contains(inputs, `"password":"`+pw+`"`) {
 		t.Errorf("inputs file %q: want the sensitive input in it", inputs)
+	}
+}
+
+func TestRunRedactsEncodedSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "line-one-of-a-key\nline-two-of-a-key"
+	e := newExecutor(t, nil)
+	res, err := runScript(t, e, `printf '%s' "$TOKEN" | base64 -w0; echo
+printf '%s' "$TOKEN" | base64 -w0 | tr '+/' '-_' | tr -d '='; echo
+printf '%s' "$TOKEN" | od -An -tx1 | tr -d ' \n'; echo
+printf '%s\n' "$TOKEN" | tail -n 1`, func(j *Job) {
+		j.Service.Secrets = []resource.SecretBinding{{Secret: "token", Env: "TOKEN"}}
+		j.Secrets = map[string][]byte{"token": []byte(secret)}
+	})
+	if err != nil || res.Status != execution.Succeeded {
+		t.Fatalf("run: %v %s %s", err, res.Status, res.Reason)
+	}
+	b64 := base64.StdEncoding.EncodeToString([]byte(secret))
+	for _, leak := range []string{b64, strings.TrimRight(b64, "="), hex.EncodeToString([]byte(secret)), "line-two-of-a-key"} {
+		if strings.Contains(res.Stdout.Data, leak) {
+			t.Errorf("stdout %q holds %q", res.Stdout.Data, leak)
+		}
+	}
+	if got := strings.Count(res.Stdout.Data, execution.Redacted); got != 4 {
+		t.Errorf("stdout %q: got %d redactions want 4", res.Stdout.Data, got)
 	}
 }

@@ -270,6 +270,11 @@ func (s *Secret) Validate() error {
 // MaxSecretBytes bounds one secret's value (64 KiB).
 const MaxSecretBytes = 64 << 10
 
+// MinRedactBytes is the shortest secret or sensitive value redacted from
+// captured output. Replacing shorter ones would mangle ordinary output and,
+// by the pattern of what got replaced, reveal the value.
+const MinRedactBytes = 4
+
 // GetMeta returns the embedded metadata; it lets code handle every resource
 // type through one interface.
 func (m *Meta) GetMeta() *Meta { return m }
