@@ -361,3 +361,39 @@ func TestWarmCachesDecorators(t *testing.T) {
 		t.Fatalf("Warm = %d, %v; want 2 decorators cached", n, err)
 	}
 }
+
+func TestSecretValueRules(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, body  string
+		want        int
+		wantWarning bool
+	}{
+		{"empty value", `{"name":"e1","value":""}`, 422, false},
+		{"no value", `{"name":"e2"}`, 422, false},
+		{"too short to redact", `{"name":"short","value":"YWI="}`, 201, true}, // "ab"
+		{"long enough", `{"name":"long","value":"YWJjZA=="}`, 201, false},    // "abcd"
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Admin, "POST", "/v1/secrets", tt.body)
+			if st != tt.want {
+				t.Fatalf("create = %d %s, want %d", st, body, tt.want)
+			}
+			if got := strings.Contains(body, "not redacted"); got != tt.wantWarning {
+				t.Errorf("create answer %s: warning %v, want %v", body, got, tt.wantWarning)
+			}
+		})
+	}
+	for _, name := range []string{"e1", "e2"} {
+		if st, _, _ := e.do(t, auth.Admin, "GET", "/v1/secrets/"+name, ""); st != 404 {
+			t.Errorf("refused secret %s: GET = %d, want 404 (nothing recorded)", name, st)
+		}
+	}
+	if st, body, _ := e.do(t, auth.Admin, "PUT", "/v1/secrets/long", `{"name":"long","value":"","version":1}`); st != 422 {
+		t.Errorf("update to an empty value = %d %s, want 422", st, body)
+	}
+	if st, body, _ := e.do(t, auth.Admin, "GET", "/v1/secrets/short", ""); st != 200 || strings.Contains(body, "warning") {
+		t.Errorf("GET short = %d %s: the warning is not stored", st, body)
+	}
+}

@@ -20,7 +20,7 @@ import (
 // happens. Unknown errors are internal, and their text never reaches clients.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, decorator.ErrInputs):
+	case errors.Is(err, decorator.ErrInputs), errors.Is(err, resource.ErrBadValue):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, resource.ErrInvalid), errors.Is(err, store.ErrBadPageToken),
 		errors.Is(err, gateway.ErrWrongType), errors.Is(err, execution.ErrTransition), errors.Is(err, gateway.ErrNoDLQ):

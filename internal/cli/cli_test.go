@@ -263,3 +263,30 @@ func TestClusterRouting(t *testing.T) {
 		})
 	}
 }
+
+// fakeServer serves handle; cfg is a CLI config whose current context
+// points at it.
+func fakeServer(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) (cfg string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(handle))
+	t.Cleanup(srv.Close)
+	cfg = filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("current: c\ncontexts:\n  c:\n    server: "+srv.URL+"\n    token: agt_x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestCreateSecretPrintsWarning(t *testing.T) {
+	cfg := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"name":"s","version":1,"warning":"secret s: the value is 2 bytes, shorter than 4: it is not redacted from service output"}`)
+	})
+	var out, errb bytes.Buffer
+	a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+	code := a.Main(context.Background(), []string{"create", "secret", "s", "--from-literal", "ab", "--config", cfg})
+	if code != 0 || !strings.Contains(errb.String(), "warning: secret s: the value is 2 bytes") || !strings.Contains(out.String(), "secret/s created") {
+		t.Errorf("exit %d stdout %q stderr %q; want 0 and the warning on stderr", code, out.String(), errb.String())
+	}
+}

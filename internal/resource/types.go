@@ -254,9 +254,13 @@ type Secret struct {
 	Description string `json:"description,omitempty"`
 	// Value is write-only: accepted on create and update, never returned.
 	Value []byte `json:"value,omitempty"`
+	// Warning is set in the answer to a create or update, never stored: a
+	// value too short to be redacted from output (see RedactionWarning).
+	Warning string `json:"warning,omitempty" readOnly:"true"`
 }
 
-// Validate checks the secret's name and size.
+// Validate checks the secret's name and size. An absent value is valid
+// here (an update keeps the old one); ValidateNew refuses it.
 func (s *Secret) Validate() error {
 	if err := ValidateName(s.Name); err != nil {
 		return fmt.Errorf("secret: %w", err)
@@ -264,7 +268,31 @@ func (s *Secret) Validate() error {
 	if len(s.Value) > MaxSecretBytes {
 		return fmt.Errorf("%w secret %s: %d bytes, more than %d", ErrInvalid, s.Name, len(s.Value), MaxSecretBytes)
 	}
+	if s.Value != nil && len(s.Value) == 0 {
+		return fmt.Errorf("%w secret %s: the value is empty", ErrBadValue, s.Name)
+	}
 	return nil
+}
+
+// ValidateNew is Validate for a secret being created, which needs a value.
+// (An empty value and no value look the same on the wire.)
+func (s *Secret) ValidateNew() error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if len(s.Value) == 0 {
+		return fmt.Errorf("%w secret %s: the value is empty", ErrBadValue, s.Name)
+	}
+	return nil
+}
+
+// RedactionWarning says, for a value shorter than MinRedactBytes, that it
+// will not be redacted from service output; "" otherwise.
+func (s *Secret) RedactionWarning() string {
+	if n := len(s.Value); n > 0 && n < MinRedactBytes {
+		return fmt.Sprintf("secret %s: the value is %d bytes, shorter than %d: it is not redacted from service output", s.Name, n, MinRedactBytes)
+	}
+	return ""
 }
 
 // MaxSecretBytes bounds one secret's value (64 KiB).
