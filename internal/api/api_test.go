@@ -372,7 +372,7 @@ func TestSecretValueRules(t *testing.T) {
 		{"empty value", `{"name":"e1","value":""}`, 422, false},
 		{"no value", `{"name":"e2"}`, 422, false},
 		{"too short to redact", `{"name":"short","value":"YWI="}`, 201, true}, // "ab"
-		{"long enough", `{"name":"long","value":"YWJjZA=="}`, 201, false},    // "abcd"
+		{"long enough", `{"name":"long","value":"YWJjZA=="}`, 201, false},     // "abcd"
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
