@@ -397,3 +397,31 @@ func TestSecretValueRules(t *testing.T) {
 		t.Errorf("GET short = %d %s: the warning is not stored", st, body)
 	}
 }
+
+func TestRunRejectsBadInputsBeforeRecording(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	tests := []struct{ name, inputs, detail string }{
+		{"empty key", `{"":"v"}`, `input key \"\"`},
+		{"equals in key", `{"x=y":"v"}`, `input key \"x=y\"`},
+		{"NUL in a value", `{"host":"a\u0000b"}`, "NUL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/s/run", `{"async":true,"inputs":`+tt.inputs+`}`)
+			if st != 422 || !strings.Contains(body, tt.detail) {
+				t.Errorf("run = %d %s, want 422 mentioning %s", st, body, tt.detail)
+			}
+		})
+	}
+	if _, body, _ := e.do(t, auth.Viewer, "GET", "/v1/executions", ""); !strings.Contains(body, `"items":[]`) || e.q.Depth() != 0 {
+		t.Errorf("after refused runs: executions %s, queue depth %d; want none", body, e.q.Depth())
+	}
+}
