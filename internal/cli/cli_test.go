@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/autogate/autogate/internal/client"
@@ -288,5 +289,50 @@ func TestCreateSecretPrintsWarning(t *testing.T) {
 	code := a.Main(context.Background(), []string{"create", "secret", "s", "--from-literal", "ab", "--config", cfg})
 	if code != 0 || !strings.Contains(errb.String(), "warning: secret s: the value is 2 bytes") || !strings.Contains(out.String(), "secret/s created") {
 		t.Errorf("exit %d stdout %q stderr %q; want 0 and the warning on stderr", code, out.String(), errb.String())
+	}
+}
+
+func TestLoginRefusesClearText(t *testing.T) {
+	var logins atomic.Int32
+	login := func(w http.ResponseWriter, r *http.Request) {
+		logins.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"token":"agt_x","user":"admin","role":"admin","expiresAt":"2030-01-01T00:00:00Z"}`)
+	}
+	plain := httptest.NewServer(http.HandlerFunc(login))
+	defer plain.Close()
+	selfSigned := httptest.NewTLSServer(http.HandlerFunc(login))
+	defer selfSigned.Close()
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("a long enough password"), 0o600)
+	_, port, _ := strings.Cut(strings.TrimPrefix(plain.URL, "http://"), ":")
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		want   string
+		logins int32
+	}{
+		{"http to loopback without the flag", []string{"--server", plain.URL}, 2, "--insecure-http", 0},
+		{"http to a remote host", []string{"--server", "http://gateway.example.com:8443", "--insecure-http"}, 2, "in clear", 0},
+		{"other scheme", []string{"--server", "ftp://127.0.0.1"}, 2, "https://", 0},
+		{"http to loopback with the flag", []string{"--server", plain.URL, "--insecure-http"}, 0, "", 1},
+		{"http to localhost with the flag", []string{"--server", "http://localhost:" + port, "--insecure-http"}, 0, "", 1},
+		{"self-signed without --ca-file", []string{"--server", selfSigned.URL}, 1, "--ca-file", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logins.Store(0)
+			var out, errb bytes.Buffer
+			a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+			args := append([]string{"login", "--password-file", pw, "--config", filepath.Join(t.TempDir(), "c.yaml")}, tt.args...)
+			code := a.Main(context.Background(), args)
+			if code != tt.code || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("exit %d stderr %q; want %d mentioning %q", code, errb.String(), tt.code, tt.want)
+			}
+			if got := logins.Load(); got != tt.logins {
+				t.Errorf("%d login requests reached the server, want %d", got, tt.logins)
+			}
+		})
 	}
 }
