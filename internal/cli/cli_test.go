@@ -153,6 +153,8 @@ func TestExitCodes(t *testing.T) {
 		{&client.Error{Status: http.StatusServiceUnavailable}, 7},
 		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), 7},
 		{exitErr{21, "timed out"}, 21},
+		{&client.Error{Status: http.StatusBadRequest}, 6},
+		{fmt.Errorf("document 2: %w", resource.ErrInvalid), 6}, // apply's local check: as create's 400
 	}
 	for _, tt := range tests {
 		if got := ExitCode(tt.err); got != tt.want {
@@ -332,6 +334,69 @@ func TestLoginRefusesClearText(t *testing.T) {
 			}
 			if got := logins.Load(); got != tt.logins {
 				t.Errorf("%d login requests reached the server, want %d", got, tt.logins)
+			}
+		})
+	}
+}
+
+func TestApplyChecksEveryDocumentFirst(t *testing.T) {
+	var mu sync.Mutex
+	var writes []string
+	cfg := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/repositories/existing":
+			fmt.Fprint(w, `{"name":"existing","url":"/srv/e","version":1}`)
+		case r.Method == http.MethodGet:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"status":404,"detail":"not found"}`)
+		default:
+			mu.Lock()
+			writes = append(writes, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+			io.Copy(w, r.Body)
+		}
+	})
+	repo := "kind: repository\nname: r\nurl: /srv/r\n"
+	tests := []struct {
+		name      string
+		manifest  string
+		code      int
+		want      []string
+		wantWrite bool
+	}{
+		{"bad names in two documents", repo + "---\nkind: repository\nname: Bad\nurl: /a\n---\nkind: decorator\nname: ../d\nschema: {}\n", 6,
+			[]string{"document 2", "document 3"}, false},
+		{"missing references", repo + "---\nkind: service\nname: s\ntype: executable\nrepository: nope\nfilename: a.sh\ndecorator: d\n---\nkind: secret\nname: k\n", 6,
+			[]string{"document 2 (service/s): repository nope does not exist", "decorator d does not exist", "document 3 (secret/k): no value"}, false},
+		{"decorator that does not compile", repo + "---\nkind: decorator\nname: d\nschema: {type: 7}\n", 6, []string{"document 2: decorator d"}, false},
+		{"references in the file or on the server", repo + "---\nkind: service\nname: s\ntype: executable\nrepository: r\nfilename: a.sh\n---\n" +
+			"kind: service\nname: t\ntype: executable\nrepository: existing\nfilename: a.sh\n", 0, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			writes = nil
+			mu.Unlock()
+			f := filepath.Join(t.TempDir(), "m.yaml")
+			os.WriteFile(f, []byte(tt.manifest), 0o600)
+			var out, errb bytes.Buffer
+			a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+			code := a.Main(context.Background(), []string{"apply", "-f", f, "--config", cfg})
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, errb.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+			mu.Lock()
+			got := writes
+			mu.Unlock()
+			if (len(got) > 0) != tt.wantWrite {
+				t.Errorf("writes %q; want some: %v", got, tt.wantWrite)
 			}
 		})
 	}

@@ -49,9 +49,11 @@ func (a *App) createAndPrint(cmd *cobra.Command, o resource.Object) error {
 }
 
 // warn prints to stderr what the server warned about in its answer.
-func (a *App) warn(o resource.Object) {
+func (a *App) warn(o resource.Object) { warn(a.Err, o) }
+
+func warn(w io.Writer, o resource.Object) {
 	if s, ok := o.(*resource.Secret); ok && s.Warning != "" {
-		fmt.Fprintln(a.Err, "warning:", s.Warning)
+		fmt.Fprintln(w, "warning:", s.Warning)
 	}
 }
 

@@ -342,3 +342,31 @@ func New(k Kind) (Object, error) {
 	}
 	return nil, fmt.Errorf("%w kind %q: not a user-managed resource", ErrInvalid, k)
 }
+
+// Ref names another resource that one depends on.
+type Ref struct {
+	Kind Kind
+	Name string
+}
+
+// Refs lists the resources o refers to, which must exist before it: a
+// service's repository, decorator and bound secrets, a repository's
+// credential secret.
+func Refs(o Object) []Ref {
+	var refs []Ref
+	switch v := o.(type) {
+	case *Service:
+		refs = append(refs, Ref{KindRepository, v.Repository})
+		if v.Decorator != "" {
+			refs = append(refs, Ref{KindDecorator, v.Decorator})
+		}
+		for _, b := range v.Secrets {
+			refs = append(refs, Ref{KindSecret, b.Secret})
+		}
+	case *Repository:
+		if v.CredentialSecret != "" {
+			refs = append(refs, Ref{KindSecret, v.CredentialSecret})
+		}
+	}
+	return refs
+}
