@@ -444,14 +444,12 @@ func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Re
 	var sensitive []string
 	for k, v := range e.Inputs {
 		if v == execution.Redacted {
-			if s, ok := inputs[k].(string); ok {
-				sensitive = append(sensitive, s)
-			}
+			sensitive = append(sensitive, k)
 		}
 	}
 	res, err := c.cfg.Executor.Run(ctx, executor.Job{
 		ExecutionID: e.ID, Service: svc, Inputs: inputs, SourceDir: dir,
-		Secrets: secrets, Sensitive: sensitive, Apply: e.Apply,
+		Secrets: secrets, SensitiveInputs: sensitive, Apply: e.Apply,
 	})
 	return res, commit, err
 }

@@ -641,3 +641,85 @@ func TestProblemsHideValues(t *testing.T) {
 		})
 	}
 }
+
+func TestSecretValueRules(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, body  string
+		want        int
+		wantWarning bool
+	}{
+		{"empty value", `{"name":"e1","value":""}`, 422, false},
+		{"no value", `{"name":"e2"}`, 422, false},
+		{"too short to redact", `{"name":"short","value":"YWI="}`, 201, true}, // "ab"
+		{"long enough", `{"name":"long","value":"YWJjZA=="}`, 201, false},     // "abcd"
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Admin, "POST", "/v1/secrets", tt.body)
+			if st != tt.want {
+				t.Fatalf("create = %d %s, want %d", st, body, tt.want)
+			}
+			if got := strings.Contains(body, "not redacted"); got != tt.wantWarning {
+				t.Errorf("create answer %s: warning %v, want %v", body, got, tt.wantWarning)
+			}
+		})
+	}
+	for _, name := range []string{"e1", "e2"} {
+		if st, _, _ := e.do(t, auth.Admin, "GET", "/v1/secrets/"+name, ""); st != 404 {
+			t.Errorf("refused secret %s: GET = %d, want 404 (nothing recorded)", name, st)
+		}
+	}
+	if st, body, _ := e.do(t, auth.Admin, "PUT", "/v1/secrets/long", `{"name":"long","value":"","version":1}`); st != 422 {
+		t.Errorf("update to an empty value = %d %s, want 422", st, body)
+	}
+	if st, body, _ := e.do(t, auth.Admin, "GET", "/v1/secrets/short", ""); st != 200 || strings.Contains(body, "warning") {
+		t.Errorf("GET short = %d %s: the warning is not stored", st, body)
+	}
+}
+
+func TestRunRejectsBadInputsBeforeRecording(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	tests := []struct{ name, inputs, detail string }{
+		{"empty key", `{"":"v"}`, `input key \"\"`},
+		{"equals in key", `{"x=y":"v"}`, `input key \"x=y\"`},
+		{"NUL in a value", `{"host":"a\u0000b"}`, "NUL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/s/run", `{"async":true,"inputs":`+tt.inputs+`}`)
+			if st != 422 || !strings.Contains(body, tt.detail) {
+				t.Errorf("run = %d %s, want 422 mentioning %s", st, body, tt.detail)
+			}
+		})
+	}
+	if _, body, _ := e.do(t, auth.Viewer, "GET", "/v1/executions", ""); !strings.Contains(body, `"items":[]`) || e.q.Depth() != 0 {
+		t.Errorf("after refused runs: executions %s, queue depth %d; want none", body, e.q.Depth())
+	}
+}
+
+func TestProblemMessagesReadable(t *testing.T) {
+	e := newEnv(t)
+	if st, body, _ := e.do(t, auth.Admin, "POST", "/v1/repositories", repoJSON); st != 201 {
+		t.Fatalf("create: %d %s", st, body)
+	}
+	const id = "01M8T0Q3RX1QEKM21BT0ET22NX"
+	st, body, _ := e.do(t, auth.Admin, "GET", "/v1/executions/"+id, "")
+	if st != 404 || !strings.Contains(body, "execution "+id+": not found") || strings.Contains(body, "default/execution") {
+		t.Errorf("unknown execution = %d %s; want 404 naming the ID, not the store key", st, body)
+	}
+	st, body, _ = e.do(t, auth.Admin, "PUT", "/v1/repositories/r", `{"name":"q","url":"/b","version":1}`)
+	var p wire.Problem
+	_ = json.Unmarshal([]byte(body), &p)
+	if st != 400 || p.Detail != "invalid: the name in the body differs from the one in the path; resources cannot be renamed" {
+		t.Errorf("rename = %d %q", st, p.Detail)
+	}
+}

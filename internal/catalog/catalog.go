@@ -83,6 +83,11 @@ func (c *Catalog) Create(ctx context.Context, o resource.Object) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	if s, ok := o.(*resource.Secret); ok {
+		if err := s.ValidateNew(); err != nil {
+			return err
+		}
+	}
 	m := o.GetMeta()
 	now := c.Clock.Now().UTC()
 	m.CreatedAt, m.UpdatedAt = now, now
@@ -96,6 +101,7 @@ func (c *Catalog) Create(ctx context.Context, o resource.Object) error {
 	}
 	m.Version = rec.Version
 	if s, ok := o.(*resource.Secret); ok {
+		s.Warning = s.RedactionWarning()
 		s.Value = nil
 	}
 	return nil
@@ -124,6 +130,10 @@ func (c *Catalog) Update(ctx context.Context, o resource.Object) error {
 	}
 	_ = json.Unmarshal(cur.Data, &old) // best effort: a missing createdAt stays zero
 	m.CreatedAt, m.UpdatedAt = old.CreatedAt, c.Clock.Now().UTC()
+	warning := ""
+	if s, ok := o.(*resource.Secret); ok {
+		warning = s.RedactionWarning() // of a new value only
+	}
 	if s, ok := o.(*resource.Secret); ok && s.Value == nil {
 		v, err := c.SecretValue(ctx, s.Name)
 		if err != nil {
@@ -151,7 +161,7 @@ func (c *Catalog) Update(ctx context.Context, o resource.Object) error {
 	}
 	m.Version = rec.Version
 	if s, ok := o.(*resource.Secret); ok {
-		s.Value = nil
+		s.Value, s.Warning = nil, warning
 	}
 	return nil
 }

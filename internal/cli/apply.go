@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/autogate/autogate/internal/client"
+	"github.com/autogate/autogate/internal/decorator"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -27,64 +28,85 @@ import (
 type manifest struct {
 	Kind resource.Kind
 	Obj  resource.Object
+	Doc  int // 1-based position in the stream, for error messages
 }
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 
+// parseManifests decodes and validates every document, and reports every
+// bad one, not just the first.
 func parseManifests(raw []byte) ([]manifest, error) {
 	var out []manifest
+	var errs []error
 	for i, doc := range docSep.Split(string(raw), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
 		}
-		js, err := yaml.YAMLToJSON([]byte(doc))
+		m, err := parseManifest(i, doc)
 		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
+			errs = append(errs, err)
+			continue
 		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(js, &fields); err != nil {
-			return nil, fmt.Errorf("document %d: want a mapping: %w", i+1, err)
-		}
-		var kindName string
-		if err := json.Unmarshal(fields["kind"], &kindName); err != nil || kindName == "" {
-			return nil, fmt.Errorf("document %d: missing kind (service, decorator, repository or secret)", i+1)
-		}
-		k, err := resource.ParseKind(kindName)
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
-		}
-		o, err := resource.New(k)
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
-		}
-		delete(fields, "kind")
-		var strVal *string
-		if sv, ok := fields["stringValue"]; ok && k == resource.KindSecret {
-			var s string
-			if err := json.Unmarshal(sv, &s); err != nil {
-				return nil, fmt.Errorf("document %d: stringValue: %w", i+1, err)
-			}
-			strVal = &s
-			delete(fields, "stringValue")
-		}
-		rest, _ := json.Marshal(fields) // re-encoding decoded JSON cannot fail
-		dec := json.NewDecoder(bytes.NewReader(rest))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(o); err != nil {
-			return nil, fmt.Errorf("document %d (%s): %w", i+1, k, err)
-		}
-		if strVal != nil {
-			o.(*resource.Secret).Value = []byte(*strVal)
-		}
-		if err := o.Validate(); err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
-		}
-		out = append(out, manifest{Kind: k, Obj: o})
+		out = append(out, m)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if len(out) == 0 {
 		return nil, errNoDocs
 	}
 	return out, nil
+}
+
+func parseManifest(i int, doc string) (manifest, error) {
+	js, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(js, &fields); err != nil {
+		return manifest{}, fmt.Errorf("document %d: want a mapping: %w", i+1, err)
+	}
+	var kindName string
+	if err := json.Unmarshal(fields["kind"], &kindName); err != nil || kindName == "" {
+		return manifest{}, fmt.Errorf("document %d: missing kind (service, decorator, repository or secret)", i+1)
+	}
+	k, err := resource.ParseKind(kindName)
+	if err != nil {
+		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
+	}
+	o, err := resource.New(k)
+	if err != nil {
+		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
+	}
+	delete(fields, "kind")
+	var strVal *string
+	if sv, ok := fields["stringValue"]; ok && k == resource.KindSecret {
+		var s string
+		if err := json.Unmarshal(sv, &s); err != nil {
+			return manifest{}, fmt.Errorf("document %d: stringValue: %w", i+1, err)
+		}
+		strVal = &s
+		delete(fields, "stringValue")
+	}
+	rest, _ := json.Marshal(fields) // re-encoding decoded JSON cannot fail
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(o); err != nil {
+		return manifest{}, fmt.Errorf("document %d (%s): %w", i+1, k, err)
+	}
+	if strVal != nil {
+		o.(*resource.Secret).Value = []byte(*strVal)
+	}
+	if err := o.Validate(); err != nil {
+		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
+	}
+	if d, ok := o.(*resource.Decorator); ok {
+		if _, err := decorator.Compile(d.Schema); err != nil {
+			return manifest{}, fmt.Errorf("document %d: decorator %s: %w", i+1, d.Name, err)
+		}
+	}
+	return manifest{Kind: k, Obj: o, Doc: i + 1}, nil
 }
 
 func stripComments(doc string) string {
@@ -106,7 +128,10 @@ func (a *App) applyCmd() *cobra.Command {
 each with a 'kind'. Resources are applied in dependency order (secrets, repositories,
 decorators, services). A resource that already says the same is left alone, so
 applying the same file twice changes nothing. Secrets need 'value' (base64) or
-'stringValue' to be created; without one an existing secret keeps its value.`,
+'stringValue' to be created; without one an existing secret keeps its value.
+Every document is checked first (fields, names, decorator schemas, a value for each
+new secret, every reference in the file or on the server) and every bad one is
+reported; if any is bad, nothing is changed (exit 6).`,
 		Example: "  autogate apply -f resources.yaml\n  autogate --context manager apply -f resources.yaml --cluster eu-1,us-1",
 		Args:    exactArgs(0, "no arguments (use -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -124,7 +149,9 @@ applying the same file twice changes nothing. Secrets need 'value' (base64) or
 				return usageErr{err}
 			}
 			docs, err := parseManifests(raw)
-			if err != nil {
+			if errors.Is(err, resource.ErrInvalid) {
+				return err // exit 6, like create with the same bad resource
+			} else if err != nil {
 				return usageErr{err}
 			}
 			if ids := a.clusters(); len(ids) > 1 {
@@ -142,31 +169,34 @@ applying the same file twice changes nothing. Secrets need 'value' (base64) or
 }
 
 // applyDocs creates or updates docs through cl, in dependency order,
-// writing one line per resource (after prefix) to w.
+// writing one line per resource (after prefix) to w. It first checks every
+// document against the server (a new secret has a value, every reference
+// exists or is in docs) and changes nothing unless all pass.
 func applyDocs(ctx context.Context, cl *client.Client, docs []manifest, w io.Writer, prefix string) error {
+	current, err := preflight(ctx, cl, docs)
+	if err != nil {
+		return err
+	}
 	for _, kind := range resource.Kinds {
-		for _, d := range docs {
+		for i, d := range docs {
 			if d.Kind != kind {
 				continue
 			}
 			name := d.Obj.GetMeta().Name
-			cur, err := cl.Get(ctx, kind, name)
+			cur := current[i]
 			switch {
-			case client.StatusOf(err) == 404:
-				if s, ok := d.Obj.(*resource.Secret); ok && s.Value == nil {
-					return fmt.Errorf("secret/%s: no value to create it with (add value or stringValue)", name)
-				}
+			case cur == nil:
 				if err := cl.Create(ctx, d.Obj); err != nil {
 					return fmt.Errorf("%s/%s: %w", kind, name, err)
 				}
+				warn(w, d.Obj)
 				fmt.Fprintf(w, "%s%s/%s created\n", prefix, kind, name)
-			case err != nil:
-				return fmt.Errorf("%s/%s: %w", kind, name, err)
 			default:
 				d.Obj.GetMeta().Version = cur.GetMeta().Version
 				if err := cl.Update(ctx, d.Obj); err != nil {
 					return fmt.Errorf("%s/%s: %w", kind, name, err)
 				}
+				warn(w, d.Obj)
 				if d.Obj.GetMeta().Version == cur.GetMeta().Version {
 					fmt.Fprintf(w, "%s%s/%s unchanged\n", prefix, kind, name)
 				} else {
@@ -176,6 +206,54 @@ func applyDocs(ctx context.Context, cl *client.Client, docs []manifest, w io.Wri
 		}
 	}
 	return nil
+}
+
+// preflight reads the current state of every document (nil: absent) and
+// reports every document that cannot be applied, before anything changes.
+func preflight(ctx context.Context, cl *client.Client, docs []manifest) ([]resource.Object, error) {
+	current := make([]resource.Object, len(docs))
+	exists := map[resource.Ref]bool{}
+	for i, d := range docs {
+		ref := resource.Ref{Kind: d.Kind, Name: d.Obj.GetMeta().Name}
+		cur, err := cl.Get(ctx, ref.Kind, ref.Name)
+		switch {
+		case client.StatusOf(err) == http.StatusNotFound:
+		case err != nil:
+			return nil, fmt.Errorf("%s/%s: %w", ref.Kind, ref.Name, err)
+		default:
+			current[i] = cur
+			exists[ref] = true
+		}
+	}
+	inDocs := map[resource.Ref]bool{}
+	for _, d := range docs {
+		inDocs[resource.Ref{Kind: d.Kind, Name: d.Obj.GetMeta().Name}] = true
+	}
+	var errs []error
+	for i, d := range docs {
+		name := d.Obj.GetMeta().Name
+		if s, ok := d.Obj.(*resource.Secret); ok && current[i] == nil && s.Value == nil {
+			errs = append(errs, fmt.Errorf("%w document %d (secret/%s): no value to create it with (add value or stringValue)", resource.ErrInvalid, d.Doc, name))
+		}
+		for _, ref := range resource.Refs(d.Obj) {
+			if inDocs[ref] || exists[ref] {
+				continue
+			}
+			_, err := cl.Get(ctx, ref.Kind, ref.Name)
+			switch {
+			case client.StatusOf(err) == http.StatusNotFound:
+				errs = append(errs, fmt.Errorf("%w document %d (%s/%s): %s %s does not exist and is not in the file", resource.ErrInvalid, d.Doc, d.Kind, name, ref.Kind, ref.Name))
+			case err != nil:
+				return nil, fmt.Errorf("%s/%s: %w", ref.Kind, ref.Name, err)
+			default:
+				exists[ref] = true
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("nothing applied: %w", errors.Join(errs...))
+	}
+	return current, nil
 }
 
 // applyClusters applies the manifests in raw to each cluster through the

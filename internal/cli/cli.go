@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autogate/autogate/internal/client"
+	"github.com/autogate/autogate/internal/resource"
 )
 
 // App holds what commands need from the outside world, so tests can inject
@@ -53,6 +54,8 @@ func ExitCode(err error) int {
 		return ee.code
 	case errors.As(err, &ue):
 		return 2
+	case errors.Is(err, resource.ErrInvalid):
+		return 6 // found before asking the server, which would answer 400 or 422
 	}
 	switch st := client.StatusOf(err); {
 	case st == http.StatusNotFound:

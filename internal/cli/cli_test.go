@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/autogate/autogate/internal/client"
@@ -152,6 +153,8 @@ func TestExitCodes(t *testing.T) {
 		{&client.Error{Status: http.StatusServiceUnavailable}, 7},
 		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), 7},
 		{exitErr{21, "timed out"}, 21},
+		{&client.Error{Status: http.StatusBadRequest}, 6},
+		{fmt.Errorf("document 2: %w", resource.ErrInvalid), 6}, // apply's local check: as create's 400
 	}
 	for _, tt := range tests {
 		if got := ExitCode(tt.err); got != tt.want {
@@ -259,6 +262,141 @@ func TestClusterRouting(t *testing.T) {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
 				}
+			}
+		})
+	}
+}
+
+// fakeServer serves handle; cfg is a CLI config whose current context
+// points at it.
+func fakeServer(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) (cfg string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(handle))
+	t.Cleanup(srv.Close)
+	cfg = filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("current: c\ncontexts:\n  c:\n    server: "+srv.URL+"\n    token: agt_x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestCreateSecretPrintsWarning(t *testing.T) {
+	cfg := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"name":"s","version":1,"warning":"secret s: the value is 2 bytes, shorter than 4: it is not redacted from service output"}`)
+	})
+	var out, errb bytes.Buffer
+	a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+	code := a.Main(context.Background(), []string{"create", "secret", "s", "--from-literal", "ab", "--config", cfg})
+	if code != 0 || !strings.Contains(errb.String(), "warning: secret s: the value is 2 bytes") || !strings.Contains(out.String(), "secret/s created") {
+		t.Errorf("exit %d stdout %q stderr %q; want 0 and the warning on stderr", code, out.String(), errb.String())
+	}
+}
+
+func TestLoginRefusesClearText(t *testing.T) {
+	var logins atomic.Int32
+	login := func(w http.ResponseWriter, r *http.Request) {
+		logins.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"token":"agt_x","user":"admin","role":"admin","expiresAt":"2030-01-01T00:00:00Z"}`)
+	}
+	plain := httptest.NewServer(http.HandlerFunc(login))
+	defer plain.Close()
+	selfSigned := httptest.NewTLSServer(http.HandlerFunc(login))
+	defer selfSigned.Close()
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("a long enough password"), 0o600)
+	_, port, _ := strings.Cut(strings.TrimPrefix(plain.URL, "http://"), ":")
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		want   string
+		logins int32
+	}{
+		{"http to loopback without the flag", []string{"--server", plain.URL}, 2, "--insecure-http", 0},
+		{"http to a remote host", []string{"--server", "http://gateway.example.com:8443", "--insecure-http"}, 2, "in clear", 0},
+		{"other scheme", []string{"--server", "ftp://127.0.0.1"}, 2, "https://", 0},
+		{"http to loopback with the flag", []string{"--server", plain.URL, "--insecure-http"}, 0, "", 1},
+		{"http to localhost with the flag", []string{"--server", "http://localhost:" + port, "--insecure-http"}, 0, "", 1},
+		{"self-signed without --ca-file", []string{"--server", selfSigned.URL}, 1, "--ca-file", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logins.Store(0)
+			var out, errb bytes.Buffer
+			a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+			args := append([]string{"login", "--password-file", pw, "--config", filepath.Join(t.TempDir(), "c.yaml")}, tt.args...)
+			code := a.Main(context.Background(), args)
+			if code != tt.code || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("exit %d stderr %q; want %d mentioning %q", code, errb.String(), tt.code, tt.want)
+			}
+			if got := logins.Load(); got != tt.logins {
+				t.Errorf("%d login requests reached the server, want %d", got, tt.logins)
+			}
+		})
+	}
+}
+
+func TestApplyChecksEveryDocumentFirst(t *testing.T) {
+	var mu sync.Mutex
+	var writes []string
+	cfg := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/repositories/existing":
+			fmt.Fprint(w, `{"name":"existing","url":"/srv/e","version":1}`)
+		case r.Method == http.MethodGet:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"status":404,"detail":"not found"}`)
+		default:
+			mu.Lock()
+			writes = append(writes, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+			io.Copy(w, r.Body)
+		}
+	})
+	repo := "kind: repository\nname: r\nurl: /srv/r\n"
+	tests := []struct {
+		name      string
+		manifest  string
+		code      int
+		want      []string
+		wantWrite bool
+	}{
+		{"bad names in two documents", repo + "---\nkind: repository\nname: Bad\nurl: /a\n---\nkind: decorator\nname: ../d\nschema: {}\n", 6,
+			[]string{"document 2", "document 3"}, false},
+		{"missing references", repo + "---\nkind: service\nname: s\ntype: executable\nrepository: nope\nfilename: a.sh\ndecorator: d\n---\nkind: secret\nname: k\n", 6,
+			[]string{"document 2 (service/s): repository nope does not exist", "decorator d does not exist", "document 3 (secret/k): no value"}, false},
+		{"decorator that does not compile", repo + "---\nkind: decorator\nname: d\nschema: {type: 7}\n", 6, []string{"document 2: decorator d"}, false},
+		{"references in the file or on the server", repo + "---\nkind: service\nname: s\ntype: executable\nrepository: r\nfilename: a.sh\n---\n" +
+			"kind: service\nname: t\ntype: executable\nrepository: existing\nfilename: a.sh\n", 0, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			writes = nil
+			mu.Unlock()
+			f := filepath.Join(t.TempDir(), "m.yaml")
+			os.WriteFile(f, []byte(tt.manifest), 0o600)
+			var out, errb bytes.Buffer
+			a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+			code := a.Main(context.Background(), []string{"apply", "-f", f, "--config", cfg})
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, errb.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+			mu.Lock()
+			got := writes
+			mu.Unlock()
+			if (len(got) > 0) != tt.wantWrite {
+				t.Errorf("writes %q; want some: %v", got, tt.wantWrite)
 			}
 		})
 	}

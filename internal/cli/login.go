@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -15,13 +18,15 @@ import (
 
 func (a *App) loginCmd() *cobra.Command {
 	var server, caFile, user, passFile, name string
-	var insecure, passStdin bool
+	var insecure, insecureHTTP, passStdin bool
 	cmd := &cobra.Command{
 		Use:   "login --server URL",
 		Short: "Log in to a gateway and save it as a context",
 		Long: `Log in to a gateway and save the endpoint and a token as a context in the CLI
 config file (0600). The password is read from --password-file, from stdin with
---password-stdin, or from AUTOGATE_PASSWORD; never from a flag.
+--password-stdin, or from AUTOGATE_PASSWORD; never from a flag. An http:// server is
+refused, since the password would cross the network in clear, except on a loopback
+address with --insecure-http.
 
 The first start of 'autogate server' writes the admin password to
 DATA_DIR/admin-password and the self-signed certificate to DATA_DIR/tls/tls.crt:
@@ -34,6 +39,9 @@ DATA_DIR/admin-password and the self-signed certificate to DATA_DIR/tls/tls.crt:
 			if server == "" {
 				return usageErr{errors.New("--server is required")}
 			}
+			if err := checkServerURL(server, insecureHTTP); err != nil {
+				return usageErr{err}
+			}
 			pw, err := a.readPassword(passFile, passStdin)
 			if err != nil {
 				return err
@@ -44,6 +52,10 @@ DATA_DIR/admin-password and the self-signed certificate to DATA_DIR/tls/tls.crt:
 			}
 			resp, err := cl.Login(cmd.Context(), user, pw)
 			if err != nil {
+				if untrustedCert(err) {
+					return fmt.Errorf("login to %s: %w\nthe server's certificate is not trusted: pass --ca-file with the CA that signed it "+
+						"(an all-in-one gateway's self-signed one is DATA_DIR/tls/tls.crt)", server, err)
+				}
 				return fmt.Errorf("login to %s: %w", server, err)
 			}
 			cfg, err := loadContexts(a.configPath)
@@ -76,6 +88,7 @@ DATA_DIR/admin-password and the self-signed certificate to DATA_DIR/tls/tls.crt:
 	f.StringVar(&server, "server", "", "gateway URL, e.g. https://127.0.0.1:8443")
 	f.StringVar(&caFile, "ca-file", "", "PEM certificate(s) to trust for this server")
 	f.BoolVar(&insecure, "insecure-skip-tls-verify", false, "do not verify the server's certificate (unsafe)")
+	f.BoolVar(&insecureHTTP, "insecure-http", false, "allow an http:// server on a loopback address (127.0.0.1, ::1, localhost): the password and token travel unencrypted")
 	f.StringVarP(&user, "username", "u", "admin", "user name")
 	f.StringVar(&passFile, "password-file", "", "read the password from this file")
 	f.BoolVar(&passStdin, "password-stdin", false, "read the password from stdin")
@@ -174,4 +187,38 @@ func (a *App) configCmd() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// checkServerURL refuses to send a password in clear: http:// only to a
+// loopback address, and only when asked for explicitly.
+func checkServerURL(server string, insecureHTTP bool) error {
+	u, err := url.Parse(server)
+	if err != nil {
+		return fmt.Errorf("--server %q: %w", server, err)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+	default:
+		return fmt.Errorf("--server %q: want an https:// URL", server)
+	}
+	h := u.Hostname()
+	ip := net.ParseIP(h)
+	loopback := h == "localhost" || ip != nil && ip.IsLoopback()
+	switch {
+	case !loopback:
+		return fmt.Errorf("--server %q: refusing http:// to a non-loopback address: the password and the token would cross the network in clear; use https://", server)
+	case !insecureHTTP:
+		return fmt.Errorf("--server %q: http:// sends the password and the token unencrypted; use https://, or pass --insecure-http for a loopback address", server)
+	}
+	return nil
+}
+
+// untrustedCert reports whether err is a TLS verification failure, which
+// for a self-signed gateway means --ca-file is missing.
+func untrustedCert(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &cv)
 }

@@ -39,11 +39,21 @@ func (a *App) createAndPrint(cmd *cobra.Command, o resource.Object) error {
 	if err := cl.Create(cmd.Context(), o); err != nil {
 		return err
 	}
+	a.warn(o)
 	if a.output != "table" {
 		return printValue(a.Out, a.output, o)
 	}
 	fmt.Fprintf(a.Out, "%s/%s created (version %d)\n", resource.KindOf(o), o.GetMeta().Name, o.GetMeta().Version)
 	return nil
+}
+
+// warn prints to stderr what the server warned about in its answer.
+func (a *App) warn(o resource.Object) { warn(a.Err, o) }
+
+func warn(w io.Writer, o resource.Object) {
+	if s, ok := o.(*resource.Secret); ok && s.Warning != "" {
+		fmt.Fprintln(w, "warning:", s.Warning)
+	}
 }
 
 func (a *App) createRepositoryCmd() *cobra.Command {
@@ -626,6 +636,7 @@ Secrets: add a 'value' field (base64) to replace the value; without it the value
 			if err := cl.Update(cmd.Context(), n); err != nil {
 				return err
 			}
+			a.warn(n)
 			fmt.Fprintf(a.Out, "%s/%s edited (version %d)\n", k, n.GetMeta().Name, n.GetMeta().Version)
 			return nil
 		},

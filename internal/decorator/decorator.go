@@ -27,6 +27,7 @@ var ErrInputs = errors.New("inputs do not satisfy the decorator")
 type Schema struct {
 	sch       *jsonschema.Schema
 	sensitive map[string]bool
+	declared  map[string]bool // top-level property names
 }
 
 type noLoader struct{}
@@ -58,9 +59,10 @@ func Compile(doc map[string]any) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w schema: %v", resource.ErrInvalid, err)
 	}
-	s := &Schema{sch: sch, sensitive: map[string]bool{}}
+	s := &Schema{sch: sch, sensitive: map[string]bool{}, declared: map[string]bool{}}
 	if props, ok := doc["properties"].(map[string]any); ok {
 		for name, p := range props {
+			s.declared[name] = true
 			if pm, ok := p.(map[string]any); ok && pm["writeOnly"] == true {
 				s.sensitive[name] = true
 			}
@@ -120,6 +122,48 @@ func collect(u *jsonschema.OutputUnit, sensitive map[string]bool, out *[]string)
 	for i := range u.Errors {
 		collect(&u.Errors[i], sensitive, out)
 	}
+}
+
+// CheckInputs applies the rules every run's inputs follow, with or without
+// a decorator (s may be nil), before anything is recorded: a key is a legal
+// resource name (resource.ValidateName) or a property the decorator
+// declares, and then still never empty, never starting with '-' and free
+// of '=' and control characters, since keys become "--key" arguments; no
+// string anywhere in the inputs (keys of nested objects included) holds a
+// NUL byte, which no argv, environment or file name can carry.
+func (s *Schema) CheckInputs(inputs map[string]any) error {
+	for k, v := range inputs {
+		if err := resource.ValidateName(k); err != nil && !(s != nil && s.declared[k]) {
+			return fmt.Errorf("%w: input key %q: %v (or declare it in the decorator)", ErrInputs, k, err)
+		}
+		if k == "" || strings.HasPrefix(k, "-") || strings.ContainsFunc(k, func(r rune) bool { return r == '=' || r < 0x20 || r == 0x7f }) {
+			return fmt.Errorf("%w: input key %q: empty, starting with '-', or holding '=' or a control character", ErrInputs, k)
+		}
+		if nulIn(v) {
+			return fmt.Errorf("%w: input %q: holds a NUL byte", ErrInputs, k)
+		}
+	}
+	return nil
+}
+
+func nulIn(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, 0)
+	case []any:
+		for _, e := range x {
+			if nulIn(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) || nulIn(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Sensitive reports whether top-level input name is marked writeOnly.

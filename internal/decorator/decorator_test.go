@@ -111,3 +111,43 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckInputs(t *testing.T) {
+	t.Parallel()
+	s, err := Compile(map[string]any{"type": "object", "properties": map[string]any{
+		"hostName": map[string]any{"type": "string"}, "x=y": map[string]any{}, "-v": map[string]any{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		schema  *Schema
+		inputs  map[string]any
+		wantErr string
+	}{
+		{"plain names", nil, map[string]any{"host": "h", "count": 3, "router_pass": "x", "a.b-c": true}, ""},
+		{"declared property name", s, map[string]any{"hostName": "h"}, ""},
+		{"undeclared upper case", nil, map[string]any{"hostName": "h"}, `input key "hostName"`},
+		{"empty key", nil, map[string]any{"": "v"}, `input key ""`},
+		{"equals in key", nil, map[string]any{"x=y": "v"}, `input key "x=y"`},
+		{"declared but holds '='", s, map[string]any{"x=y": "v"}, "holding '='"},
+		{"declared but starts with '-'", s, map[string]any{"-v": "v"}, "starting with '-'"},
+		{"NUL in a value", nil, map[string]any{"host": "a\x00b"}, `input "host": holds a NUL byte`},
+		{"NUL deep inside", nil, map[string]any{"list": []any{map[string]any{"k": "a\x00"}}}, "NUL"},
+		{"NUL in a nested key", nil, map[string]any{"obj": map[string]any{"a\x00": 1}}, "NUL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.schema.CheckInputs(tt.inputs)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got %v want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInputs) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("got %v want ErrInputs mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}

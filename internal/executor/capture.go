@@ -2,11 +2,16 @@ package executor
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
 )
 
 // capture is an io.Writer that keeps the first limit bytes of a stream after
@@ -146,4 +151,64 @@ func (c *capture) output() execution.Output {
 	o.Data = string(kept) + fmt.Sprintf("\n[autogate: output truncated: %d of %d bytes kept]", len(kept), c.total)
 	o.Truncated = true
 	return o
+}
+
+// redactPatterns expands secret values into the byte patterns a capture
+// replaces. A value shorter than resource.MinRedactBytes is skipped: it
+// would mangle ordinary output and, by doing so, reveal itself. Each value
+// is caught as it is and in the forms a service most often prints it in:
+//   - base64, standard and URL alphabets, padded and not; inside a longer
+//     base64 stream the characters that depend on the value alone, at each
+//     of the three byte alignments (when they cover at least 6 bytes);
+//   - hex, lower and upper case;
+//   - URL-encoded, as a query value ('+' for space) and as a path (%20);
+//   - each line of a multi-line value (a PEM key, say) that is at least
+//     resource.MinRedactBytes long, as it is, so printing one line is
+//     caught too (not its encodings: that would multiply the patterns).
+//
+// Other transformations (compression, encryption, reversing, a substring)
+// are not caught: a service that prints its secret that way leaks it.
+func redactPatterns(values []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if len(s) >= resource.MinRedactBytes && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, v := range values {
+		if len(v) < resource.MinRedactBytes {
+			continue
+		}
+		forms := func(v string) {
+			add(v)
+			b := []byte(v)
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+				add(enc.EncodeToString(b))
+			}
+			// In a longer stream, the value starts at some offset mod 3; the
+			// base64 characters of its whole 3-byte groups do not depend on
+			// the bytes around it.
+			for skip := range 3 {
+				if rest := b[min(skip, len(b)):]; len(rest) >= 6 {
+					whole := rest[:len(rest)/3*3]
+					add(base64.RawStdEncoding.EncodeToString(whole))
+					add(base64.RawURLEncoding.EncodeToString(whole))
+				}
+			}
+			add(hex.EncodeToString(b))
+			add(strings.ToUpper(hex.EncodeToString(b)))
+			add(url.QueryEscape(v))
+			add(url.PathEscape(v))
+		}
+		forms(v)
+		if strings.Contains(v, "\n") {
+			for _, line := range strings.Split(v, "\n") {
+				line = strings.TrimSuffix(line, "\r")
+				add(line)
+			}
+		}
+	}
+	return out
 }

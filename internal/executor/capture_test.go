@@ -2,11 +2,15 @@ package executor
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
 )
 
 // feed writes s to c in chunks of n bytes (all at once when n <= 0).
@@ -108,4 +112,48 @@ func FuzzCapture(f *testing.F) {
 			t.Fatalf("got %q, not a prefix of %q", kept, want)
 		}
 	})
+}
+
+func TestRedactPatternsForms(t *testing.T) {
+	t.Parallel()
+	const secret = "p@ss word/+?&=é-x"
+	pem := "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\r\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\nab\n-----END KEY-----"
+	enc := []byte(secret)
+	tests := []struct{ name, out string }{
+		{"exact", secret},
+		{"base64", base64.StdEncoding.EncodeToString(enc)},
+		{"base64 raw", base64.RawStdEncoding.EncodeToString(enc)},
+		{"base64 url", base64.URLEncoding.EncodeToString(enc)},
+		{"base64 url raw", base64.RawURLEncoding.EncodeToString(enc)},
+		{"base64 with a newline (echo | base64)", base64.StdEncoding.EncodeToString(append(enc, '\n'))},
+		{"base64 inside a stream, offset 1", base64.StdEncoding.EncodeToString([]byte("x" + secret + "tail"))},
+		{"base64 inside a stream, offset 2", base64.StdEncoding.EncodeToString([]byte("xy" + secret + "tail"))},
+		{"hex", hex.EncodeToString(enc)},
+		{"HEX", strings.ToUpper(hex.EncodeToString(enc))},
+		{"query escaped", url.QueryEscape(secret)},
+		{"path escaped", url.PathEscape(secret)},
+		{"one PEM line", "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu"},
+		{"last PEM line", "KUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ=="},
+		{"whole PEM", pem},
+	}
+	pats := redactPatterns([]string{secret, pem, "abc"})
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 5} {
+			c := newCapture(1<<20, pats)
+			feed(c, "before "+tt.out+" after", chunk)
+			got := c.output().Data
+			if !strings.Contains(got, execution.Redacted) || strings.Contains(got, tt.out) {
+				t.Errorf("%s, chunk %d: got %q, want %q redacted", tt.name, chunk, got, tt.out)
+			}
+		}
+	}
+	// Too short to be redacted on its own: a value, or a line of a value.
+	c := newCapture(1<<20, pats)
+	feed(c, "abc ab", 1)
+	if got := c.output().Data; got != "abc ab" {
+		t.Errorf("short strings: got %q want them untouched", got)
+	}
+	if got := redactPatterns([]string{"abc", ""}); len(got) != 0 {
+		t.Errorf("patterns of values shorter than %d bytes: got %q want none", resource.MinRedactBytes, got)
+	}
 }

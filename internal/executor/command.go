@@ -44,7 +44,7 @@ func (e *Executor) plan(ctx context.Context, log *slog.Logger, job Job, rd *runD
 		if fi.Mode().Perm()&0o111 == 0 {
 			return runPlan{}, fmt.Errorf("%w: %s is not executable: set its executable bit in the repository (git update-index --chmod=+x %s)", ErrSetup, svc.Filename, svc.Filename)
 		}
-		args, err := formatArgs(svc.Args, job.Inputs)
+		args, err := formatArgs(svc.Args, job.Inputs, job.SensitiveInputs)
 		if err != nil {
 			return runPlan{}, fmt.Errorf("%w: inputs: %w", ErrSetup, err)
 		}
@@ -63,7 +63,7 @@ func (e *Executor) plan(ctx context.Context, log *slog.Logger, job Job, rd *runD
 			}
 			interp = filepath.Join(venv, "bin", "python")
 		}
-		args, err := formatArgs(svc.Args, job.Inputs)
+		args, err := formatArgs(svc.Args, job.Inputs, job.SensitiveInputs)
 		if err != nil {
 			return runPlan{}, fmt.Errorf("%w: inputs: %w", ErrSetup, err)
 		}
@@ -165,11 +165,14 @@ func (e *Executor) environ(job Job, rd *runDir, typeEnv map[string]string) ([]st
 // formatArgs is the argv tail of python-script and executable services:
 // args first, then for each input in key order "--key" and its value.
 // Strings are passed as they are; everything else (numbers, booleans, null,
-// arrays, objects) as JSON, without HTML escaping.
-func formatArgs(args []string, inputs map[string]any) ([]string, error) {
+// arrays, objects) as JSON, without HTML escaping. The inputs named in omit
+// (the sensitive ones) are left out: argv is world-readable.
+func formatArgs(args []string, inputs map[string]any, omit []string) ([]string, error) {
 	keys := make([]string, 0, len(inputs))
 	for k := range inputs {
-		keys = append(keys, k)
+		if !slices.Contains(omit, k) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	out := make([]string, 0, len(args)+2*len(keys))

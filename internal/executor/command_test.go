@@ -30,7 +30,7 @@ func TestFormatArgs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := formatArgs(tt.args, tt.inputs)
+			got, err := formatArgs(tt.args, tt.inputs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,7 +39,7 @@ func TestFormatArgs(t *testing.T) {
 			}
 		})
 	}
-	if _, err := formatArgs(nil, map[string]any{"nan": math.NaN()}); err == nil {
+	if _, err := formatArgs(nil, map[string]any{"nan": math.NaN()}, nil); err == nil {
 		t.Error("NaN input: got no error want one")
 	}
 }
@@ -63,7 +63,7 @@ func FuzzFormatArgs(f *testing.F) {
 			return
 		}
 		args := []string{arg}
-		got, err := formatArgs(args, inputs)
+		got, err := formatArgs(args, inputs, nil)
 		if err != nil {
 			t.Fatalf("formatArgs(%s): %v", doc, err)
 		}
@@ -153,5 +153,16 @@ func TestLookPath(t *testing.T) {
 				t.Errorf("lookPath(%q, %q): got %v want found=%v", tt.file, tt.path, err, tt.wantOK)
 			}
 		})
+	}
+}
+
+func TestFormatArgsOmitsSensitive(t *testing.T) {
+	t.Parallel()
+	got, err := formatArgs([]string{"x"}, map[string]any{"host": "h", "password": "hunter22", "token": 7}, []string{"password", "token", "absent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"x", "--host", "h"}; !slices.Equal(got, want) {
+		t.Errorf("got %q want %q", got, want)
 	}
 }

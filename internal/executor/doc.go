@@ -11,7 +11,8 @@
 //     resolve inside it, symlinks included.
 //   - No shell: argv is built by the executor and started with exec directly.
 //     Inputs reach python-script and executable services as sorted
-//     "--key value" pairs after Service.Args, and every type as a 0600 JSON
+//     "--key value" pairs after Service.Args, except Job.SensitiveInputs,
+//     which never appear in argv; every type gets them all as a 0600 JSON
 //     file named by AUTOGATE_INPUTS_FILE.
 //   - Scrubbed environment: nothing of the host's environment leaks. The
 //     process sees PATH (Config.PathEnv), HOME, LANG=C.UTF-8,
@@ -27,10 +28,12 @@
 //     terminated the same way, so no grandchild outlives the run (unless it
 //     left the group with setsid).
 //   - Bounded, redacted output: stdout and stderr are each kept up to
-//     Config.OutputLimit bytes. Every secret value and every sensitive string
-//     of three bytes or more is replaced by "[REDACTED]" while streaming,
-//     before the cut, including across read boundaries; a cut stream ends
-//     with a marker line and has Output.Truncated set.
+//     Config.OutputLimit bytes. Every secret value and sensitive input of
+//     resource.MinRedactBytes or more, and its base64, hex and URL-encoded
+//     forms and long enough lines (see redactPatterns), is replaced by
+//     "[REDACTED]" while streaming, before the cut, including across read
+//     boundaries; a cut stream ends with a marker line and has
+//     Output.Truncated set.
 //
 // python-script services with requirements run in a virtualenv cached under
 // Config.CacheDir/venvs by the hash of the requirements file, the interpreter

@@ -126,9 +126,14 @@ type Job struct {
 	// Secrets maps secret name to plaintext, for Service.Secrets bindings.
 	// Every non-empty value is redacted from the output.
 	Secrets map[string][]byte
-	// Sensitive are extra strings to redact from output (e.g. sensitive
-	// input values); those shorter than 3 bytes are ignored.
+	// Sensitive are extra strings to redact from output; those shorter
+	// than resource.MinRedactBytes are ignored.
 	Sensitive []string
+	// SensitiveInputs names the inputs marked writeOnly. They never go on
+	// the command line, which any local user can read in /proc/PID/cmdline:
+	// the service reads them from AUTOGATE_INPUTS_FILE (0600). Their values
+	// are redacted from the output like Sensitive.
+	SensitiveInputs []string
 	// Apply makes an opentofu-plan service run `tofu apply` after the plan.
 	Apply bool
 }
@@ -172,8 +177,9 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 		return setupFailed(err)
 	}
 
-	stdout := newCapture(e.cfg.OutputLimit, job.redactions())
-	stderr := newCapture(e.cfg.OutputLimit, job.redactions())
+	redact := redactPatterns(job.redactions())
+	stdout := newCapture(e.cfg.OutputLimit, redact)
+	stderr := newCapture(e.cfg.OutputLimit, redact)
 	timeout := job.Service.Timeout()
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -229,17 +235,23 @@ func setupFailed(err error) (Result, error) {
 	return Result{Status: execution.Failed, ExitCode: -1, Reason: err.Error()}, err
 }
 
-// redactions lists what is replaced by execution.Redacted in output.
+// redactions lists the values whose forms (see redactForms) are replaced
+// by execution.Redacted in output.
 func (j *Job) redactions() []string {
 	var r []string
 	for _, v := range j.Secrets {
-		if len(v) > 0 {
-			r = append(r, string(v))
-		}
+		r = append(r, string(v))
 	}
-	for _, s := range j.Sensitive {
-		if len(s) >= 3 {
+	r = append(r, j.Sensitive...)
+	for _, k := range j.SensitiveInputs {
+		v, ok := j.Inputs[k]
+		if !ok {
+			continue
+		}
+		if s, ok := v.(string); ok {
 			r = append(r, s)
+		} else if b, err := encodeJSON(v); err == nil {
+			r = append(r, string(b))
 		}
 	}
 	return r

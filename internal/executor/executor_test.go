@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -680,5 +682,61 @@ func TestRunOwnProcessGroup(t *testing.T) {
 	}
 	if res.Status != execution.Failed || res.Reason != fmt.Sprintf("terminated by signal %d (%v)", syscall.SIGTERM, syscall.SIGTERM) {
 		t.Errorf("got (%s, %q) want failed by SIGTERM", res.Status, res.Reason)
+	}
+}
+
+// TestRunSensitiveInputsNotInArgv: /proc/PID/cmdline is world-readable, so a
+// writeOnly input must reach the service through the inputs file only.
+func TestRunSensitiveInputsNotInArgv(t *testing.T) {
+	t.Parallel()
+	const pw = "hunter2-in-argv"
+	out := filepath.Join(t.TempDir(), "cmdline")
+	e := newExecutor(t, nil)
+	res, err := runScript(t, e, `tr '\0' ' ' < /proc/$$/cmdline > "$OUT"; echo >> "$OUT"; cat "$AUTOGATE_INPUTS_FILE" >> "$OUT"`, func(j *Job) {
+		j.Service.Env = map[string]string{"OUT": out}
+		j.Inputs = map[string]any{"host": "10.0.0.1", "password": pw}
+		j.SensitiveInputs = []string{"password"}
+	})
+	if err != nil || res.Status != execution.Succeeded {
+		t.Fatalf("run: %v %s %s", err, res.Status, res.Reason)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, inputs, _ := strings.Cut(string(b), "\n")
+	if strings.Contains(cmdline, pw) || strings.Contains(cmdline, "--password") {
+		t.Errorf("cmdline %q holds the sensitive input", cmdline)
+	}
+	if !strings.Contains(cmdline, "--host 10.0.0.1") {
+		t.Errorf("cmdline %q: want the other inputs as arguments", cmdline)
+	}
+	if !strings.Contains(inputs, `"password":"`+pw+`"`) {
+		t.Errorf("inputs file %q: want the sensitive input in it", inputs)
+	}
+}
+
+func TestRunRedactsEncodedSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "line-one-of-a-key\nline-two-of-a-key"
+	e := newExecutor(t, nil)
+	res, err := runScript(t, e, `printf '%s' "$TOKEN" | base64 -w0; echo
+printf '%s' "$TOKEN" | base64 -w0 | tr '+/' '-_' | tr -d '='; echo
+printf '%s' "$TOKEN" | od -An -tx1 | tr -d ' \n'; echo
+printf '%s\n' "$TOKEN" | tail -n 1`, func(j *Job) {
+		j.Service.Secrets = []resource.SecretBinding{{Secret: "token", Env: "TOKEN"}}
+		j.Secrets = map[string][]byte{"token": []byte(secret)}
+	})
+	if err != nil || res.Status != execution.Succeeded {
+		t.Fatalf("run: %v %s %s", err, res.Status, res.Reason)
+	}
+	b64 := base64.StdEncoding.EncodeToString([]byte(secret))
+	for _, leak := range []string{b64, strings.TrimRight(b64, "="), hex.EncodeToString([]byte(secret)), "line-two-of-a-key"} {
+		if strings.Contains(res.Stdout.Data, leak) {
+			t.Errorf("stdout %q holds %q", res.Stdout.Data, leak)
+		}
+	}
+	if got := strings.Count(res.Stdout.Data, execution.Redacted); got != 4 {
+		t.Errorf("stdout %q: got %d redactions want 4", res.Stdout.Data, got)
 	}
 }

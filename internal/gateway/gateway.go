@@ -339,11 +339,16 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		req.Inputs = map[string]any{}
 	}
 	recorded := req.Inputs
+	var sch *decorator.Schema
 	if svc.Decorator != "" {
-		sch, err := g.schema(ctx, svc.Decorator)
-		if err != nil {
+		if sch, err = g.schema(ctx, svc.Decorator); err != nil {
 			return nil, err
 		}
+	}
+	if err := sch.CheckInputs(req.Inputs); err != nil {
+		return nil, err
+	}
+	if sch != nil {
 		if err := sch.Validate(req.Inputs); err != nil {
 			return nil, err
 		}

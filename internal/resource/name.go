@@ -17,6 +17,11 @@ const MaxClusterLen = 40
 // ErrInvalid is wrapped by every validation error so callers can branch on it.
 var ErrInvalid = errors.New("invalid")
 
+// ErrBadValue is the ErrInvalid of a well-formed request carrying a value
+// that cannot be accepted (an empty secret, an input holding a NUL byte):
+// the API answers 422 where other ErrInvalid errors answer 400.
+var ErrBadValue = fmt.Errorf("%w", ErrInvalid)
+
 // ValidateName reports whether s is a legal resource name: 1–63 characters of
 // lower-case letters, digits, '-', '_' and '.', starting with a letter or
 // digit. The rule rejects path separators, "..", control characters and

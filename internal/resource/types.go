@@ -254,9 +254,13 @@ type Secret struct {
 	Description string `json:"description,omitempty"`
 	// Value is write-only: accepted on create and update, never returned.
 	Value []byte `json:"value,omitempty"`
+	// Warning is set in the answer to a create or update, never stored: a
+	// value too short to be redacted from output (see RedactionWarning).
+	Warning string `json:"warning,omitempty" readOnly:"true"`
 }
 
-// Validate checks the secret's name and size.
+// Validate checks the secret's name and size. An absent value is valid
+// here (an update keeps the old one); ValidateNew refuses it.
 func (s *Secret) Validate() error {
 	if err := ValidateName(s.Name); err != nil {
 		return fmt.Errorf("secret: %w", err)
@@ -264,11 +268,40 @@ func (s *Secret) Validate() error {
 	if len(s.Value) > MaxSecretBytes {
 		return fmt.Errorf("%w secret %s: %d bytes, more than %d", ErrInvalid, s.Name, len(s.Value), MaxSecretBytes)
 	}
+	if s.Value != nil && len(s.Value) == 0 {
+		return fmt.Errorf("%w secret %s: the value is empty", ErrBadValue, s.Name)
+	}
 	return nil
+}
+
+// ValidateNew is Validate for a secret being created, which needs a value.
+// (An empty value and no value look the same on the wire.)
+func (s *Secret) ValidateNew() error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if len(s.Value) == 0 {
+		return fmt.Errorf("%w secret %s: the value is empty", ErrBadValue, s.Name)
+	}
+	return nil
+}
+
+// RedactionWarning says, for a value shorter than MinRedactBytes, that it
+// will not be redacted from service output; "" otherwise.
+func (s *Secret) RedactionWarning() string {
+	if n := len(s.Value); n > 0 && n < MinRedactBytes {
+		return fmt.Sprintf("secret %s: the value is %d bytes, shorter than %d: it is not redacted from service output", s.Name, n, MinRedactBytes)
+	}
+	return ""
 }
 
 // MaxSecretBytes bounds one secret's value (64 KiB).
 const MaxSecretBytes = 64 << 10
+
+// MinRedactBytes is the shortest secret or sensitive value redacted from
+// captured output. Replacing shorter ones would mangle ordinary output and,
+// by the pattern of what got replaced, reveal the value.
+const MinRedactBytes = 4
 
 // GetMeta returns the embedded metadata; it lets code handle every resource
 // type through one interface.
@@ -308,4 +341,32 @@ func New(k Kind) (Object, error) {
 		return &Secret{}, nil
 	}
 	return nil, fmt.Errorf("%w kind %q: not a user-managed resource", ErrInvalid, k)
+}
+
+// Ref names another resource that one depends on.
+type Ref struct {
+	Kind Kind
+	Name string
+}
+
+// Refs lists the resources o refers to, which must exist before it: a
+// service's repository, decorator and bound secrets, a repository's
+// credential secret.
+func Refs(o Object) []Ref {
+	var refs []Ref
+	switch v := o.(type) {
+	case *Service:
+		refs = append(refs, Ref{KindRepository, v.Repository})
+		if v.Decorator != "" {
+			refs = append(refs, Ref{KindDecorator, v.Decorator})
+		}
+		for _, b := range v.Secrets {
+			refs = append(refs, Ref{KindSecret, b.Secret})
+		}
+	case *Repository:
+		if v.CredentialSecret != "" {
+			refs = append(refs, Ref{KindSecret, v.CredentialSecret})
+		}
+	}
+	return refs
 }
