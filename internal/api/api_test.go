@@ -425,3 +425,21 @@ func TestRunRejectsBadInputsBeforeRecording(t *testing.T) {
 		t.Errorf("after refused runs: executions %s, queue depth %d; want none", body, e.q.Depth())
 	}
 }
+
+func TestProblemMessagesReadable(t *testing.T) {
+	e := newEnv(t)
+	if st, body, _ := e.do(t, auth.Admin, "POST", "/v1/repositories", repoJSON); st != 201 {
+		t.Fatalf("create: %d %s", st, body)
+	}
+	const id = "01M8T0Q3RX1QEKM21BT0ET22NX"
+	st, body, _ := e.do(t, auth.Admin, "GET", "/v1/executions/"+id, "")
+	if st != 404 || !strings.Contains(body, "execution "+id+": not found") || strings.Contains(body, "default/execution") {
+		t.Errorf("unknown execution = %d %s; want 404 naming the ID, not the store key", st, body)
+	}
+	st, body, _ = e.do(t, auth.Admin, "PUT", "/v1/repositories/r", `{"name":"q","url":"/b","version":1}`)
+	var p wire.Problem
+	_ = json.Unmarshal([]byte(body), &p)
+	if st != 400 || p.Detail != "invalid: the name in the body differs from the one in the path; resources cannot be renamed" {
+		t.Errorf("rename = %d %q", st, p.Detail)
+	}
+}
