@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -126,7 +127,7 @@ func crud[T any, PT interface {
 	})
 }
 
-var errRename = errors.Join(resource.ErrInvalid, errors.New("the name in the body differs from the one in the path; resources cannot be renamed"))
+var errRename = fmt.Errorf("%w: the name in the body differs from the one in the path; resources cannot be renamed", resource.ErrInvalid)
 
 type execOut struct {
 	Status int

@@ -374,6 +374,10 @@ func (c *Catalog) Execution(ctx context.Context, id string) (*execution.Executio
 		return nil, err
 	}
 	rec, err := c.Store.Get(ctx, c.execKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		// Not the store's error: its key is an internal, reversed ID.
+		return nil, fmt.Errorf("execution %s: %w", id, store.ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("execution %s: %w", id, err)
 	}

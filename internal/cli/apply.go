@@ -75,16 +75,28 @@ func parseManifest(i int, doc string) (manifest, error) {
 	if err != nil {
 		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
 	}
-	o, err := resource.New(k)
+	delete(fields, "kind")
+	o, err := decodeResource(k, fields)
 	if err != nil {
 		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
 	}
-	delete(fields, "kind")
+	return manifest{Kind: k, Obj: o, Doc: i + 1}, nil
+}
+
+// decodeResource builds a resource of kind k from its fields (no "kind"),
+// refusing unknown fields, and checks it as far as the CLI can: Validate,
+// and a decorator's schema compiles. A secret takes "value" (base64) or
+// "stringValue" (the value as text). apply and edit both decode with it.
+func decodeResource(k resource.Kind, fields map[string]json.RawMessage) (resource.Object, error) {
+	o, err := resource.New(k)
+	if err != nil {
+		return nil, err
+	}
 	var strVal *string
 	if sv, ok := fields["stringValue"]; ok && k == resource.KindSecret {
 		var s string
 		if err := json.Unmarshal(sv, &s); err != nil {
-			return manifest{}, fmt.Errorf("document %d: stringValue: %w", i+1, err)
+			return nil, fmt.Errorf("stringValue: %w", err)
 		}
 		strVal = &s
 		delete(fields, "stringValue")
@@ -93,20 +105,23 @@ func parseManifest(i int, doc string) (manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(o); err != nil {
-		return manifest{}, fmt.Errorf("document %d (%s): %w", i+1, k, err)
+		if k == resource.KindSecret && fields["value"] != nil {
+			return nil, fmt.Errorf("(%s): %w (value is base64; give the value as text in stringValue)", k, err)
+		}
+		return nil, fmt.Errorf("(%s): %w", k, err)
 	}
 	if strVal != nil {
 		o.(*resource.Secret).Value = []byte(*strVal)
 	}
 	if err := o.Validate(); err != nil {
-		return manifest{}, fmt.Errorf("document %d: %w", i+1, err)
+		return nil, err
 	}
 	if d, ok := o.(*resource.Decorator); ok {
 		if _, err := decorator.Compile(d.Schema); err != nil {
-			return manifest{}, fmt.Errorf("document %d: decorator %s: %w", i+1, d.Name, err)
+			return nil, fmt.Errorf("decorator %s: %w", d.Name, err)
 		}
 	}
-	return manifest{Kind: k, Obj: o, Doc: i + 1}, nil
+	return o, nil
 }
 
 func stripComments(doc string) string {

@@ -401,3 +401,59 @@ func TestApplyChecksEveryDocumentFirst(t *testing.T) {
 		})
 	}
 }
+
+func TestEditSecret(t *testing.T) {
+	var mu sync.Mutex
+	var put string
+	conflict := false
+	cfg := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet {
+			fmt.Fprint(w, `{"name":"s","version":3}`)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		put = string(b)
+		c := conflict
+		mu.Unlock()
+		if c {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"status":409,"detail":"you edited version 3, the current one is 4"}`)
+			return
+		}
+		w.Write(b)
+	})
+	editor := filepath.Join(t.TempDir(), "ed.sh")
+	os.WriteFile(editor, []byte("#!/bin/sh\necho 'stringValue: new-router-pass' >> \"$1\"\n"), 0o755)
+	run := func() (int, string) {
+		var out, errb bytes.Buffer
+		a := &App{Out: &out, Err: &errb, Getenv: func(k string) string {
+			if k == "EDITOR" {
+				return editor
+			}
+			return ""
+		}}
+		return a.Main(context.Background(), []string{"edit", "secret", "s", "--config", cfg}), errb.String()
+	}
+	code, stderr := run()
+	// base64 of "new-router-pass"
+	if code != 0 || !strings.Contains(put, `"value":"bmV3LXJvdXRlci1wYXNz"`) {
+		t.Errorf("edit with a new value: exit %d stderr %q, sent %s", code, stderr, put)
+	}
+	mu.Lock()
+	conflict = true
+	mu.Unlock()
+	code, stderr = run()
+	_, path, ok := strings.Cut(stderr, "your edits are kept in ")
+	path, _, _ = strings.Cut(path, "\n")
+	if code != 4 || !ok {
+		t.Fatalf("conflicting edit: exit %d stderr %q; want 4 and where the edits are", code, stderr)
+	}
+	defer os.Remove(path)
+	kept, err := os.ReadFile(path)
+	fi, _ := os.Stat(path)
+	if err != nil || !strings.Contains(string(kept), "stringValue: new-router-pass") || fi.Mode().Perm() != 0o600 {
+		t.Errorf("kept edits %q (%v, mode %v): want the edited YAML, 0600", kept, err, fi.Mode())
+	}
+}

@@ -600,7 +600,9 @@ func (a *App) editCmd() *cobra.Command {
 		Long: `Open the resource as YAML in $EDITOR (or $VISUAL, else vi). When you save and quit, the
 change is sent with the version you started from: if someone else changed the resource
 in the meantime, the update is rejected with a conflict and nothing is lost.
-Secrets: add a 'value' field (base64) to replace the value; without it the value stays.`,
+Secrets: add a 'stringValue' field (the value as text) or 'value' (base64) to replace the
+value; without either the value stays. If the update fails (a conflict, a bad field),
+your edited YAML is kept in a temporary file (0600) whose path is printed.`,
 		Args: exactArgs(2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, cl, err := a.kindClient(args[0])
@@ -626,21 +628,55 @@ Secrets: add a 'value' field (base64) to replace the value; without it the value
 				fmt.Fprintln(a.Out, "edit canceled, no changes made")
 				return nil
 			}
-			n, _ := resource.New(k)
-			if err := yaml.UnmarshalStrict(edited, n); err != nil {
-				return usageErr{fmt.Errorf("edited YAML: %w", err)}
+			n, err := decodeEdit(k, edited)
+			if err == nil && n.GetMeta().Name != o.GetMeta().Name {
+				err = usageErr{errors.New("the name cannot be changed")}
 			}
-			if n.GetMeta().Name != o.GetMeta().Name {
-				return usageErr{errors.New("the name cannot be changed")}
+			if err == nil {
+				err = cl.Update(cmd.Context(), n)
 			}
-			if err := cl.Update(cmd.Context(), n); err != nil {
-				return err
+			if err != nil {
+				return a.keepEdits(err, edited)
 			}
 			a.warn(n)
 			fmt.Fprintf(a.Out, "%s/%s edited (version %d)\n", k, n.GetMeta().Name, n.GetMeta().Version)
 			return nil
 		},
 	}
+}
+
+// decodeEdit decodes edited YAML of kind k the way apply decodes a document.
+func decodeEdit(k resource.Kind, edited []byte) (resource.Object, error) {
+	js, err := yaml.YAMLToJSON(edited)
+	if err != nil {
+		return nil, usageErr{fmt.Errorf("edited YAML: %w", err)}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(js, &fields); err != nil {
+		return nil, usageErr{fmt.Errorf("edited YAML: want a mapping: %w", err)}
+	}
+	o, err := decodeResource(k, fields)
+	if err != nil {
+		return nil, fmt.Errorf("edited YAML: %w", err)
+	}
+	return o, nil
+}
+
+// keepEdits saves edited to a temporary file (0600), so a failed update
+// does not throw the user's work away, and says where it is.
+func (a *App) keepEdits(err error, edited []byte) error {
+	f, ferr := os.CreateTemp("", "autogate-edit-kept-*.yaml")
+	if ferr == nil {
+		_, ferr = f.Write(edited)
+		if cerr := f.Close(); ferr == nil {
+			ferr = cerr
+		}
+	}
+	if ferr != nil {
+		return fmt.Errorf("%w (and your edits could not be kept: %v)", err, ferr)
+	}
+	fmt.Fprintf(a.Err, "your edits are kept in %s\n", f.Name())
+	return err
 }
 
 func (a *App) runEditor(content []byte) ([]byte, error) {
