@@ -109,17 +109,13 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
-		DeletionProtection: jsii.Bool(true),
+		DeletionProtection: jsii.Bool(mgr.TableDeletionProtection),
 		// Kept on update and delete, not after a failed first create (see
 		// the cluster table).
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
 	})
 	net := newNetwork(scope, mgr.VPCCIDR, *mgr.NATGateways, mgr.AvailabilityZones, retention)
-	ecsCluster := awsecs.NewCluster(scope, jsii.String("ECS"), &awsecs.ClusterProps{
-		ClusterName:         jsii.String("autogate-manager"),
-		Vpc:                 net.VPC,
-		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
-	})
+	ecsCluster := newECSCluster(scope, "autogate-manager", net.VPC, true, mgr.ECSExec, retention)
 	image, _ := newImage(scope, mgr.Image, mgr.Architecture, repoRoot, false)
 	m.Role = newTaskRole(scope, "ManagerTaskRole", "", "Autogate Gateway Manager tasks", mgr.Account, mgr.Region)
 	grantTable(m.Role, *m.Table.TableArn(), ManagerNamespace)
@@ -137,8 +133,13 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		Count: *mgr.Managers, HealthPath: readyPath, Internal: mgr.Internal, AllowedCIDRs: mgr.AllowedCIDRs,
 		CertARN: mgr.CertificateARN, Retention: retention, LogDays: mgr.LogRetentionDays,
 		EndpointEnv: "AUTOGATE_MANAGER_ADVERTISE_ADDR", Domain: mgr.DomainName,
+		// How an operator reads the first admin password.
+		ECSExec: mgr.ECSExec,
 	})
 	m.Service, m.LoadBalancer, m.TargetGroup = f.Service, f.LoadBalancer, f.TargetGroup
+	if mgr.ECSExec {
+		suppressExec(m.Role, id)
+	}
 
 	topic := alarmTopic(scope, mgr.AlarmTopicARN, "autogate-manager-alarms")
 	a := f.TargetGroup.Metrics().HealthyHostCount(&awscloudwatch.MetricOptions{

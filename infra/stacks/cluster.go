@@ -105,22 +105,7 @@ func NewCluster(scope constructs.Construct, id string, props *ClusterProps) *Clu
 	c.net = newNetwork(c.Scope, cfg.VPCCIDR, *cfg.NATGateways, cfg.AvailabilityZones, c.retention)
 	c.VPC = c.net.VPC
 	c.addImage(props.RepoRoot)
-	clusterProps := &awsecs.ClusterProps{
-		ClusterName:         jsii.String("autogate-" + cfg.ID),
-		Vpc:                 c.VPC,
-		ContainerInsightsV2: containerInsights(*cfg.ContainerInsights),
-	}
-	if cfg.ECSExec {
-		// Exec sessions are logged to their own group, so the task role's
-		// log permissions name that group instead of "*".
-		clusterProps.ExecuteCommandConfiguration = &awsecs.ExecuteCommandConfiguration{
-			Logging: awsecs.ExecuteCommandLogging_OVERRIDE,
-			LogConfiguration: &awsecs.ExecuteCommandLogConfiguration{
-				CloudWatchLogGroup: c.newLogGroup("ExecLogs"),
-			},
-		}
-	}
-	c.ECSCluster = awsecs.NewCluster(c.Scope, jsii.String("ECS"), clusterProps)
+	c.ECSCluster = newECSCluster(c.Scope, "autogate-"+cfg.ID, c.VPC, *cfg.ContainerInsights, cfg.ECSExec, c.retention)
 	if !*cfg.ContainerInsights {
 		suppress(c.ECSCluster, "AwsSolutions-ECS4",
 			"Container Insights is turned off in the cluster config (containerInsights: false) to save its metric charges; the cluster has no ECS runners, whose scaling needs it.")
@@ -161,7 +146,9 @@ func (c *Cluster) addTable() {
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
-		DeletionProtection: jsii.Bool(true),
+		// Off until the operator turns it on: CloudFormation cannot delete
+		// a protected table when the first create rolls back.
+		DeletionProtection: jsii.Bool(cfg.TableDeletionProtection),
 		// The table holds every resource and execution record of the
 		// cluster (and of clusters sharing it): never deleted with the
 		// stack, but not left behind by a first create that rolls back
@@ -344,10 +331,39 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	})
 	c.Gateway, c.LoadBalancer, c.TargetGroup, c.gatewayLogs = f.Service, f.LoadBalancer, f.TargetGroup, f.Logs
 	if cfg.ECSExec {
-		suppress(c.GatewayRole, "AwsSolutions-IAM5",
-			"ECS Exec (ecsExec: true) needs the ssmmessages channel actions and logs:DescribeLogGroups, which have no resource-level permissions, and writes session logs to new streams of the cluster's own exec log group (log-group:<ExecLogs>:*).",
-			"Resource::*", `/^Resource::arn:<AWS::Partition>:logs:[a-z0-9-]+:[0-9]+:log-group:<ClusterExecLogs[A-Z0-9]+>:\*$/g`)
+		suppressExec(c.GatewayRole, "Cluster")
 	}
+}
+
+// newECSCluster creates an ECS cluster; with exec, ECS Exec sessions are
+// logged to their own group, so the task role's log permissions name that
+// group instead of "*".
+func newECSCluster(scope constructs.Construct, name string, vpc awsec2.IVpc, insights, exec bool, retention awslogs.RetentionDays) awsecs.Cluster {
+	props := &awsecs.ClusterProps{
+		ClusterName:         jsii.String(name),
+		Vpc:                 vpc,
+		ContainerInsightsV2: containerInsights(insights),
+	}
+	if exec {
+		props.ExecuteCommandConfiguration = &awsecs.ExecuteCommandConfiguration{
+			Logging: awsecs.ExecuteCommandLogging_OVERRIDE,
+			LogConfiguration: &awsecs.ExecuteCommandLogConfiguration{
+				CloudWatchLogGroup: awslogs.NewLogGroup(scope, jsii.String("ExecLogs"), &awslogs.LogGroupProps{
+					Retention:     retention,
+					RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+				}),
+			},
+		}
+	}
+	return awsecs.NewCluster(scope, jsii.String("ECS"), props)
+}
+
+// suppressExec records ECS Exec's findings on a task role; scopeID is the
+// construct ID the exec log group sits under ("Cluster", "Manager").
+func suppressExec(role awsiam.Role, scopeID string) {
+	suppress(role, "AwsSolutions-IAM5",
+		"ECS Exec (ecsExec: true) needs the ssmmessages channel actions and logs:DescribeLogGroups, which have no resource-level permissions, and writes session logs to new streams of its own exec log group (log-group:<ExecLogs>:*).",
+		"Resource::*", `/^Resource::arn:<AWS::Partition>:logs:[a-z0-9-]+:[0-9]+:log-group:<`+scopeID+`ExecLogs[A-Z0-9]+>:\*$/g`)
 }
 
 func executionMode(cfg *ClusterConfig) string {

@@ -122,6 +122,11 @@ type ManagerConfig struct {
 	Image string `yaml:"image"`
 	// Architecture is amd64 (default) or arm64.
 	Architecture string `yaml:"architecture"`
+	// TableDeletionProtection, as on a cluster, for the manager's table.
+	TableDeletionProtection bool `yaml:"tableDeletionProtection"`
+	// ECSExec turns on ECS Exec for the manager tasks (to read the first
+	// admin password, as on a cluster); default false.
+	ECSExec bool `yaml:"ecsExec"`
 }
 
 // ClusterConfig is one cluster. Zero values take the defaults documented on
@@ -200,6 +205,12 @@ type ClusterConfig struct {
 	// "autogate/<id>/secret-key". It is created before the first deploy (see
 	// README.md, "Deploying a cluster to AWS"), so it outlives the stack like the table it protects.
 	SecretKeySecret string `yaml:"secretKeySecret"`
+	// TableDeletionProtection turns on DynamoDB deletion protection for the
+	// cluster's table; default false. The table is retained on stack update
+	// and delete either way, but a protected table cannot be deleted when
+	// the first create rolls back, so the retry fails on its fixed name:
+	// turn it on once the first deploy has succeeded.
+	TableDeletionProtection bool `yaml:"tableDeletionProtection"`
 	// ManagerCredentialSecret is the name of the Secrets Manager secret that
 	// holds the cluster's manager credential (what `autogate manager create
 	// cluster` printed); default "autogate/<id>/manager-credential". ECS

@@ -259,6 +259,12 @@ func TestRoleActionsMatchSDKCalls(t *testing.T) {
 			// branch); they are not SDK calls of the product.
 			"ecs:UpdateTaskProtection": "ECS agent task protection", "ecs:GetTaskProtection": "ECS agent task protection",
 		},
+		"manager": {
+			"ssmmessages:CreateControlChannel": "ECS Exec", "ssmmessages:CreateDataChannel": "ECS Exec",
+			"ssmmessages:OpenControlChannel": "ECS Exec", "ssmmessages:OpenDataChannel": "ECS Exec",
+			"logs:DescribeLogGroups": "ECS Exec", "logs:DescribeLogStreams": "ECS Exec session logs",
+			"logs:CreateLogStream": "ECS Exec session logs", "logs:PutLogEvents": "ECS Exec session logs",
+		},
 		"gateway": {
 			"ssmmessages:CreateControlChannel": "ECS Exec", "ssmmessages:CreateDataChannel": "ECS Exec",
 			"ssmmessages:OpenControlChannel": "ECS Exec", "ssmmessages:OpenDataChannel": "ECS Exec",
@@ -266,7 +272,7 @@ func TestRoleActionsMatchSDKCalls(t *testing.T) {
 			"logs:CreateLogStream": "ECS Exec session logs", "logs:PutLogEvents": "ECS Exec session logs",
 		},
 	}
-	doc := managerYAML("  url: https://m.example.com\n") + "clusters:" +
+	doc := managerYAML("  url: https://m.example.com\n  ecsExec: true\n") + "clusters:" +
 		clusterYAML("iam", acctA, regionA, 2, RunnersBoth, "    ecsExec: true\n")
 	_, st, _ := build(t, doc)
 	_, craw := templateOf(t, st.Clusters["iam"])

@@ -304,7 +304,9 @@ func TestDeploymentModels(t *testing.T) {
 				"BillingMode":                      "PAY_PER_REQUEST",
 				"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},
 				"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
-				"DeletionProtectionEnabled":        true,
+				// Off by default (14.4): a protected table cannot be deleted
+				// when the first create rolls back; see TestTableDeletionProtection.
+				"DeletionProtectionEnabled": false,
 			})
 			// Retained on update and delete, not when the first create
 			// rolls back (14.4): the retry would fail on the fixed name.
@@ -707,5 +709,37 @@ func TestNagFailsUnsuppressed(t *testing.T) {
 	errs := nagErrors(t, st.Clusters["nag"])
 	if !slices.ContainsFunc(errs, func(e string) bool { return strings.Contains(e, "AwsSolutions-SQS3") }) {
 		t.Errorf("want AwsSolutions-SQS3 (queue without a DLQ) on the careless queue, got:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestManagerECSExec: ecsExec on the manager turns ECS Exec on for its
+// tasks (how the first admin password is read) with cdk-nag clean.
+func TestManagerECSExec(t *testing.T) {
+	_, st, _ := build(t, managerYAML("  ecsExec: true\n")+"clusters:"+clusterYAML("xx", acctA, regionA, 1, RunnersNone, ""))
+	tmpl, _ := templateOf(t, st.Manager)
+	if errs := nagErrors(t, st.Manager); len(errs) > 0 {
+		t.Errorf("unsuppressed cdk-nag errors:\n%s", strings.Join(errs, "\n"))
+	}
+	must(t, "exec on", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::ECS::Service"), map[string]any{"ServiceName": "manager", "EnableExecuteCommand": true})
+	})
+}
+
+// TestTableDeletionProtection (14.4): deletion protection is the operator's
+// switch (off by default, so a failed first create rolls back cleanly), and
+// the table is retained on update and delete either way.
+func TestTableDeletionProtection(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		extra := fmt.Sprintf("    tableDeletionProtection: %v\n", on)
+		_, st, _ := build(t, managerYAML(extra[2:])+"clusters:"+clusterYAML("dp", acctA, regionA, 1, RunnersNone, extra))
+		for _, stack := range []awscdk.Stack{st.Clusters["dp"], st.Manager} {
+			tmpl, _ := templateOf(t, stack)
+			must(t, fmt.Sprintf("%s protection %v", *stack.StackName(), on), func() {
+				tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{
+					"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain",
+					"Properties": assertions.Match_ObjectLike(&map[string]any{"DeletionProtectionEnabled": on}),
+				})
+			})
+		}
 	}
 }
