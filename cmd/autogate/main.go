@@ -1,6 +1,7 @@
 // Command autogate is Autogate's one binary: the gateway server, the
-// runner, the Gateway Manager and the client verbs. main only wires; see
-// internal/cli, serve.go and manager.go.
+// runner, the Gateway Manager and the client verbs. This package holds
+// only cobra commands and flag parsing; the processes are internal/server,
+// the client verbs internal/cli.
 package main
 
 import (

@@ -101,7 +101,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow, MaxServiceTimeout: cfg.MaxServiceTimeout}
 	run, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
-		OutputLimit: cfg.OutputLimit, Pip: PipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
+		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
 		CancelPoll: 500 * time.Millisecond,
 		Store:      be.Store, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter, OnDone: gw.Notify,
 	})
@@ -202,8 +202,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}.run(ctx, eg.Wait)
 }
 
-// PipConfig is the executor's pip settings from cfg.
-func PipConfig(cfg config.Server) executor.PipConfig {
+// pipConfig is the executor's pip settings from cfg.
+func pipConfig(cfg config.Server) executor.PipConfig {
 	return executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex}
 }
 

@@ -85,7 +85,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	n, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
-		OutputLimit: cfg.OutputLimit, Pip: PipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
+		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
 		Store: st, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter,
 	})
 	if err != nil {
