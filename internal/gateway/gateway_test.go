@@ -14,6 +14,7 @@ import (
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
 )
 
@@ -167,5 +168,23 @@ func TestSweepStaleRunning(t *testing.T) {
 		if got.Status != want || resent != wantResent || resent+failed != 1 || len(rec.sent) != 1+wantResent {
 			t.Errorf("retryable=%v: status %s, resent %d failed %d, sent %d; want %s", retryable, got.Status, resent, failed, len(rec.sent), want)
 		}
+	}
+}
+
+// TestSubmitOverMaxTimeout: a service stored before the cluster's limit
+// was lowered is refused at run time, and nothing is recorded or sent.
+func TestSubmitOverMaxTimeout(t *testing.T) {
+	g, rec, _ := newGateway(t) // service s declares 600 s
+	g.MaxServiceTimeout = 5 * time.Minute
+	_, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if !errors.Is(err, ErrTimeoutTooLong) {
+		t.Fatalf("Submit = %v, want ErrTimeoutTooLong", err)
+	}
+	if es, _, _ := g.ListExecutions(t.Context(), ExecutionFilter{}, store.ListOptions{}); len(es) != 0 || len(rec.sent) != 0 {
+		t.Errorf("a refused run left %d executions and %d messages", len(es), len(rec.sent))
+	}
+	g.MaxServiceTimeout = 10 * time.Minute
+	if _, err := g.Submit(t.Context(), RunRequest{Service: "s"}); err != nil {
+		t.Errorf("Submit at the limit = %v", err)
 	}
 }
