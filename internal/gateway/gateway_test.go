@@ -15,6 +15,7 @@ import (
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
 )
 
@@ -225,5 +226,23 @@ func TestSweepStartBy(t *testing.T) {
 	got, _ = g.Catalog.Execution(t.Context(), e.ID)
 	if got.Status != execution.Failed || !strings.Contains(got.Reason, "start-by") || !strings.Contains(got.Reason, "re-sent 2 time") {
 		t.Errorf("status %s reason %q; want failed, naming the start-by time and the re-sends", got.Status, got.Reason)
+	}
+}
+
+// TestSubmitOverMaxTimeout: a service stored before the cluster's limit
+// was lowered is refused at run time, and nothing is recorded or sent.
+func TestSubmitOverMaxTimeout(t *testing.T) {
+	g, rec, _ := newGateway(t) // service s declares 600 s
+	g.MaxServiceTimeout = 5 * time.Minute
+	_, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if !errors.Is(err, ErrTimeoutTooLong) {
+		t.Fatalf("Submit = %v, want ErrTimeoutTooLong", err)
+	}
+	if es, _, _ := g.ListExecutions(t.Context(), ExecutionFilter{}, store.ListOptions{}); len(es) != 0 || len(rec.sent) != 0 {
+		t.Errorf("a refused run left %d executions and %d messages", len(es), len(rec.sent))
+	}
+	g.MaxServiceTimeout = 10 * time.Minute
+	if _, err := g.Submit(t.Context(), RunRequest{Service: "s"}); err != nil {
+		t.Errorf("Submit at the limit = %v", err)
 	}
 }
