@@ -100,8 +100,12 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
+	shim, err := executor.SelfShim()
+	if err != nil {
+		return err
+	}
 	exe, err := executor.New(executor.Config{
-		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: log,
+		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: log, ShimPath: shim,
 		Pip: executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex},
 	})
 	if err != nil {

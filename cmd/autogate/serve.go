@@ -270,8 +270,12 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		passFile = filepath.Join(cfg.DataDir, "admin-password")
 	}
 
+	shim, err := executor.SelfShim()
+	if err != nil {
+		return err
+	}
 	exe, err := executor.New(executor.Config{
-		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: log,
+		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: log, ShimPath: shim,
 		Pip: executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex},
 	})
 	if err != nil {

@@ -25,6 +25,10 @@ import (
 )
 
 func main() {
+	// A service's supervising shim is this binary under another name.
+	if code, ok := executor.RunShim(os.Args); ok {
+		os.Exit(code)
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg, err := loadConfig(os.LookupEnv)
 	if err != nil {
@@ -77,9 +81,13 @@ func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, 
 	if err != nil {
 		return nil, err
 	}
+	shim, err := executor.SelfShim()
+	if err != nil {
+		return nil, err
+	}
 	exe, err := executor.New(executor.Config{
 		WorkRoot: filepath.Join(cfg.WorkDir, "work"), CacheDir: filepath.Join(cfg.WorkDir, "venvs"),
-		OutputLimit: cfg.OutputLimit, Logger: log,
+		OutputLimit: cfg.OutputLimit, Logger: log, ShimPath: shim,
 		Pip: executor.PipConfig{IndexURL: cfg.PipIndexURL, FindLinks: cfg.PipFindLinks, NoIndex: cfg.PipNoIndex},
 	})
 	if err != nil {
