@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/autogate/autogate/internal/emulator"
+	"github.com/autogate/autogate/internal/executor"
 )
 
 // The end-to-end tests build the real binary, start `autogate server` on a
@@ -27,6 +28,11 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	// bench_test.go runs serve in-process: this test binary is then the
+	// services' shim, as the real binary is.
+	if code, ok := executor.RunShim(os.Args); ok {
+		os.Exit(code)
+	}
 	dir, err := os.MkdirTemp("", "autogate-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

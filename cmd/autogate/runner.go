@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autogate/autogate/internal/config"
+	"github.com/autogate/autogate/internal/executor"
 	srv "github.com/autogate/autogate/internal/server"
 )
 
@@ -34,7 +35,11 @@ The stored-secret key comes from AUTOGATE_SECRET_KEY (the gateways' key).`,
 			if err := cfg.ValidateRunner(); err != nil {
 				return err
 			}
-			r := &srv.Runner{Config: cfg, Version: version, Stdout: cmd.OutOrStdout(),
+			shim, err := executor.SelfShim() // main begins with executor.RunShim
+			if err != nil {
+				return err
+			}
+			r := &srv.Runner{Config: cfg, Version: version, Stdout: cmd.OutOrStdout(), ShimPath: shim,
 				Logger: srv.NewLogger(cfg.LogLevel, cfg.LogFormat, os.Stderr)}
 			return r.Run(cmd.Context())
 		},

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autogate/autogate/internal/config"
+	"github.com/autogate/autogate/internal/executor"
 	srv "github.com/autogate/autogate/internal/server"
 )
 
@@ -48,7 +49,11 @@ variable named in its help.`,
 
 // serve runs a gateway until ctx ends (bench_test.go calls it in-process).
 func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
-	g := &srv.Gateway{Config: cfg, Version: version, Stdout: stdout, Stderr: stderr,
+	shim, err := executor.SelfShim() // main begins with executor.RunShim
+	if err != nil {
+		return err
+	}
+	g := &srv.Gateway{Config: cfg, Version: version, Stdout: stdout, Stderr: stderr, ShimPath: shim,
 		Logger: srv.NewLogger(cfg.LogLevel, cfg.LogFormat, os.Stderr)}
 	return g.Run(ctx)
 }

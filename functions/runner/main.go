@@ -13,6 +13,7 @@ import (
 
 	"github.com/autogate/autogate/functions/runner/handler"
 	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/metrics"
 	"github.com/autogate/autogate/internal/queue/sqs"
 	"github.com/autogate/autogate/internal/secret"
@@ -21,6 +22,10 @@ import (
 )
 
 func main() {
+	// A service's supervising shim is this binary under another name.
+	if code, ok := executor.RunShim(os.Args); ok {
+		os.Exit(code)
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg, err := loadConfig(os.LookupEnv)
 	if err != nil {
@@ -74,6 +79,9 @@ func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, 
 	}
 	nc := cfg.node()
 	nc.Store, nc.Keyring, nc.Source, nc.Clock, nc.Logger, nc.Metrics = st, keyring, q, clk, log, meter
+	if nc.ShimPath, err = executor.SelfShim(); err != nil {
+		return nil, err
+	}
 	n, err := node.New(nc)
 	if err != nil {
 		return nil, err

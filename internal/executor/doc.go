@@ -27,6 +27,22 @@
 //     process exits on its own, whatever it left behind in its group is
 //     terminated the same way, so no grandchild outlives the run (unless it
 //     left the group with setsid).
+//   - Dies with its supervisor (Linux, with Config.ShimPath): the service
+//     never outlives the process running the executor, however that process
+//     dies (kill -9 included). Each process starts under a shim (RunShim, the
+//     binary re-executed under another name) that leads the group, is a
+//     sub-reaper (PR_SET_CHILD_SUBREAPER: whatever the service orphans,
+//     setsid or not, is reparented to the shim, not to init) and has a
+//     parent-death signal (PR_SET_PDEATHSIG). On that signal it SIGKILLs
+//     every process of its group and below it, then exits; otherwise it
+//     exits the way the service did, so exit codes and signals read as
+//     before. The parent-death signal fires when the forking *thread* exits,
+//     so the goroutine that starts a process stays locked to its OS thread
+//     until the process is reaped (golang.org/issue/27505). Chosen over a
+//     cgroup because it needs no privileges or cgroup delegation, which ECS
+//     tasks and Lambda do not give; chosen over a PID namespace for the same
+//     reason. Without a shim the leader alone gets SIGKILL as its
+//     parent-death signal.
 //   - Bounded, redacted output: stdout and stderr are each kept up to
 //     Config.OutputLimit bytes. Every secret value and sensitive input of
 //     resource.MinRedactBytes or more, and its base64, hex and URL-encoded

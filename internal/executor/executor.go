@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -60,6 +61,11 @@ type Config struct {
 	PathEnv string
 	// Logger receives run lifecycle logs; nil discards them.
 	Logger *slog.Logger
+	// ShimPath is the binary each service process is started under as its
+	// supervising shim (see RunShim): normally os.Executable() of a binary
+	// whose main begins with RunShim. Empty: no shim; the service's leader
+	// still dies with this process, its grandchildren may not. Linux only.
+	ShimPath string
 }
 
 // Executor runs services. It is safe for concurrent use.
@@ -99,6 +105,14 @@ func New(cfg Config) (*Executor, error) {
 		cfg.KillGrace = DefaultKillGrace
 	case cfg.KillGrace < 0:
 		return nil, fmt.Errorf("executor: KillGrace %v is negative", cfg.KillGrace)
+	}
+	if cfg.ShimPath != "" {
+		if runtime.GOOS != "linux" {
+			return nil, fmt.Errorf("executor: ShimPath needs Linux, not %s", runtime.GOOS)
+		}
+		if !filepath.IsAbs(cfg.ShimPath) {
+			return nil, fmt.Errorf("executor: ShimPath %q is not absolute", cfg.ShimPath)
+		}
 	}
 	if cfg.PathEnv == "" {
 		cfg.PathEnv = os.Getenv("PATH")

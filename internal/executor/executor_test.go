@@ -27,7 +27,7 @@ const testGrace = 300 * time.Millisecond
 func newExecutor(t *testing.T, mutate func(*Config)) *Executor {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{WorkRoot: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"), KillGrace: testGrace}
+	cfg := Config{WorkRoot: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"), KillGrace: testGrace, ShimPath: testShim(t)}
 	if mutate != nil {
 		mutate(&cfg)
 	}

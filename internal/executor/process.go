@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,12 +66,41 @@ func (e *Executor) runProcess(ctx context.Context, spec processSpec) (processRes
 }
 
 func (e *Executor) startAndWait(ctx context.Context, spec processSpec) (processResult, error) {
-	cmd := exec.CommandContext(ctx, spec.argv[0], spec.argv[1:]...)
+	// The parent-death signal fires when the thread that forked exits, not
+	// the process (golang.org/issue/27505). Holding this goroutine on its
+	// thread until the child is reaped keeps that thread alive for the
+	// child's whole life: no other goroutine can lock it and exit.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	var (
+		cmd    *exec.Cmd
+		report *os.File // read end of the shim's start report; nil without a shim
+	)
+	if e.cfg.ShimPath != "" {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return processResult{exitCode: -1}, fmt.Errorf("shim report pipe: %w", err)
+		}
+		defer r.Close()
+		cmd = shimCommand(ctx, e.cfg.ShimPath, spec.argv, w)
+		defer w.Close() // closed again (no-op error) after Start below
+		report = r
+	} else {
+		cmd = exec.CommandContext(ctx, spec.argv[0], spec.argv[1:]...)
+	}
 	cmd.Dir = spec.dir
 	cmd.Env = spec.env
 	cmd.Stdout = spec.stdout
 	cmd.Stderr = spec.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// With a shim, its signal kills the service's tree; without one, the
+	// leader itself is killed and grandchildren are not covered.
+	if e.cfg.ShimPath != "" {
+		setParentDeath(cmd.SysProcAttr, shimParentDeath)
+	} else {
+		setParentDeath(cmd.SysProcAttr, syscall.SIGKILL)
+	}
 	var (
 		mu     sync.Mutex
 		termAt time.Time // when the group got SIGTERM; zero if never
@@ -89,6 +119,16 @@ func (e *Executor) startAndWait(ctx context.Context, spec processSpec) (processR
 			return processResult{exitCode: -1, stopped: true}, nil
 		}
 		return processResult{exitCode: -1}, err
+	}
+	if report != nil {
+		cmd.ExtraFiles[0].Close() // only the shim holds the write end now
+		if err := readShimReport(report); err != nil {
+			_ = cmd.Wait() // the shim exits right after reporting
+			if ctx.Err() != nil {
+				return processResult{exitCode: -1, stopped: true}, nil
+			}
+			return processResult{exitCode: -1}, err
+		}
 	}
 	pgid := cmd.Process.Pid
 	waitErr := cmd.Wait()

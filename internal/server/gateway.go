@@ -43,6 +43,8 @@ type Gateway struct {
 	// Getenv reads AUTOGATE_SECRET_KEY and AUTOGATE_MANAGER_CREDENTIAL;
 	// nil is os.Getenv.
 	Getenv func(string) string
+	// ShimPath is the services' supervising shim (see node.Config.ShimPath).
+	ShimPath string
 }
 
 // Run serves until ctx ends, then shuts down in order (see the package
@@ -102,8 +104,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	run, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
-		CancelPoll: 500 * time.Millisecond,
-		Store:      be.Store, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter, OnDone: gw.Notify,
+		CancelPoll: 500 * time.Millisecond, ShimPath: g.ShimPath,
+		Store: be.Store, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter, OnDone: gw.Notify,
 	})
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type Runner struct {
 	Logger  *slog.Logger
 	// Getenv reads AUTOGATE_SECRET_KEY; nil is os.Getenv.
 	Getenv func(string) string
+	// ShimPath is the services' supervising shim (see node.Config.ShimPath).
+	ShimPath string
 }
 
 // Run receives until ctx ends, then stops receiving, gives running
@@ -85,7 +87,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	n, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
-		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
+		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat, ShimPath: r.ShimPath,
 		Store: st, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter,
 	})
 	if err != nil {

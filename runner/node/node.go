@@ -35,6 +35,10 @@ type Config struct {
 	// OutputLimit is the bytes of stdout and of stderr kept per execution.
 	OutputLimit int
 	Pip         executor.PipConfig
+	// ShimPath is the executor's supervising shim (executor.SelfShim for a
+	// binary whose main begins with executor.RunShim); "" runs services
+	// without one, so they may outlive this process.
+	ShimPath string
 	// Concurrency, Heartbeat and CancelPoll are the runner core's (zero
 	// takes its defaults: 4, 10 s, 1 s).
 	Concurrency int
@@ -89,7 +93,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	exe, err := executor.New(executor.Config{
-		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: cfg.Logger, Pip: cfg.Pip,
+		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: cfg.Logger, Pip: cfg.Pip, ShimPath: cfg.ShimPath,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,107 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// shimArg0 is the argv[0] that makes RunShim take over a process: the
+// executor starts its shim as Config.ShimPath with this name.
+const shimArg0 = "autogate-service-shim"
+
+// shimReportFD is the descriptor on which the shim reports a failure to
+// start the service: "<errno> <message>", errno 0 when there is none.
+// Success is the descriptor closing with nothing written.
+const shimReportFD = 3
+
+// RunShim runs this process as a service's supervising shim when the
+// executor started it as one (argv[0] is the shim's name), and returns the
+// exit code for main to exit with and true; otherwise it returns false at
+// once and does nothing. A binary that sets Config.ShimPath to itself calls
+// it first thing in main, before flags or anything else:
+//
+//	if code, ok := executor.RunShim(os.Args); ok {
+//		os.Exit(code)
+//	}
+//
+// The shim is the service's process-group leader. It is a sub-reaper, so
+// every descendant the service orphans stays below it, and it gets a
+// parent-death signal: when the process that supervises it dies, however it
+// dies (kill -9 included), the shim kills the service's whole tree and
+// group with SIGKILL and exits. Otherwise it waits for the service and exits
+// the way the service did (same code, or same signal).
+func RunShim(args []string) (int, bool) {
+	if len(args) < 1 || args[0] != shimArg0 {
+		return 0, false
+	}
+	return runShim(args[1:]), true
+}
+
+var (
+	errShimUsage  = errors.New("shim: want the supervisor's PID and the service's argv")
+	errParentGone = errors.New("shim: supervisor exited before the service started")
+)
+
+// shimFailed reports a start failure on the report descriptor and returns
+// the exit code the shim then exits with.
+func shimFailed(report *os.File, err error) int {
+	var errno syscall.Errno
+	n := 0
+	if errors.As(err, &errno) {
+		n = int(errno)
+	}
+	if report != nil {
+		_, _ = fmt.Fprintf(report, "%d %s", n, err) // the supervisor sees EOF otherwise
+		_ = report.Close()
+	}
+	return 127
+}
+
+// readShimReport reads what a shim said about starting its service: nil when
+// it started (or the shim died before saying anything; its exit status then
+// tells), the start error otherwise, wrapping the errno when there is one.
+func readShimReport(r *os.File) error {
+	var b strings.Builder
+	buf := make([]byte, 512)
+	for {
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil || b.Len() > 4096 {
+			break
+		}
+	}
+	s := b.String()
+	if s == "" {
+		return nil
+	}
+	code, msg, _ := strings.Cut(s, " ")
+	if n, err := strconv.Atoi(code); err == nil && n != 0 {
+		return fmt.Errorf("%s: %w", strings.TrimSuffix(msg, ": "+syscall.Errno(n).Error()), syscall.Errno(n))
+	}
+	return errors.New(msg)
+}
+
+// shimCommand wraps argv (argv[0] already resolved) so that it runs under
+// the shim at shimPath; report is the write end of the start report.
+func shimCommand(ctx context.Context, shimPath string, argv []string, report *os.File) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, shimPath)
+	cmd.Args = append([]string{shimArg0, strconv.Itoa(os.Getpid())}, argv...)
+	cmd.ExtraFiles = []*os.File{report} // becomes shimReportFD
+	return cmd
+}
+
+// SelfShim is the ShimPath for a binary whose main begins with RunShim:
+// its own executable.
+func SelfShim() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("executor: own executable for the shim: %w", err)
+	}
+	return exe, nil
+}
