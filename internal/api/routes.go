@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/autogate/autogate/internal/auth"
+	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/resource"
@@ -312,22 +313,22 @@ func (s *Server) wait(ctx context.Context, id string, seconds int) (*execOut, er
 	return &execOut{Status: st, Body: public(e)}, nil
 }
 
-// listExecutions pages through executions, filtering by status and service.
-// Filters are applied to the store's pages, so a filtered page may hold
-// fewer items than asked for while a next-page token remains.
+// listExecutions pages through executions, filtering by status and service
+// through the catalog's indexes (Catalog.FindExecutions), so a filter reads
+// the executions it selects, not the whole history. A filtered page may
+// hold fewer items than asked for while a next-page token remains.
 func (s *Server) listExecutions(ctx context.Context, limit int, token, status, service string) (wire.ExecutionPage, error) {
 	want := store.ListOptions{Limit: limit}.EffectiveLimit()
 	page := wire.ExecutionPage{Items: []*execution.Execution{}}
+	f := catalog.ExecutionFilter{Status: execution.Status(status), Service: service}
 	for scanned := 0; len(page.Items) < want && scanned < 10*store.MaxPageSize; {
-		es, next, err := s.Gateway.Catalog.ListExecutions(ctx, store.ListOptions{Limit: want - len(page.Items), PageToken: token})
+		es, next, err := s.Gateway.Catalog.FindExecutions(ctx, f, store.ListOptions{Limit: want - len(page.Items), PageToken: token})
 		if err != nil {
 			return page, err
 		}
-		scanned += len(es)
+		scanned += want - len(page.Items)
 		for _, e := range es {
-			if (status == "" || string(e.Status) == status) && (service == "" || e.Service == service) {
-				page.Items = append(page.Items, public(e))
-			}
+			page.Items = append(page.Items, public(e))
 		}
 		token = next
 		if next == "" {

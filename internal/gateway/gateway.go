@@ -373,11 +373,13 @@ func (g *Gateway) Cancel(ctx context.Context, id string) (*execution.Execution, 
 // a crash kept from being sent, and running ones whose runner may be gone
 // (the runner core marks those lost once their heartbeat is stale). The
 // all-in-one gateway calls it at start; a clustered one on becoming active.
+// It reads only the open executions (through the status index), not the
+// retained history.
 func (g *Gateway) Reconcile(ctx context.Context) (int, error) {
 	n := 0
 	tok := ""
 	for {
-		page, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		page, next, err := g.Catalog.ListOpenExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
 		if err != nil {
 			return n, err
 		}
@@ -456,12 +458,14 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 // lost between the record and the send), fails queued ones past their
 // deadline with a reason, and declares lost the running ones whose runner
 // has not heartbeated for staleAfter (their message may be gone too:
-// runners drop duplicate deliveries), re-queueing them if retryable.
+// runners drop duplicate deliveries), re-queueing them if retryable. A
+// pass reads only the open executions (Catalog.ListOpenExecutions), so its
+// cost does not grow with retention.
 func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Duration) (resent, failed int, err error) {
 	now := g.Clock.Now()
 	tok := ""
 	for {
-		page, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		page, next, err := g.Catalog.ListOpenExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
 		if err != nil {
 			return resent, failed, err
 		}
