@@ -150,7 +150,7 @@ func (c *Cluster) addTable() {
 		c.Table = awsdynamodb.Table_FromTableName(c.Scope, jsii.String("Table"), jsii.String(cfg.TableName()))
 		return
 	}
-	c.Table = awsdynamodb.NewTable(c.Scope, jsii.String("Table"), &awsdynamodb.TableProps{
+	table := awsdynamodb.NewTable(c.Scope, jsii.String("Table"), &awsdynamodb.TableProps{
 		TableName:           jsii.String(cfg.TableName()),
 		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
 		SortKey:             &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
@@ -164,6 +164,21 @@ func (c *Cluster) addTable() {
 		// cluster (and of clusters sharing it): never deleted with the stack.
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
+	// The store's indexes (store/dynamo IndexName, IndexAttr, TableInput):
+	// open and terminal executions by status, and by service, so periodic
+	// work and filters read what they select, not the retained history.
+	// CloudFormation creates one index per update of an existing table: a
+	// table deployed before them gets them from `autogate init table`, or
+	// from two deploys adding one each.
+	for _, ix := range []struct{ name, attr string }{{"by-status", "byStatus"}, {"by-service", "byService"}} {
+		table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+			IndexName:      jsii.String(ix.name),
+			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ix.attr), Type: awsdynamodb.AttributeType_STRING},
+			SortKey:        &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
+			ProjectionType: awsdynamodb.ProjectionType_ALL,
+		})
+	}
+	c.Table = table
 }
 
 // addQueues creates the work queue and its dead-letter queue.
@@ -345,7 +360,9 @@ func (c *Cluster) grantTable(role awsiam.IGrantable) {
 		Actions: jsii.Strings("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
 			"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 			"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"),
-		Resources: jsii.Strings(*c.Table.TableArn()),
+		// The index keys of cluster C start with "C#" too (store/dynamo
+		// indexPK), so the condition holds for index queries.
+		Resources: jsii.Strings(*c.Table.TableArn(), *c.Table.TableArn()+"/index/by-status", *c.Table.TableArn()+"/index/by-service"),
 		Conditions: &map[string]any{
 			"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": []string{c.Config.ID + "#*"}},
 		},

@@ -57,7 +57,7 @@ func BenchmarkRetention(b *testing.B) {
 			fullCalls, fullItems, fullUnits := ddb.calls.Load(), ddb.scanned.Load(), float64(ddb.readUnits.Load())/1000
 			var lat []time.Duration
 			var got int
-			for range 10 { // warm DynamoDB Local's JIT before timing
+			for range 50 { // warm DynamoDB Local's JIT before timing
 				if _, _, err := g.Catalog.FindExecutions(ctx, catalog.ExecutionFilter{Status: execution.Running}, store.ListOptions{Limit: 100}); err != nil {
 					b.Fatal(err)
 				}
