@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -530,4 +531,59 @@ func (c *Catalog) ListOpenExecutions(ctx context.Context, opts store.ListOptions
 		next = fmt.Sprintf("%d:", i+1)
 	}
 	return page, next, nil
+}
+
+// indexMarker is the record that says a cluster's executions all carry
+// their index terms. Its kind is the catalog's own, not a resource kind.
+const (
+	indexMarkerKind resource.Kind = "catalog"
+	indexMarkerName               = "executions-indexed-v1"
+)
+
+// IndexExecutions gives index terms to the executions written before
+// records carried them (an older release), so the status and service
+// indexes miss none, and returns how many it rewrote. The first call for a
+// cluster pages once through the whole history and then writes a marker
+// record; every later call is one Get. A record that changes meanwhile is
+// skipped: whoever wrote it gave it its terms.
+func (c *Catalog) IndexExecutions(ctx context.Context) (int, error) {
+	marker := c.key(indexMarkerKind, indexMarkerName)
+	if _, err := c.Store.Get(ctx, marker); err == nil {
+		return 0, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("index executions: %w", err)
+	}
+	n := 0
+	for tok := ""; ; {
+		recs, next, err := c.Store.List(ctx, c.Cluster, resource.KindExecution, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			return n, fmt.Errorf("index executions: %w", err)
+		}
+		for _, r := range recs {
+			e, err := decodeExecution(r)
+			if err != nil {
+				return n, err
+			}
+			want := execTerms(e)
+			if maps.Equal(r.Terms, want) {
+				continue
+			}
+			r.Terms = want
+			_, err = c.Store.Update(ctx, r)
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			default:
+				return n, fmt.Errorf("index execution %s: %w", e.ID, err)
+			}
+		}
+		if tok = next; tok == "" {
+			break
+		}
+	}
+	if _, err := c.Store.Create(ctx, store.Record{Key: marker, Data: []byte(`{"indexed":true}`)}); err != nil && !errors.Is(err, store.ErrExists) {
+		return n, fmt.Errorf("index executions: %w", err)
+	}
+	return n, nil
 }

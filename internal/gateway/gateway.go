@@ -374,8 +374,13 @@ func (g *Gateway) Cancel(ctx context.Context, id string) (*execution.Execution, 
 // (the runner core marks those lost once their heartbeat is stale). The
 // all-in-one gateway calls it at start; a clustered one on becoming active.
 // It reads only the open executions (through the status index), not the
-// retained history.
+// retained history, once Catalog.IndexExecutions has indexed the records
+// of an older release (one full pass per cluster, ever).
 func (g *Gateway) Reconcile(ctx context.Context) (int, error) {
+	// Once per cluster: records of an older release join the indexes.
+	if _, err := g.Catalog.IndexExecutions(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	tok := ""
 	for {

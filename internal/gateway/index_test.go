@@ -254,3 +254,51 @@ func TestSweepAndFilterReadOnlyIndexed(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileIndexesOlderRecords: executions written without index terms
+// (by an older release) are indexed by the first Reconcile, once, and then
+// found by the sweep; later passes read only what is open.
+func TestReconcileIndexesOlderRecords(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	st, _ := indexBackends[0].open(t, clk)
+	g, cs, rec := newIndexedGateway(t, st, clk, 50)
+	ctx := t.Context()
+	e, err := g.Submit(ctx, RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Strip every execution's terms, as an older release wrote them.
+	for tok := ""; ; {
+		recs, next, err := st.List(ctx, g.Catalog.Cluster, resource.KindExecution, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			r.Terms = nil
+			if _, err := st.Update(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tok = next; tok == "" {
+			break
+		}
+	}
+	if es, _, _ := g.Catalog.ListOpenExecutions(ctx, store.ListOptions{}); len(es) != 0 {
+		t.Fatalf("before indexing the open listing holds %d executions, want none (terms stripped)", len(es))
+	}
+	rec.sent = nil
+	if n, err := g.Reconcile(ctx); err != nil || n != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != e.ID {
+		t.Fatalf("first Reconcile = %d, %v, sent %v; want the one queued run %s re-sent", n, err, rec.sent, e.ID)
+	}
+	es, _, err := g.Catalog.FindExecutions(ctx, catalog.ExecutionFilter{Status: execution.Succeeded}, store.ListOptions{Limit: 100})
+	if err != nil || len(es) != 17 { // 50 seeded, every third succeeded
+		t.Errorf("succeeded after indexing: %d (err %v), want 17", len(es), err)
+	}
+	cs.read.Store(0)
+	if n, err := g.Reconcile(ctx); err != nil || n != 1 {
+		t.Fatalf("second Reconcile = %d, %v; want 1", n, err)
+	}
+	if got := cs.read.Load(); got != 2 { // the marker and the open run
+		t.Errorf("second Reconcile read %d records, want 2 (marker, open run)", got)
+	}
+}
