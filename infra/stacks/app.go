@@ -114,6 +114,7 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		// the cluster table).
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
 	})
+	addStoreIndexes(m.Table) // the manager runs the same store
 	net := newNetwork(scope, mgr.VPCCIDR, *mgr.NATGateways, mgr.AvailabilityZones, retention)
 	ecsCluster := newECSCluster(scope, "autogate-manager", net.VPC, true, mgr.ECSExec, retention)
 	image, _ := newImage(scope, mgr.Image, mgr.Architecture, repoRoot, false)

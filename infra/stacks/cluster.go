@@ -137,7 +137,7 @@ func (c *Cluster) addTable() {
 		c.Table = awsdynamodb.Table_FromTableName(c.Scope, jsii.String("Table"), jsii.String(cfg.TableName()))
 		return
 	}
-	c.Table = awsdynamodb.NewTable(c.Scope, jsii.String("Table"), &awsdynamodb.TableProps{
+	table := awsdynamodb.NewTable(c.Scope, jsii.String("Table"), &awsdynamodb.TableProps{
 		TableName:           jsii.String(cfg.TableName()),
 		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
 		SortKey:             &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
@@ -155,6 +155,8 @@ func (c *Cluster) addTable() {
 		// (its fixed name would make the retry fail with "already exists").
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
 	})
+	addStoreIndexes(table)
+	c.Table = table
 }
 
 // addQueues creates the work queue and its dead-letter queue.

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
@@ -116,6 +117,24 @@ func newTaskRole(scope constructs.Construct, id, name, description, account, reg
 var TableActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem",
 	"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"}
 
+// addStoreIndexes adds the store's indexes (store/dynamo IndexName,
+// IndexAttr, TableInput) to a table: open and terminal executions by
+// status, and by service, so periodic work and filters read what they
+// select, not the retained history. The store refuses a table without them
+// at start-up. CloudFormation creates one index per update of an existing
+// table: a table deployed before them gets them from `autogate init table`,
+// or from two deploys adding one each.
+func addStoreIndexes(table awsdynamodb.Table) {
+	for _, ix := range []struct{ name, attr string }{{"by-status", "byStatus"}, {"by-service", "byService"}} {
+		table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+			IndexName:      jsii.String(ix.name),
+			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ix.attr), Type: awsdynamodb.AttributeType_STRING},
+			SortKey:        &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
+			ProjectionType: awsdynamodb.ProjectionType_ALL,
+		})
+	}
+}
+
 // grantTable lets a role read and write the items of one key namespace
 // only: every item of cluster C has a partition key starting with "C#".
 // Scan is left out on purpose: dynamodb:LeadingKeys is empty for a Scan,
@@ -124,9 +143,11 @@ var TableActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutI
 // store can check the table at start-up.
 func grantTable(role awsiam.IGrantable, tableARN, namespace string) {
 	role.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ClusterItemsOnly"),
-		Actions:   jsii.Strings(TableActions...),
-		Resources: jsii.Strings(tableARN),
+		Sid:     jsii.String("ClusterItemsOnly"),
+		Actions: jsii.Strings(TableActions...),
+		// The store's index keys start with the namespace too (store/dynamo
+		// indexPK), so the condition holds for index queries.
+		Resources: jsii.Strings(tableARN, tableARN+"/index/by-status", tableARN+"/index/by-service"),
 		Conditions: &map[string]any{
 			"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": []string{namespace + "#*"}},
 		},

@@ -297,9 +297,16 @@ func TestDeploymentModels(t *testing.T) {
 					map[string]any{"AttributeName": "pk", "KeyType": "HASH"},
 					map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
 				},
-				"AttributeDefinitions": []any{
+				"AttributeDefinitions": assertions.Match_ArrayWith(&[]any{
 					map[string]any{"AttributeName": "pk", "AttributeType": "S"},
 					map[string]any{"AttributeName": "sk", "AttributeType": "S"},
+				}),
+				// The store's indexes (store/dynamo TableInput).
+				"GlobalSecondaryIndexes": []any{
+					map[string]any{"IndexName": "by-status", "Projection": map[string]any{"ProjectionType": "ALL"}, "KeySchema": []any{
+						map[string]any{"AttributeName": "byStatus", "KeyType": "HASH"}, map[string]any{"AttributeName": "sk", "KeyType": "RANGE"}}},
+					map[string]any{"IndexName": "by-service", "Projection": map[string]any{"ProjectionType": "ALL"}, "KeySchema": []any{
+						map[string]any{"AttributeName": "byService", "KeyType": "HASH"}, map[string]any{"AttributeName": "sk", "KeyType": "RANGE"}}},
 				},
 				"BillingMode":                      "PAY_PER_REQUEST",
 				"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -352,7 +353,7 @@ func (c *Catalog) CreateExecution(ctx context.Context, e *execution.Execution) e
 	if err != nil {
 		return err
 	}
-	rec, err := c.Store.Create(ctx, store.Record{Key: c.execKey(e.ID), Data: data, ExpiresAt: c.expiry(e)})
+	rec, err := c.Store.Create(ctx, store.Record{Key: c.execKey(e.ID), Data: data, ExpiresAt: c.expiry(e), Terms: execTerms(e)})
 	if err != nil {
 		return fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
@@ -419,7 +420,7 @@ func (c *Catalog) MutateExecution(ctx context.Context, id string, fn func(e *exe
 		if err != nil {
 			return nil, err
 		}
-		rec, err := c.Store.Update(ctx, store.Record{Key: c.execKey(id), Version: ver, Data: data, ExpiresAt: c.expiry(e)})
+		rec, err := c.Store.Update(ctx, store.Record{Key: c.execKey(id), Version: ver, Data: data, ExpiresAt: c.expiry(e), Terms: execTerms(e)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -509,4 +510,159 @@ func (c *Catalog) ClaimRequestKey(ctx context.Context, submitter, key string, wa
 		return RequestKey{}, nil, fmt.Errorf("request key: %w", err)
 	}
 	return want, nil, nil
+}
+
+// execTerms are an execution's index terms: its status and its service, so
+// periodic work finds the open ones and filters page through one status or
+// service without reading the rest of the history. Every write of an
+// execution goes through the catalog and carries them.
+func execTerms(e *execution.Execution) map[store.Index]string {
+	t := map[store.Index]string{store.IndexStatus: string(e.Status)}
+	if e.Service != "" {
+		t[store.IndexService] = e.Service
+	}
+	return t
+}
+
+// ExecutionFilter selects executions; empty fields match all.
+type ExecutionFilter struct {
+	Status  execution.Status
+	Service string
+}
+
+func (f ExecutionFilter) match(e *execution.Execution) bool {
+	return (f.Status == "" || e.Status == f.Status) && (f.Service == "" || e.Service == f.Service)
+}
+
+// FindExecutions returns one page of the executions f selects, newest
+// first, and the next page's token. A filter is read through the store's
+// index of its status or its service (the status's for an open status,
+// which few executions have; else the service's if given), never through
+// the whole history. Index entries may lag the records (see
+// store.ListIndex), so every execution is checked against f again: a page
+// may hold fewer than opts.Limit executions while a token remains.
+func (c *Catalog) FindExecutions(ctx context.Context, f ExecutionFilter, opts store.ListOptions) ([]*execution.Execution, string, error) {
+	var (
+		recs []store.Record
+		next string
+		err  error
+	)
+	switch {
+	case f.Status != "" && (!f.Status.Terminal() || f.Service == ""):
+		recs, next, err = c.Store.ListIndex(ctx, c.Cluster, resource.KindExecution, store.IndexStatus, string(f.Status), opts)
+	case f.Service != "":
+		recs, next, err = c.Store.ListIndex(ctx, c.Cluster, resource.KindExecution, store.IndexService, f.Service, opts)
+	default:
+		recs, next, err = c.Store.List(ctx, c.Cluster, resource.KindExecution, opts)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("list executions: %w", err)
+	}
+	out := make([]*execution.Execution, 0, len(recs))
+	for _, r := range recs {
+		e, err := decodeExecution(r)
+		if err != nil {
+			return nil, "", err
+		}
+		if f.match(e) {
+			out = append(out, e)
+		}
+	}
+	return out, next, nil
+}
+
+// openStatuses are the statuses that are not terminal, in the order
+// ListOpenExecutions visits them.
+func openStatuses() []execution.Status {
+	var out []execution.Status
+	for _, st := range execution.Statuses {
+		if !st.Terminal() {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// ListOpenExecutions returns one page of the executions that are not
+// terminal (queued, then running, each newest first) and the next page's
+// token, reading only those through the status index: periodic work costs
+// what is open, not what is retained. An execution that changes status
+// while a caller pages may be listed twice or missed until the next pass;
+// the callers (Sweep, Reconcile) re-read each before acting on it.
+func (c *Catalog) ListOpenExecutions(ctx context.Context, opts store.ListOptions) ([]*execution.Execution, string, error) {
+	open := openStatuses()
+	i, tok := 0, opts.PageToken
+	if tok != "" {
+		n, rest, ok := strings.Cut(tok, ":")
+		if !ok || len(n) != 1 || n[0] < '0' || int(n[0]-'0') >= len(open) {
+			return nil, "", fmt.Errorf("list open executions: %w %q", store.ErrBadPageToken, tok)
+		}
+		i, tok = int(n[0]-'0'), rest
+	}
+	page, next, err := c.FindExecutions(ctx, ExecutionFilter{Status: open[i]}, store.ListOptions{Limit: opts.Limit, PageToken: tok})
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case next != "":
+		next = fmt.Sprintf("%d:%s", i, next)
+	case i+1 < len(open):
+		next = fmt.Sprintf("%d:", i+1)
+	}
+	return page, next, nil
+}
+
+// indexMarker is the record that says a cluster's executions all carry
+// their index terms. Its kind is the catalog's own, not a resource kind.
+const (
+	indexMarkerKind resource.Kind = "catalog"
+	indexMarkerName               = "executions-indexed-v1"
+)
+
+// IndexExecutions gives index terms to the executions written before
+// records carried them (an older release), so the status and service
+// indexes miss none, and returns how many it rewrote. The first call for a
+// cluster pages once through the whole history and then writes a marker
+// record; every later call is one Get. A record that changes meanwhile is
+// skipped: whoever wrote it gave it its terms.
+func (c *Catalog) IndexExecutions(ctx context.Context) (int, error) {
+	marker := c.key(indexMarkerKind, indexMarkerName)
+	if _, err := c.Store.Get(ctx, marker); err == nil {
+		return 0, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("index executions: %w", err)
+	}
+	n := 0
+	for tok := ""; ; {
+		recs, next, err := c.Store.List(ctx, c.Cluster, resource.KindExecution, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			return n, fmt.Errorf("index executions: %w", err)
+		}
+		for _, r := range recs {
+			e, err := decodeExecution(r)
+			if err != nil {
+				return n, err
+			}
+			want := execTerms(e)
+			if maps.Equal(r.Terms, want) {
+				continue
+			}
+			r.Terms = want
+			_, err = c.Store.Update(ctx, r)
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			default:
+				return n, fmt.Errorf("index execution %s: %w", e.ID, err)
+			}
+		}
+		if tok = next; tok == "" {
+			break
+		}
+	}
+	if _, err := c.Store.Create(ctx, store.Record{Key: marker, Data: []byte(`{"indexed":true}`)}); err != nil && !errors.Is(err, store.ErrExists) {
+		return n, fmt.Errorf("index executions: %w", err)
+	}
+	return n, nil
 }

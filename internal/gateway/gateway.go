@@ -258,34 +258,25 @@ func (g *Gateway) Execution(ctx context.Context, id string) (*execution.Executio
 }
 
 // ExecutionFilter narrows a listing of executions; empty fields match all.
-type ExecutionFilter struct {
-	Status  execution.Status
-	Service string
-}
-
-func (f ExecutionFilter) match(e *execution.Execution) bool {
-	return (f.Status == "" || e.Status == f.Status) && (f.Service == "" || e.Service == f.Service)
-}
+type ExecutionFilter = catalog.ExecutionFilter
 
 // ListExecutions returns one page of executions, newest first, that match
-// f, and the token of the next page ("" at the end). Filters are applied to
-// the store's pages, so a filtered page may hold fewer items than asked for
-// while a token remains; it reads at most 10 store pages per call, so a
-// rare filter costs a bounded amount per page and the client pages on.
+// f, and the token of the next page ("" at the end). A filter reads through
+// the catalog's status or service index (Catalog.FindExecutions), so it
+// reads what it selects, not the retained history. Index entries may lag
+// their records, so a filtered page may hold fewer items than asked for
+// while a token remains; it reads at most 10 index pages per call, so a
+// page costs a bounded amount and the client pages on.
 func (g *Gateway) ListExecutions(ctx context.Context, f ExecutionFilter, opts store.ListOptions) ([]*execution.Execution, string, error) {
 	want := opts.EffectiveLimit()
 	out := []*execution.Execution{}
 	token := opts.PageToken
 	for reads := 0; len(out) < want && reads < 10; reads++ {
-		es, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{Limit: want - len(out), PageToken: token})
+		es, next, err := g.Catalog.FindExecutions(ctx, f, store.ListOptions{Limit: want - len(out), PageToken: token})
 		if err != nil {
 			return nil, "", err
 		}
-		for _, e := range es {
-			if f.match(e) {
-				out = append(out, e)
-			}
-		}
+		out = append(out, es...)
 		token = next
 		if next == "" {
 			break
@@ -533,11 +524,18 @@ func (g *Gateway) Cancel(ctx context.Context, id string) (*execution.Execution, 
 // a crash kept from being sent, and running ones whose runner may be gone
 // (the runner core marks those lost once their heartbeat is stale). The
 // all-in-one gateway calls it at start; a clustered one on becoming active.
+// It reads only the open executions (through the status index), not the
+// retained history, once Catalog.IndexExecutions has indexed the records
+// of an older release (one full pass per cluster, ever).
 func (g *Gateway) Reconcile(ctx context.Context) (int, error) {
+	// Once per cluster: records of an older release join the indexes.
+	if _, err := g.Catalog.IndexExecutions(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	tok := ""
 	for {
-		page, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		page, next, err := g.Catalog.ListOpenExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
 		if err != nil {
 			return n, err
 		}
@@ -617,11 +615,13 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 // start them in time any more), and declares lost the running ones whose
 // runner has not heartbeated for staleAfter (their message may be gone too:
 // runners drop duplicate deliveries), re-queueing them if retryable.
+// A pass reads only the open executions (Catalog.ListOpenExecutions), so
+// its cost does not grow with retention.
 func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Duration) (resent, failed int, err error) {
 	now := g.Clock.Now()
 	tok := ""
 	for {
-		page, next, err := g.Catalog.ListExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		page, next, err := g.Catalog.ListOpenExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
 		if err != nil {
 			return resent, failed, err
 		}

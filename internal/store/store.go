@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/autogate/autogate/internal/resource"
 )
@@ -43,6 +46,66 @@ type Record struct {
 	// past their retention period).
 	ExpiresAt time.Time
 	UpdatedAt time.Time
+	// Terms are the record's entries in the store's secondary indexes, at
+	// most one per index; a record without a term for an index is not in
+	// it (the indexes are sparse). Writes replace the record's terms with
+	// the ones they carry, so a write without Terms takes the record out of
+	// every index. The store does not interpret them either.
+	Terms map[Index]string
+}
+
+// Index names one of the store's secondary indexes. ListIndex finds the
+// records of one kind that carry a given term in one index without reading
+// the others, so a query for a few records stays cheap however many
+// records the kind holds. The catalog puts an execution's status in
+// IndexStatus and its service in IndexService.
+type Index string
+
+// The store's indexes. Backends hold exactly these (on DynamoDB, one global
+// secondary index each: see store/dynamo).
+const (
+	IndexStatus  Index = "status"
+	IndexService Index = "service"
+)
+
+// Indexes returns every index, in a fixed order.
+func Indexes() []Index { return []Index{IndexStatus, IndexService} }
+
+// MaxTermBytes bounds an index term.
+const MaxTermBytes = 512
+
+// ValidateTerms checks that terms name only known indexes and that each
+// term is non-empty UTF-8 without NUL bytes, at most MaxTermBytes long.
+func ValidateTerms(terms map[Index]string) error {
+	for ix, term := range terms {
+		if !slices.Contains(Indexes(), ix) {
+			return fmt.Errorf("%w index %q: unknown", resource.ErrInvalid, ix)
+		}
+		if err := validateTerm(term); err != nil {
+			return fmt.Errorf("index %s: %w", ix, err)
+		}
+	}
+	return nil
+}
+
+func validateTerm(term string) error {
+	switch {
+	case term == "":
+		return fmt.Errorf("%w term: empty", resource.ErrInvalid)
+	case len(term) > MaxTermBytes:
+		return fmt.Errorf("%w term: longer than %d bytes", resource.ErrInvalid, MaxTermBytes)
+	case !utf8.ValidString(term) || strings.ContainsRune(term, 0):
+		return fmt.Errorf("%w term %q: not UTF-8 or has a NUL byte", resource.ErrInvalid, term)
+	}
+	return nil
+}
+
+// ValidateQuery checks the index and term of a ListIndex call.
+func ValidateQuery(ix Index, term string) error {
+	if !slices.Contains(Indexes(), ix) {
+		return fmt.Errorf("%w index %q: unknown", resource.ErrInvalid, ix)
+	}
+	return validateTerm(term)
 }
 
 // ListOptions bounds a List call.
@@ -77,6 +140,15 @@ type Store interface {
 	// List returns one page of a cluster's records of one kind, ascending by
 	// name, and the token of the next page ("" at the end).
 	List(ctx context.Context, cluster string, kind resource.Kind, opts ListOptions) ([]Record, string, error)
+	// ListIndex returns one page of a cluster's records of one kind whose
+	// term in index ix is term, ascending by name, and the token of the
+	// next page ("" at the end). It reads only those records, never the
+	// rest of the kind. Unlike List it may lag writes briefly where the
+	// backend's indexes are eventually consistent (DynamoDB): a record just
+	// written can be missing, or still listed under its previous term with
+	// its previous data, so callers that act on what it returns re-read
+	// the record (a conditional write does that anyway).
+	ListIndex(ctx context.Context, cluster string, kind resource.Kind, ix Index, term string, opts ListOptions) ([]Record, string, error)
 }
 
 // EffectiveLimit returns the page size opts asks for, within bounds.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +19,14 @@ import (
 	"github.com/autogate/autogate/internal/store"
 )
 
-var bucket = []byte("records")
+// Buckets: records holds the records; index holds one empty-valued key per
+// (record, index term), cluster\0kind\0index\0term\0name, maintained in the
+// same transaction as the record, so ListIndex seeks straight to one term's
+// records.
+var (
+	bucket      = []byte("records")
+	indexBucket = []byte("index")
+)
 
 // Store is a store.Store backed by one bbolt file.
 type Store struct {
@@ -47,7 +55,10 @@ func Open(path string, clk clock.Clock) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucket)
+		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(indexBucket)
 		return err
 	}); err != nil {
 		_ = db.Close() // the open error matters more
@@ -72,6 +83,8 @@ type item struct {
 	ExpiresAt time.Time       `json:"e,omitzero"`
 	UpdatedAt time.Time       `json:"u"`
 	Data      json.RawMessage `json:"d"`
+	// Terms are the record's index terms; the index bucket mirrors them.
+	Terms map[store.Index]string `json:"t,omitempty"`
 }
 
 func validKey(k store.Key) error {
@@ -90,23 +103,46 @@ func prefix(cluster string, kind resource.Kind) []byte {
 
 func dbKey(k store.Key) []byte { return append(prefix(k.Cluster, k.Kind), k.Name...) }
 
-func (s *Store) load(b *bbolt.Bucket, k store.Key) (item, bool, error) {
+func indexPrefix(cluster string, kind resource.Kind, ix store.Index, term string) []byte {
+	return append(prefix(cluster, kind), string(ix)+"\x00"+term+"\x00"...)
+}
+
+// load returns k's live item. The returned *item is the stored one, expired
+// or not (nil if absent), so a write can drop the index entries of what it
+// replaces.
+func (s *Store) load(b *bbolt.Bucket, k store.Key) (item, *item, bool, error) {
 	raw := b.Get(dbKey(k))
 	if raw == nil {
-		return item{}, false, nil
+		return item{}, nil, false, nil
 	}
 	var it item
 	if err := json.Unmarshal(raw, &it); err != nil {
-		return item{}, false, fmt.Errorf("decode %s: %w", k, err)
+		return item{}, nil, false, fmt.Errorf("decode %s: %w", k, err)
 	}
 	if !it.ExpiresAt.IsZero() && !s.clk.Now().Before(it.ExpiresAt) {
-		return item{}, false, nil
+		return item{}, &it, false, nil
 	}
-	return it, true, nil
+	return it, &it, true, nil
 }
 
 func toRecord(k store.Key, it item) store.Record {
-	return store.Record{Key: k, Version: it.Version, Data: []byte(it.Data), ExpiresAt: it.ExpiresAt, UpdatedAt: it.UpdatedAt}
+	return store.Record{Key: k, Version: it.Version, Data: []byte(it.Data), ExpiresAt: it.ExpiresAt, UpdatedAt: it.UpdatedAt, Terms: it.Terms}
+}
+
+// buckets are the buckets of one write transaction.
+type buckets struct{ rec, idx *bbolt.Bucket }
+
+// unindex deletes old's index entries.
+func unindex(bs buckets, k store.Key, old *item) error {
+	if old == nil {
+		return nil
+	}
+	for ix, term := range old.Terms {
+		if err := bs.idx.Delete(append(indexPrefix(k.Cluster, k.Kind, ix, term), k.Name...)); err != nil {
+			return storageError{fmt.Errorf("unindex %s: %w", k, err)}
+		}
+	}
+	return nil
 }
 
 // Get implements store.Store.
@@ -119,7 +155,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Record, error) {
 	}
 	var rec store.Record
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		it, ok, err := s.load(tx.Bucket(bucket), k)
+		it, _, ok, err := s.load(tx.Bucket(bucket), k)
 		if err != nil {
 			return err
 		}
@@ -137,7 +173,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Record, error) {
 // arrive while a commit is in flight share the next one, so under load many
 // submissions cost one fsync. A domain error (not found, conflict) fails only
 // its own write; a storage error fails the whole group.
-func (s *Store) write(ctx context.Context, fn func(b *bbolt.Bucket) error) error {
+func (s *Store) write(ctx context.Context, fn func(bs buckets) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -151,7 +187,7 @@ func (s *Store) write(ctx context.Context, fn func(b *bbolt.Bucket) error) error
 }
 
 type writeReq struct {
-	fn   func(b *bbolt.Bucket) error
+	fn   func(bs buckets) error
 	done chan error
 }
 
@@ -180,9 +216,9 @@ func (s *Store) committer() {
 		}
 		errs := make([]error, len(group))
 		err := s.db.Update(func(tx *bbolt.Tx) error {
-			b := tx.Bucket(bucket)
+			bs := buckets{rec: tx.Bucket(bucket), idx: tx.Bucket(indexBucket)}
 			for i, r := range group {
-				errs[i] = r.fn(b)
+				errs[i] = r.fn(bs)
 				var se storageError
 				if errors.As(errs[i], &se) {
 					return se.err
@@ -206,22 +242,44 @@ type storageError struct{ err error }
 func (e storageError) Error() string { return e.err.Error() }
 func (e storageError) Unwrap() error { return e.err }
 
-func (s *Store) put(b *bbolt.Bucket, k store.Key, it item) error {
+// put writes it over old (nil if there is none) and moves the index
+// entries from old's terms to it's.
+func (s *Store) put(bs buckets, k store.Key, it item, old *item) error {
 	raw, err := json.Marshal(it)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", k, err)
 	}
-	if err := b.Put(dbKey(k), raw); err != nil {
+	if err := unindex(bs, k, old); err != nil {
+		return err
+	}
+	if err := bs.rec.Put(dbKey(k), raw); err != nil {
 		return storageError{fmt.Errorf("put %s: %w", k, err)}
+	}
+	for ix, term := range it.Terms {
+		if err := bs.idx.Put(append(indexPrefix(k.Cluster, k.Kind, ix, term), k.Name...), nil); err != nil {
+			return storageError{fmt.Errorf("index %s: %w", k, err)}
+		}
 	}
 	return nil
 }
 
-func checkData(k store.Key, data []byte) error {
-	if !json.Valid(data) {
-		return fmt.Errorf("%w record %s: data is not JSON", resource.ErrInvalid, k)
+func checkData(rec store.Record) error {
+	if !json.Valid(rec.Data) {
+		return fmt.Errorf("%w record %s: data is not JSON", resource.ErrInvalid, rec.Key)
+	}
+	if err := store.ValidateTerms(rec.Terms); err != nil {
+		return fmt.Errorf("record %s: %w", rec.Key, err)
 	}
 	return nil
+}
+
+// terms copies rec's terms, so the caller's map is not shared with the
+// stored item; nil for none.
+func terms(rec store.Record) map[store.Index]string {
+	if len(rec.Terms) == 0 {
+		return nil
+	}
+	return maps.Clone(rec.Terms)
 }
 
 // Create implements store.Store.
@@ -229,20 +287,20 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 	if err := validKey(rec.Key); err != nil {
 		return store.Record{}, err
 	}
-	if err := checkData(rec.Key, rec.Data); err != nil {
+	if err := checkData(rec); err != nil {
 		return store.Record{}, err
 	}
 	var out store.Record
-	err := s.write(ctx, func(b *bbolt.Bucket) error {
-		_, ok, err := s.load(b, rec.Key)
+	err := s.write(ctx, func(bs buckets) error {
+		_, old, ok, err := s.load(bs.rec, rec.Key)
 		if err != nil {
 			return err
 		}
 		if ok {
 			return fmt.Errorf("%s: %w", rec.Key, store.ErrExists)
 		}
-		it := item{Version: 1, ExpiresAt: rec.ExpiresAt.UTC(), UpdatedAt: s.clk.Now().UTC(), Data: rec.Data}
-		if err := s.put(b, rec.Key, it); err != nil {
+		it := item{Version: 1, ExpiresAt: rec.ExpiresAt.UTC(), UpdatedAt: s.clk.Now().UTC(), Data: rec.Data, Terms: terms(rec)}
+		if err := s.put(bs, rec.Key, it, old); err != nil {
 			return err
 		}
 		out = toRecord(rec.Key, it)
@@ -256,12 +314,12 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 	if err := validKey(rec.Key); err != nil {
 		return store.Record{}, err
 	}
-	if err := checkData(rec.Key, rec.Data); err != nil {
+	if err := checkData(rec); err != nil {
 		return store.Record{}, err
 	}
 	var out store.Record
-	err := s.write(ctx, func(b *bbolt.Bucket) error {
-		cur, ok, err := s.load(b, rec.Key)
+	err := s.write(ctx, func(bs buckets) error {
+		cur, old, ok, err := s.load(bs.rec, rec.Key)
 		if err != nil {
 			return err
 		}
@@ -271,8 +329,8 @@ func (s *Store) Update(ctx context.Context, rec store.Record) (store.Record, err
 		if cur.Version != rec.Version {
 			return fmt.Errorf("%s: have version %d, update names %d: %w", rec.Key, cur.Version, rec.Version, store.ErrConflict)
 		}
-		it := item{Version: cur.Version + 1, ExpiresAt: rec.ExpiresAt.UTC(), UpdatedAt: s.clk.Now().UTC(), Data: rec.Data}
-		if err := s.put(b, rec.Key, it); err != nil {
+		it := item{Version: cur.Version + 1, ExpiresAt: rec.ExpiresAt.UTC(), UpdatedAt: s.clk.Now().UTC(), Data: rec.Data, Terms: terms(rec)}
+		if err := s.put(bs, rec.Key, it, old); err != nil {
 			return err
 		}
 		out = toRecord(rec.Key, it)
@@ -286,8 +344,8 @@ func (s *Store) Delete(ctx context.Context, k store.Key, version int64) error {
 	if err := validKey(k); err != nil {
 		return err
 	}
-	return s.write(ctx, func(b *bbolt.Bucket) error {
-		cur, ok, err := s.load(b, k)
+	return s.write(ctx, func(bs buckets) error {
+		cur, old, ok, err := s.load(bs.rec, k)
 		if err != nil {
 			return err
 		}
@@ -297,7 +355,10 @@ func (s *Store) Delete(ctx context.Context, k store.Key, version int64) error {
 		if version != 0 && cur.Version != version {
 			return fmt.Errorf("%s: have version %d, delete names %d: %w", k, cur.Version, version, store.ErrConflict)
 		}
-		if err := b.Delete(dbKey(k)); err != nil {
+		if err := unindex(bs, k, old); err != nil {
+			return err
+		}
+		if err := bs.rec.Delete(dbKey(k)); err != nil {
 			return storageError{fmt.Errorf("delete %s: %w", k, err)}
 		}
 		return nil
@@ -367,12 +428,67 @@ func (s *Store) List(ctx context.Context, cluster string, kind resource.Kind, op
 	return out, next, err
 }
 
+// ListIndex implements store.Store: it walks the index entries of one term
+// in name order and reads only their records.
+func (s *Store) ListIndex(ctx context.Context, cluster string, kind resource.Kind, ix store.Index, term string, opts store.ListOptions) ([]store.Record, string, error) {
+	if err := validKey(store.Key{Cluster: cluster, Kind: kind, Name: "-"}); err != nil {
+		return nil, "", err
+	}
+	if err := store.ValidateQuery(ix, term); err != nil {
+		return nil, "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	after := ""
+	if opts.PageToken != "" {
+		var err error
+		if after, err = decodeToken(opts.PageToken); err != nil {
+			return nil, "", err
+		}
+	}
+	limit := opts.EffectiveLimit()
+	pfx := indexPrefix(cluster, kind, ix, term)
+	var out []store.Record
+	next := ""
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		recs := tx.Bucket(bucket)
+		c := tx.Bucket(indexBucket).Cursor()
+		seek := append(append([]byte{}, pfx...), opts.Prefix...)
+		if after != "" && after >= opts.Prefix {
+			seek = append(append(append([]byte{}, pfx...), after...), 0)
+		}
+		for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, pfx); k, _ = c.Next() {
+			name := string(k[len(pfx):])
+			if !strings.HasPrefix(name, opts.Prefix) {
+				break
+			}
+			key := store.Key{Cluster: cluster, Kind: kind, Name: name}
+			it, _, ok, err := s.load(recs, key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // expired, not yet pruned
+			}
+			if len(out) == limit {
+				next = encodeToken(out[len(out)-1].Name)
+				break
+			}
+			out = append(out, toRecord(key, it))
+		}
+		return nil
+	})
+	return out, next, err
+}
+
 // Prune deletes records that expired before now and reports how many. The
 // gateway calls it periodically to enforce execution retention.
 func (s *Store) Prune(ctx context.Context) (int, error) {
 	now := s.clk.Now()
 	n := 0
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		idx := tx.Bucket(indexBucket)
 		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
@@ -383,6 +499,15 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 				continue // leave what we cannot read for a human to look at
 			}
 			if !it.ExpiresAt.IsZero() && !now.Before(it.ExpiresAt) {
+				// The key is cluster\0kind\0name, the index entries'
+				// prefix up to the index name.
+				base := k[:bytes.LastIndexByte(k, 0)+1]
+				for ix, term := range it.Terms {
+					entry := append(append(append([]byte{}, base...), string(ix)+"\x00"+term+"\x00"...), k[len(base):]...)
+					if err := idx.Delete(entry); err != nil {
+						return err
+					}
+				}
 				if err := c.Delete(); err != nil {
 					return err
 				}

@@ -17,7 +17,9 @@
 //     for Get, List, Update and Delete, whether or not DynamoDB's TTL has
 //     deleted them yet (it may take days on AWS);
 //   - no Scan, ever: Get is one GetItem (plus one Query for a large record),
-//     List one Query per page (more only to skip expired items);
+//     List one Query per page (more only to skip expired items), ListIndex
+//     one Query per page on the index (not strongly consistent: DynamoDB
+//     offers no consistent reads on a global secondary index);
 //   - records up to MaxDataBytes (25 MiB) are stored whole, split into chunk
 //     items (see below); larger ones fail with store.ErrTooLarge; nothing is
 //     truncated;
@@ -35,7 +37,11 @@
 //
 // One table, on-demand billing, created by CreateTable (`autogate init
 // table`) or the CDK stack and verified by CheckTable: partition key pk (S),
-// sort key sk (S), TTL on expiresAt (N, Unix seconds). No index. Cluster IDs
+// sort key sk (S), TTL on expiresAt (N, Unix seconds), and one global
+// secondary index per store index (IndexName: by-status on byStatus, by-service
+// on byService; sort key sk; all attributes projected). A record carries
+// byStatus/byService = <cluster>#<kind>#<term> only when it has that term,
+// so the indexes are sparse. Cluster IDs
 // follow resource.ValidateCluster (a-z, 0-9, '-'), so '#' separates key
 // parts unambiguously; kinds are a-z only and "lease" is reserved.
 //

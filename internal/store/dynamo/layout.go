@@ -89,6 +89,69 @@ type item struct {
 	// retried after it had already been applied recognises its own item
 	// in the failed condition instead of reporting a conflict.
 	WriteID string `dynamodbav:"writeId,omitempty"`
+	// ByStatus and ByService are the partition keys of the record in the
+	// global secondary indexes of store.IndexStatus and store.IndexService
+	// (indexPK); absent when the record has no term there, which keeps it
+	// out of that index.
+	ByStatus  string `dynamodbav:"byStatus,omitempty"`
+	ByService string `dynamodbav:"byService,omitempty"`
+}
+
+// IndexName returns the name of the global secondary index that holds ix:
+// partition key IndexAttr(ix) (S), sort key sk (S), all attributes
+// projected, so one Query returns whole records.
+func IndexName(ix store.Index) string { return "by-" + string(ix) }
+
+// IndexAttr returns the attribute that is the partition key of ix's index.
+func IndexAttr(ix store.Index) string {
+	switch ix {
+	case store.IndexStatus:
+		return "byStatus"
+	case store.IndexService:
+		return "byService"
+	}
+	panic(fmt.Sprintf("dynamo: store index %q has no attribute", ix)) // store.Indexes and this switch disagree
+}
+
+// indexPK is the index partition key of the records of one kind of one
+// cluster with term: the record partition's key plus the term, so every
+// index key of cluster C starts with "C#" like its table keys (the IAM
+// policy's dynamodb:LeadingKeys condition holds for index queries too).
+func indexPK(cluster string, kind resource.Kind, term string) string {
+	return RecordPK(cluster, kind) + "#" + term
+}
+
+// setTerms stores terms in it's index attributes.
+func (it *item) setTerms(cluster string, kind resource.Kind, terms map[store.Index]string) {
+	it.ByStatus, it.ByService = "", ""
+	for ix, term := range terms {
+		*it.termField(ix) = indexPK(cluster, kind, term)
+	}
+}
+
+// terms reads it's index attributes back; nil if it has none.
+func (it *item) terms(cluster string, kind resource.Kind) map[store.Index]string {
+	var out map[store.Index]string
+	pfx := indexPK(cluster, kind, "")
+	for _, ix := range store.Indexes() {
+		if v := *it.termField(ix); strings.HasPrefix(v, pfx) {
+			if out == nil {
+				out = map[store.Index]string{}
+			}
+			out[ix] = v[len(pfx):]
+		}
+	}
+	return out
+}
+
+func (it *item) termField(ix store.Index) *string {
+	switch ix {
+	case store.IndexStatus:
+		return &it.ByStatus
+	case store.IndexService:
+		return &it.ByService
+	}
+	panic(fmt.Sprintf("dynamo: store index %q has no attribute", ix)) // callers validate first
 }
 
 // chunk is one piece of a large record's data.

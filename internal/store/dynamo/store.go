@@ -147,7 +147,7 @@ func keyAV(pk, sk string) map[string]types.AttributeValue {
 var errChunksGone = errors.New("chunk set gone")
 
 func (s *Store) toRecord(ctx context.Context, k store.Key, it *item) (store.Record, error) {
-	rec := store.Record{Key: k, Version: it.Version, Data: it.Data, UpdatedAt: it.UpdatedAt}
+	rec := store.Record{Key: k, Version: it.Version, Data: it.Data, UpdatedAt: it.UpdatedAt, Terms: it.terms(k.Cluster, k.Kind)}
 	if it.ExpiresAt != 0 {
 		rec.ExpiresAt = time.Unix(it.ExpiresAt, 0).UTC()
 	}
@@ -237,6 +237,9 @@ func (s *Store) put(ctx context.Context, o op, rec store.Record) (store.Record, 
 	if len(rec.Data) > MaxDataBytes {
 		return store.Record{}, fmt.Errorf("%s: %d bytes, more than %d: %w", rec.Key, len(rec.Data), MaxDataBytes, store.ErrTooLarge)
 	}
+	if err := store.ValidateTerms(rec.Terms); err != nil {
+		return store.Record{}, fmt.Errorf("record %s: %w", rec.Key, err)
+	}
 	now := s.clk.Now()
 	it := item{
 		PK:        RecordPK(rec.Key.Cluster, rec.Key.Kind),
@@ -248,6 +251,7 @@ func (s *Store) put(ctx context.Context, o op, rec store.Record) (store.Record, 
 	if o == opUpdate {
 		it.Version = rec.Version + 1
 	}
+	it.setTerms(rec.Key.Cluster, rec.Key.Kind, rec.Terms)
 	var err error
 	if it.WriteID, err = randomID(); err != nil {
 		return store.Record{}, err
@@ -270,7 +274,7 @@ func (s *Store) put(ctx context.Context, o op, rec store.Record) (store.Record, 
 		}
 		return store.Record{}, err
 	}
-	out := store.Record{Key: rec.Key, Version: it.Version, Data: rec.Data, UpdatedAt: it.UpdatedAt}
+	out := store.Record{Key: rec.Key, Version: it.Version, Data: rec.Data, UpdatedAt: it.UpdatedAt, Terms: it.terms(rec.Key.Cluster, rec.Key.Kind)}
 	if it.ExpiresAt != 0 {
 		out.ExpiresAt = time.Unix(it.ExpiresAt, 0).UTC()
 	}
@@ -575,20 +579,47 @@ func callName(put map[string]types.AttributeValue) string {
 // partition (more only when expired items must be skipped), ascending by
 // name, strongly consistent.
 func (s *Store) List(ctx context.Context, cluster string, kind resource.Kind, opts store.ListOptions) ([]store.Record, string, error) {
+	return s.list(ctx, cluster, kind, "", "", opts)
+}
+
+// ListIndex implements store.Store with one Query per page on the term's
+// partition of ix's global secondary index (IndexName), ascending by name.
+// Index queries cannot be strongly consistent: the index lags the table by
+// a fraction of a second on AWS, as the store.Store contract allows.
+func (s *Store) ListIndex(ctx context.Context, cluster string, kind resource.Kind, ix store.Index, term string, opts store.ListOptions) ([]store.Record, string, error) {
+	if err := store.ValidateQuery(ix, term); err != nil {
+		return nil, "", err
+	}
+	return s.list(ctx, cluster, kind, ix, term, opts)
+}
+
+// list is List on the kind's partition when ix is "", else ListIndex.
+func (s *Store) list(ctx context.Context, cluster string, kind resource.Kind, ix store.Index, term string, opts store.ListOptions) ([]store.Record, string, error) {
 	if err := validateKey(store.Key{Cluster: cluster, Kind: kind, Name: "-"}); err != nil {
 		return nil, "", err
 	}
+	pkAttr, pk := AttrPK, RecordPK(cluster, kind)
+	var index *string
+	consistent := true
+	if ix != "" {
+		pkAttr, pk = IndexAttr(ix), indexPK(cluster, kind, term)
+		index = aws.String(IndexName(ix))
+		consistent = false // DynamoDB refuses ConsistentRead on a global secondary index
+	}
 	var start map[string]types.AttributeValue
 	if opts.PageToken != "" {
-		after, err := decodeToken(opts.PageToken, cluster, kind, opts.Prefix)
+		after, err := decodeListToken(opts.PageToken, listing{cluster: cluster, kind: kind, prefix: opts.Prefix, index: ix, term: term})
 		if err != nil {
 			return nil, "", err
 		}
 		start = keyAV(RecordPK(cluster, kind), after)
+		if ix != "" {
+			start[pkAttr] = &types.AttributeValueMemberS{Value: pk}
+		}
 	}
 	limit := opts.EffectiveLimit()
 	now := s.clk.Now()
-	kc := expression.Key(AttrPK).Equal(expression.Value(RecordPK(cluster, kind)))
+	kc := expression.Key(pkAttr).Equal(expression.Value(pk))
 	if opts.Prefix != "" {
 		kc = kc.And(expression.Key(AttrSK).BeginsWith(opts.Prefix))
 	}
@@ -605,21 +636,22 @@ func (s *Store) List(ctx context.Context, cluster string, kind resource.Kind, op
 	for len(items) <= limit {
 		out, err := s.client.Query(ctx, &dynamodb.QueryInput{
 			TableName:                 aws.String(s.table),
+			IndexName:                 index,
 			KeyConditionExpression:    e.KeyCondition(),
 			FilterExpression:          e.Filter(),
 			ExpressionAttributeNames:  e.Names(),
 			ExpressionAttributeValues: e.Values(),
-			ConsistentRead:            aws.Bool(true),
+			ConsistentRead:            aws.Bool(consistent),
 			ExclusiveStartKey:         start,
 			Limit:                     aws.Int32(int32(limit - len(items) + 1)),
 		})
 		if err != nil {
-			return nil, "", Translate("Query", RecordPK(cluster, kind), err)
+			return nil, "", Translate("Query", pk, err)
 		}
 		for _, m := range out.Items {
 			var it item
 			if err := attributevalue.UnmarshalMap(m, &it); err != nil {
-				return nil, "", fmt.Errorf("decode item in %s: %v", RecordPK(cluster, kind), err)
+				return nil, "", fmt.Errorf("decode item in %s: %v", pk, err)
 			}
 			items = append(items, it)
 		}
@@ -631,7 +663,7 @@ func (s *Store) List(ctx context.Context, cluster string, kind resource.Kind, op
 	next := ""
 	if len(items) > limit {
 		items = items[:limit]
-		next = encodeToken(cluster, kind, opts.Prefix, items[limit-1].SK)
+		next = encodeListToken(listing{cluster: cluster, kind: kind, prefix: opts.Prefix, index: ix, term: term}, items[limit-1].SK)
 	}
 	recs := make([]store.Record, 0, len(items))
 	for i := range items {

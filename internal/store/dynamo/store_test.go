@@ -60,18 +60,7 @@ func newTable(t *testing.T, client *dynamodb.Client) string {
 func newTableNoTTL(t *testing.T, client *dynamodb.Client) string {
 	t.Helper()
 	name := unique("contract")
-	_, err := client.CreateTable(t.Context(), &dynamodb.CreateTableInput{
-		TableName:   aws.String(name),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
-		},
-	})
+	_, err := client.CreateTable(t.Context(), dynamo.TableInput(name))
 	if err != nil {
 		t.Fatalf("CreateTable: %v", err)
 	}

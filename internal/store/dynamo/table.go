@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/autogate/autogate/internal/store"
 )
 
 // TableWait bounds how long CreateTable waits for a new table to become
@@ -17,24 +19,17 @@ import (
 const TableWait = 5 * time.Minute
 
 // CreateTable creates the table the store and the lease share: on-demand
-// (PAY_PER_REQUEST) billing, partition key pk (S), sort key sk (S), then
-// TTL on expiresAt. It waits until the table is ACTIVE. If the table
-// already exists it is checked with CheckTable instead, so running it
-// twice is harmless. Servers never call it implicitly: it backs
-// `autogate init table`; the CDK stack defines the same table.
+// (PAY_PER_REQUEST) billing, partition key pk (S), sort key sk (S), one
+// global secondary index per store index (TableInput), then TTL on
+// expiresAt. It waits until the table and its indexes are ACTIVE. If the
+// table already exists it adds the indexes it lacks (one UpdateTable each,
+// as DynamoDB requires; on AWS building an index over a large table takes
+// minutes) and checks it with CheckTable, so running it twice is harmless
+// and running it on a table of an older release upgrades it. Servers never
+// call it implicitly: it backs `autogate init table`; the CDK stack defines
+// the same table.
 func CreateTable(ctx context.Context, client TableAPI, name string) error {
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(name),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
-		},
-	})
+	_, err := client.CreateTable(ctx, TableInput(name))
 	var inUse *types.ResourceInUseException
 	switch {
 	case errors.As(err, &inUse):
@@ -48,6 +43,9 @@ func CreateTable(ctx context.Context, client TableAPI, name string) error {
 	})
 	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, TableWait); err != nil {
 		return fmt.Errorf("create table %s: waiting until it is active: %w", name, Translate("DescribeTable", "table "+name, err))
+	}
+	if err := addIndexes(ctx, client, name); err != nil {
+		return err
 	}
 	// Describe first: enabling TTL twice is a ValidationException that
 	// only its message tells apart.
@@ -70,8 +68,131 @@ func CreateTable(ctx context.Context, client TableAPI, name string) error {
 	return CheckTable(ctx, client, name)
 }
 
+// TableInput is the CreateTable request of the store's table: keys pk and
+// sk, and for each store index a global secondary index IndexName(ix) on
+// IndexAttr(ix) (S) and sk (S) projecting all attributes, so a ListIndex
+// page is one Query. The indexes are sparse: only records with a term there
+// carry the attribute.
+func TableInput(name string) *dynamodb.CreateTableInput {
+	in := &dynamodb.CreateTableInput{
+		TableName:   aws.String(name),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
+		},
+	}
+	for _, ix := range store.Indexes() {
+		in.AttributeDefinitions = append(in.AttributeDefinitions,
+			types.AttributeDefinition{AttributeName: aws.String(IndexAttr(ix)), AttributeType: types.ScalarAttributeTypeS})
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, indexSpec(ix))
+	}
+	return in
+}
+
+func indexSpec(ix store.Index) types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{
+		IndexName: aws.String(IndexName(ix)),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(IndexAttr(ix)), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+	}
+}
+
+// addIndexes creates the global secondary indexes an existing table lacks,
+// one at a time, and waits until each is ACTIVE.
+func addIndexes(ctx context.Context, client TableAPI, name string) error {
+	for _, ix := range store.Indexes() {
+		out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("create table %s: %w", name, Translate("DescribeTable", "table "+name, err))
+		}
+		if findIndex(out.Table, IndexName(ix)) == nil {
+			spec := indexSpec(ix)
+			_, err = client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+				TableName: aws.String(name),
+				AttributeDefinitions: []types.AttributeDefinition{
+					{AttributeName: aws.String(IndexAttr(ix)), AttributeType: types.ScalarAttributeTypeS},
+					{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
+				},
+				GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+					IndexName: spec.IndexName, KeySchema: spec.KeySchema, Projection: spec.Projection,
+				}}},
+			})
+			if err != nil {
+				return fmt.Errorf("create table %s: add index %s: %w", name, IndexName(ix), Translate("UpdateTable", "table "+name, err))
+			}
+		}
+		waiter := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+			o.MinDelay = 500 * time.Millisecond
+			o.MaxDelay = 5 * time.Second
+			o.Retryable = func(_ context.Context, _ *dynamodb.DescribeTableInput, out *dynamodb.DescribeTableOutput, err error) (bool, error) {
+				if err != nil {
+					return false, err
+				}
+				g := findIndex(out.Table, IndexName(ix))
+				return out.Table.TableStatus != types.TableStatusActive || g == nil || g.IndexStatus != types.IndexStatusActive, nil
+			}
+		})
+		if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, TableWait); err != nil {
+			return fmt.Errorf("create table %s: waiting until index %s is active: %w", name, IndexName(ix), Translate("DescribeTable", "table "+name, err))
+		}
+	}
+	return nil
+}
+
+func findIndex(t *types.TableDescription, name string) *types.GlobalSecondaryIndexDescription {
+	if t == nil {
+		return nil
+	}
+	for i := range t.GlobalSecondaryIndexes {
+		if aws.ToString(t.GlobalSecondaryIndexes[i].IndexName) == name {
+			return &t.GlobalSecondaryIndexes[i]
+		}
+	}
+	return nil
+}
+
+// checkIndexes reports what is wrong with t's global secondary indexes:
+// each store index must exist, be keyed by its attribute and sk (S),
+// project all attributes, and be ACTIVE (one still being built misses
+// records).
+func checkIndexes(t *types.TableDescription, attrTypes map[string]types.ScalarAttributeType) []string {
+	var problems []string
+	for _, ix := range store.Indexes() {
+		want := IndexName(ix)
+		g := findIndex(t, want)
+		if g == nil {
+			problems = append(problems, fmt.Sprintf("index %s is missing", want))
+			continue
+		}
+		keys := map[string]types.KeyType{}
+		for _, k := range g.KeySchema {
+			keys[aws.ToString(k.AttributeName)] = k.KeyType
+		}
+		switch {
+		case len(keys) != 2 || keys[IndexAttr(ix)] != types.KeyTypeHash || keys[AttrSK] != types.KeyTypeRange ||
+			attrTypes[IndexAttr(ix)] != types.ScalarAttributeTypeS:
+			problems = append(problems, fmt.Sprintf("index %s has key schema %s, want partition key %s (S) and sort key sk (S)",
+				want, describeKeys(g.KeySchema, attrTypes), IndexAttr(ix)))
+		case g.Projection == nil || g.Projection.ProjectionType != types.ProjectionTypeAll:
+			problems = append(problems, fmt.Sprintf("index %s does not project all attributes", want))
+		case g.IndexStatus != types.IndexStatusActive:
+			problems = append(problems, fmt.Sprintf("index %s is %s, not ACTIVE (wait until DynamoDB has built it)", want, g.IndexStatus))
+		}
+	}
+	return problems
+}
+
 // CheckTable verifies that table name exists, is usable, and has the key
-// schema this package needs: partition key pk (S) and sort key sk (S). A
+// schema this package needs: partition key pk (S) and sort key sk (S), and
+// the ACTIVE global secondary indexes of TableInput. A
 // missing table is ErrTableNotFound with a hint on how to create it; a
 // table laid out differently is ErrTableSchema naming what is wrong; a TTL
 // enabled on another attribute than expiresAt is ErrTableSchema too. TTL
@@ -123,6 +244,10 @@ func CheckTable(ctx context.Context, client TableAPI, name string) error {
 	case types.TableStatusActive, types.TableStatusUpdating:
 	default:
 		return fmt.Errorf("table %s is %s, not ACTIVE: %w", name, t.TableStatus, ErrTableSchema)
+	}
+	if problems := checkIndexes(t, types_); len(problems) > 0 {
+		return fmt.Errorf("table %s: %s; run `autogate init table --table %s` to add the indexes (existing records join them when next written), or deploy the CDK stack: %w",
+			name, strings.Join(problems, "; "), name, ErrTableSchema)
 	}
 	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
 	if err != nil {

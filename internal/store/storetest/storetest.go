@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -336,6 +337,193 @@ func Run(t *testing.T, newStore Factory) {
 			t.Errorf("after shrink Get = %d bytes", len(got.Data))
 		}
 	})
+
+	runIndex(t, newStore, start, cluster, data)
+}
+
+// runIndex is the part of the contract about ListIndex and Terms.
+func runIndex(t *testing.T, newStore Factory, start time.Time, cluster func(*testing.T) string, data func(string) []byte) {
+	t.Helper()
+	exec := func(c, name string) store.Key { return store.Key{Cluster: c, Kind: resource.KindExecution, Name: name} }
+	status := func(term string) map[store.Index]string { return map[store.Index]string{store.IndexStatus: term} }
+
+	t.Run("IndexTerms", func(t *testing.T) {
+		clk := clock.NewFake(start)
+		s, c := newStore(t, clk), cluster(t)
+		r := mustCreate(t, s, store.Record{Key: exec(c, "a"), Data: data("a"),
+			Terms: map[store.Index]string{store.IndexStatus: "queued", store.IndexService: "svc#1"}})
+		if got := mustGet(t, s, exec(c, "a")); got.Terms[store.IndexStatus] != "queued" || got.Terms[store.IndexService] != "svc#1" || len(got.Terms) != 2 {
+			t.Errorf("Get terms = %v, want status queued, service svc#1", got.Terms)
+		}
+		for _, n := range []string{"b", "c"} {
+			mustCreate(t, s, store.Record{Key: exec(c, n), Data: data(n), Terms: status("queued")})
+		}
+		mustCreate(t, s, store.Record{Key: exec(c, "d"), Data: data("d"), Terms: status("succeeded")})
+		mustCreate(t, s, store.Record{Key: exec(c, "e"), Data: data("e")})
+		// The same term on another kind or cluster must not show up.
+		mustCreate(t, s, store.Record{Key: store.Key{Cluster: c, Kind: resource.KindService, Name: "a2"}, Data: data("x"), Terms: status("queued")})
+		mustCreate(t, s, store.Record{Key: exec(c+"x", "a3"), Data: data("x"), Terms: status("queued")})
+		eventually(t, s, c, store.IndexStatus, "queued", []string{"a", "b", "c"})
+		eventually(t, s, c, store.IndexStatus, "succeeded", []string{"d"})
+		eventually(t, s, c, store.IndexService, "svc#1", []string{"a"})
+
+		// An update moves the record to its new term, and one without
+		// terms takes it out of every index.
+		r.Data, r.Terms = data("a2"), status("running")
+		if _, err := s.Update(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, s, c, store.IndexStatus, "queued", []string{"b", "c"})
+		eventually(t, s, c, store.IndexStatus, "running", []string{"a"})
+		eventually(t, s, c, store.IndexService, "svc#1", nil)
+		recs := eventually(t, s, c, store.IndexStatus, "running", []string{"a"})
+		if string(recs[0].Data) != string(data("a2")) || recs[0].Version != 2 || recs[0].Terms[store.IndexStatus] != "running" {
+			t.Errorf("ListIndex record = v%d %s terms %v, want v2 %s running", recs[0].Version, recs[0].Data, recs[0].Terms, data("a2"))
+		}
+		b := mustGet(t, s, exec(c, "b"))
+		b.Terms = nil
+		if _, err := s.Update(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustGet(t, s, exec(c, "b")); len(got.Terms) != 0 {
+			t.Errorf("terms after an update without terms = %v, want none", got.Terms)
+		}
+		eventually(t, s, c, store.IndexStatus, "queued", []string{"c"})
+		if err := s.Delete(t.Context(), exec(c, "c"), 0); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, s, c, store.IndexStatus, "queued", nil)
+
+		// Expired records leave the index with the record; a record
+		// created again in an expired one's place is indexed afresh.
+		mustCreate(t, s, store.Record{Key: exec(c, "f"), Data: data("f"), Terms: status("failed"), ExpiresAt: start.Add(time.Hour)})
+		eventually(t, s, c, store.IndexStatus, "failed", []string{"f"})
+		clk.Advance(2 * time.Hour)
+		eventually(t, s, c, store.IndexStatus, "failed", nil)
+		mustCreate(t, s, store.Record{Key: exec(c, "f"), Data: data("f2"), Terms: status("queued")})
+		eventually(t, s, c, store.IndexStatus, "queued", []string{"f"})
+		eventually(t, s, c, store.IndexStatus, "failed", nil)
+	})
+
+	t.Run("IndexPagination", func(t *testing.T) {
+		s, c := newStore(t, clock.NewFake(start)), cluster(t)
+		const n = 25
+		for i := range n {
+			term := "running"
+			if i%2 == 1 {
+				term = "succeeded"
+			}
+			mustCreate(t, s, store.Record{Key: exec(c, fmt.Sprintf("e-%02d", i)), Data: data(fmt.Sprint(i)), Terms: status(term)})
+		}
+		var want []string
+		for i := 0; i < n; i += 2 {
+			want = append(want, fmt.Sprintf("e-%02d", i))
+		}
+		eventually(t, s, c, store.IndexStatus, "running", want)
+		var got []string
+		token, pages := "", 0
+		for {
+			recs, next, err := s.ListIndex(t.Context(), c, resource.KindExecution, store.IndexStatus, "running", store.ListOptions{Limit: 5, PageToken: token})
+			if err != nil {
+				t.Fatalf("ListIndex page %d: %v", pages, err)
+			}
+			pages++
+			if len(recs) > 5 {
+				t.Fatalf("page %d has %d records, limit 5", pages, len(recs))
+			}
+			got = append(got, names(recs)...)
+			if next == "" {
+				break
+			}
+			if pages > n {
+				t.Fatal("ListIndex never ends")
+			}
+			token = next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || pages != 3 {
+			t.Errorf("ListIndex in pages of 5 = %v in %d pages, want %v in 3", got, pages, want)
+		}
+		recs, _, err := s.ListIndex(t.Context(), c, resource.KindExecution, store.IndexStatus, "running", store.ListOptions{Prefix: "e-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(names(recs)) != "[e-10 e-12 e-14 e-16 e-18]" {
+			t.Errorf("ListIndex prefix e-1 = %v, want [e-10 e-12 e-14 e-16 e-18]", names(recs))
+		}
+		// A token of one term's listing is no good for another's (bolt's
+		// tokens are bare positions; they may be accepted, never widen).
+		_, next, err := s.ListIndex(t.Context(), c, resource.KindExecution, store.IndexStatus, "running", store.ListOptions{Limit: 5})
+		if err != nil || next == "" {
+			t.Fatalf("ListIndex first page: next %q, err %v", next, err)
+		}
+		other, _, err := s.ListIndex(t.Context(), c, resource.KindExecution, store.IndexStatus, "succeeded", store.ListOptions{PageToken: next})
+		if err == nil {
+			for _, r := range other {
+				if r.Terms[store.IndexStatus] != "succeeded" {
+					t.Errorf("a running page's token listed %s with terms %v under succeeded", r.Name, r.Terms)
+				}
+			}
+		} else if !errors.Is(err, store.ErrBadPageToken) {
+			t.Errorf("foreign token err = %v, want ErrBadPageToken or a listing of the asked term", err)
+		}
+		for _, tok := range []string{"garbage", "%%%"} {
+			if _, _, err := s.ListIndex(t.Context(), c, resource.KindExecution, store.IndexStatus, "running", store.ListOptions{PageToken: tok}); !errors.Is(err, store.ErrBadPageToken) {
+				t.Errorf("ListIndex with token %q err = %v, want ErrBadPageToken", tok, err)
+			}
+		}
+	})
+
+	t.Run("IndexInvalid", func(t *testing.T) {
+		s, c := newStore(t, clock.NewFake(start)), cluster(t)
+		for name, terms := range map[string]map[store.Index]string{
+			"unknown index": {"nope": "x"},
+			"empty term":    {store.IndexStatus: ""},
+			"NUL in term":   {store.IndexStatus: "a\x00b"},
+			"long term":     {store.IndexStatus: strings.Repeat("x", store.MaxTermBytes+1)},
+		} {
+			if _, err := s.Create(t.Context(), store.Record{Key: exec(c, "bad"), Data: data("1"), Terms: terms}); !errors.Is(err, resource.ErrInvalid) {
+				t.Errorf("Create with %s err = %v, want resource.ErrInvalid", name, err)
+			}
+		}
+		if _, err := s.Get(t.Context(), exec(c, "bad")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a refused Create left a record (Get err = %v)", err)
+		}
+		if _, _, err := s.ListIndex(t.Context(), c, resource.KindExecution, "nope", "x", store.ListOptions{}); !errors.Is(err, resource.ErrInvalid) {
+			t.Errorf("ListIndex of an unknown index err = %v, want resource.ErrInvalid", err)
+		}
+		if _, _, err := s.ListIndex(t.Context(), c, resource.KindExecution, store.IndexStatus, "", store.ListOptions{}); !errors.Is(err, resource.ErrInvalid) {
+			t.Errorf("ListIndex of an empty term err = %v, want resource.ErrInvalid", err)
+		}
+	})
+}
+
+// indexWait bounds how long eventually waits for an index to catch up
+// (DynamoDB's global secondary indexes lag the table; DynamoDB Local's and
+// bolt's do not).
+const indexWait = 5 * time.Second
+
+// eventually polls one term's listing until it names exactly want, in
+// order, and returns its records.
+func eventually(t *testing.T, s store.Store, c string, ix store.Index, term string, want []string) []store.Record {
+	t.Helper()
+	deadline := time.Now().Add(indexWait)
+	for {
+		recs, _, err := s.ListIndex(t.Context(), c, resource.KindExecution, ix, term, store.ListOptions{})
+		if err != nil {
+			t.Fatalf("ListIndex %s=%s: %v", ix, term, err)
+		}
+		if fmt.Sprint(names(recs)) == fmt.Sprint(want) && len(recs) == len(want) {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ListIndex %s=%s = %v, want %v", ix, term, names(recs), want)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func mustCreate(t *testing.T, s store.Store, r store.Record) store.Record {
