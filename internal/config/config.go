@@ -168,7 +168,7 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
 	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
 	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
-	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; 3 missed heartbeats mark it lost"))
+	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; a runner silent for several heartbeats gets its execution marked lost (README: Distributed execution)"))
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
 	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
 	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))

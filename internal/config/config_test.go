@@ -1,6 +1,7 @@
 package config
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,20 @@ func TestBadEnv(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "AUTOGATE_RUNNER_CONCURRENCY") {
 		t.Errorf("FromEnv = %v, want an error naming the variable", err)
+	}
+}
+
+// The stale threshold lives in internal/execution; the help must not state
+// a count of its own that can drift from it (it said 3, the README 6).
+func TestHeartbeatHelpStatesNoCount(t *testing.T) {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	var c Server
+	c.Bind(fs)
+	f := fs.Lookup("heartbeat")
+	if f == nil {
+		t.Fatal("no --heartbeat flag")
+	}
+	if regexp.MustCompile(`\d+ missed`).MatchString(f.Usage) || !strings.Contains(f.Usage, "README") {
+		t.Errorf("--heartbeat help %q: want no count of missed heartbeats, and a pointer to the README", f.Usage)
 	}
 }
