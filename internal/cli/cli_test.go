@@ -457,3 +457,12 @@ func TestEditSecret(t *testing.T) {
 		t.Errorf("kept edits %q (%v, mode %v): want the edited YAML, 0600", kept, err, fi.Mode())
 	}
 }
+
+func TestSecretFileHelpSaysWhere(t *testing.T) {
+	var out bytes.Buffer
+	a := &App{Out: &out, Err: &out, Getenv: func(string) string { return "" }}
+	a.Main(context.Background(), []string{"create", "service", "--help"})
+	if !strings.Contains(out.String(), "AUTOGATE_SECRET_FILE_<SECRET>") {
+		t.Errorf("create service --help does not say where --secret-file puts the file:\n%s", out.String())
+	}
+}

@@ -158,7 +158,7 @@ func (a *App) createServiceCmd() *cobra.Command {
 	f.StringArrayVar(&s.Args, "arg", nil, "argument passed before the inputs (repeatable)")
 	f.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringArrayVar(&secretEnv, "secret-env", nil, "hand secret SECRET to the service as env var: SECRET=VAR (repeatable)")
-	f.StringArrayVar(&secretFile, "secret-file", nil, "hand secret SECRET to the service as a file: SECRET=FILENAME (repeatable)")
+	f.StringArrayVar(&secretFile, "secret-file", nil, "hand secret SECRET to the service as a 0600 file .secrets/FILENAME in its run directory, path in $AUTOGATE_SECRET_FILE_<SECRET> (upper case, '-' and '.' as '_'): SECRET=FILENAME (repeatable)")
 	f.DurationVar(&timeout, "timeout", 0, "run timeout (default 5m, max 12h)")
 	f.BoolVar(&s.Retryable, "retryable", false, "safe to start again if its runner dies mid-run")
 	f.StringVar(&s.Description, "description", "", "free text")

@@ -218,7 +218,7 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
 	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
 	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
-	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; 3 missed heartbeats mark it lost"))
+	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; a runner silent for several heartbeats gets its execution marked lost (README: Distributed execution)"))
 	fs.DurationVar(&c.StartWindow, "start-window", c.StartWindow, h("start-window", "how long an accepted run may wait for a runner to start it before it fails unstarted (its message is re-sent whenever presumed lost)"))
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, h("sweep-interval", "execution=queue: how often the active gateway re-sends lost messages and sweeps stale runs"))
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,20 @@ func TestManagerCredentialFromEnv(t *testing.T) {
 		if strings.Contains(out, cred) {
 			t.Errorf("the credential is printed: %s", out)
 		}
+	}
+}
+
+// The stale threshold lives in internal/execution; the help must not state
+// a count of its own that can drift from it (it said 3, the README 6).
+func TestHeartbeatHelpStatesNoCount(t *testing.T) {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	var c Server
+	c.Bind(fs)
+	f := fs.Lookup("heartbeat")
+	if f == nil {
+		t.Fatal("no --heartbeat flag")
+	}
+	if regexp.MustCompile(`\d+ missed`).MatchString(f.Usage) || !strings.Contains(f.Usage, "README") {
+		t.Errorf("--heartbeat help %q: want no count of missed heartbeats, and a pointer to the README", f.Usage)
 	}
 }
