@@ -200,7 +200,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		Deadline: now.Add(svc.Timeout() + time.Minute),
 	}
 	if redacted(recorded, req.Inputs) {
-		if e.SealedInputs, err = g.Catalog.SealInputs(e.ID, req.Inputs); err != nil {
+		if e.SealedInputs, err = g.Catalog.SealInputs(ctx, e.ID, req.Inputs); err != nil {
 			return nil, err
 		}
 	}
