@@ -44,7 +44,8 @@ node list with its load ('autogate get nodes').
 SIGTERM stops receiving, lets running services finish within --shutdown-grace, then kills
 them; their attempts are recorded lost and re-queued when the service is retryable.
 
-The stored-secret key comes from AUTOGATE_SECRET_KEY (the gateways' key).`,
+The stored-secret key comes from AUTOGATE_SECRET_KEY (the gateways' key), or from the
+cluster's KMS keyring with --kms-key-id (the gateways' KMS key).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if envErr != nil {
@@ -63,17 +64,19 @@ The stored-secret key comes from AUTOGATE_SECRET_KEY (the gateways' key).`,
 func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([]byte) (int, error) }) error {
 	log := newLogger(cfg, os.Stderr).With("node", cfg.Node, "cluster", cfg.Cluster)
 	clk := clock.Real{}
-	keyText := os.Getenv("AUTOGATE_SECRET_KEY")
-	if keyText == "" {
-		return errors.New("AUTOGATE_SECRET_KEY is required: the runner must open the cluster's secrets")
-	}
-	key, err := secret.ParseKey(keyText)
-	if err != nil {
-		return err
-	}
-	keyring, err := secret.NewKeyring(key)
-	if err != nil {
-		return err
+	var keyring *secret.Keyring
+	if cfg.KMSKeyID == "" { // else openKMSKeyring below, once the store is open
+		keyText := os.Getenv("AUTOGATE_SECRET_KEY")
+		if keyText == "" {
+			return errors.New("AUTOGATE_SECRET_KEY (or --kms-key-id) is required: the runner must open the cluster's secrets")
+		}
+		key, err := secret.ParseKey(keyText)
+		if err != nil {
+			return err
+		}
+		if keyring, err = secret.NewKeyring(key); err != nil {
+			return err
+		}
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -88,6 +91,11 @@ func runRunner(ctx context.Context, cfg config.Server, stdout interface{ Write([
 	st, err := storedynamo.New(ddb, storedynamo.Config{Table: cfg.Table, Clock: clk, Logger: log})
 	if err != nil {
 		return err
+	}
+	if cfg.KMSKeyID != "" {
+		if keyring, err = openKMSKeyring(ctx, cfg, awsCfg, st, "", log); err != nil {
+			return err
+		}
 	}
 	q, err := sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{QueueURL: cfg.QueueURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
 	if err != nil {

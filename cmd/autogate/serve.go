@@ -61,7 +61,8 @@ DATA_DIR/admin-password (0600), and the certificate to DATA_DIR/tls/tls.crt:
       --password-file ~/.local/share/autogate/admin-password
 
 The stored-secret key is read from AUTOGATE_SECRET_KEY (base64, 32 bytes) or kept in
-DATA_DIR/secret.key (0600). Every flag can also be set through the environment
+DATA_DIR/secret.key (0600); with --kms-key-id, secrets are sealed under data keys that
+AWS KMS wraps (see 'autogate rotate secret-key'). Every flag can also be set through the environment
 variable named in its help.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -224,13 +225,15 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
-	key, err := loadSecretKey(cfg.DataDir, log)
-	if err != nil {
-		return err
-	}
-	keyring, err := secret.NewKeyring(key)
-	if err != nil {
-		return err
+	var keyring *secret.Keyring
+	if cfg.KMSKeyID == "" { // else openKMSKeyring below, once the store is open
+		key, err := loadSecretKey(cfg.DataDir, log)
+		if err != nil {
+			return err
+		}
+		if keyring, err = secret.NewKeyring(key); err != nil {
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -247,7 +250,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 	}
 	meter := metrics.New(cfg.Node, metrics.RoleGateway)
 	var awsCfg aws.Config
-	if cfg.Store == "dynamodb" || cfg.Execution == "queue" {
+	if cfg.Store == "dynamodb" || cfg.Execution == "queue" || cfg.KMSKeyID != "" {
 		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
 			ln.Close()
 			return fmt.Errorf("AWS configuration: %w", err)
@@ -260,6 +263,11 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr interface{ Wri
 		return err
 	}
 	defer be.close()
+	if cfg.KMSKeyID != "" {
+		if keyring, err = openKMSKeyring(ctx, cfg, awsCfg, be.store, cfg.DataDir, log); err != nil {
+			return err
+		}
+	}
 
 	shared := &termStore{Store: be.store}
 	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}

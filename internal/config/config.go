@@ -67,6 +67,13 @@ type Server struct {
 	ManagerCredentialFile string
 	// ManagerCAFile is a PEM bundle to trust for the manager's certificate.
 	ManagerCAFile string
+	// KMSKeyID, when set, is the AWS KMS key (ID, ARN or alias) that wraps
+	// the cluster's stored-secret data keys (envelope encryption); else the
+	// legacy key (AUTOGATE_SECRET_KEY or DATA_DIR/secret.key) seals them.
+	KMSKeyID string
+	// KMSCacheTTL bounds how long a plaintext data key stays in memory
+	// (default 5m); it is also how long a rotation takes to reach sealing.
+	KMSCacheTTL time.Duration
 }
 
 // DefaultDataDir is where the embedded store lives unless told otherwise:
@@ -91,6 +98,7 @@ func DefaultServer() Server {
 		Store: "bolt", Execution: "local", Concurrency: 4, Retention: 30 * 24 * time.Hour,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
 		ShutdownGrace: 30 * time.Second, RepoRefresh: 5 * time.Second, Heartbeat: 10 * time.Second,
+		KMSCacheTTL: 5 * time.Minute,
 	}
 }
 
@@ -116,14 +124,14 @@ var env = map[string]string{
 	"renew-deadline": "AUTOGATE_RENEW_DEADLINE", "retry-period": "AUTOGATE_RETRY_PERIOD",
 	"queue-url": "AUTOGATE_QUEUE_URL", "heartbeat": "AUTOGATE_RUNNER_HEARTBEAT", "dlq-url": "AUTOGATE_DLQ_URL", "metrics-listen": "AUTOGATE_METRICS_LISTEN",
 	"manager-url": "AUTOGATE_MANAGER_URL", "manager-credential-file": "AUTOGATE_MANAGER_CREDENTIAL_FILE",
-	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE",
+	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "kms-key-id": "AUTOGATE_KMS_KEY_ID", "kms-cache-ttl": "AUTOGATE_KMS_CACHE_TTL",
 }
 
 // RunnerFlags are the settings `autogate runner` takes; the rest are the
 // gateway's.
 var RunnerFlags = []string{"data-dir", "cluster", "node", "store", "table", "queue-url", "concurrency",
 	"output-limit", "pip-index-url", "pip-find-links", "pip-no-index", "repo-refresh", "log-level",
-	"log-format", "shutdown-grace", "metrics-listen", "heartbeat", "retention"}
+	"log-format", "shutdown-grace", "metrics-listen", "heartbeat", "retention", "kms-key-id", "kms-cache-ttl"}
 
 // Bind registers flags on fs (all of them, or only those named), with
 // defaults taken from c after the environment has been applied, so flags
@@ -172,6 +180,8 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
 	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
 	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))
+	fs.StringVar(&c.KMSKeyID, "kms-key-id", c.KMSKeyID, h("kms-key-id", "AWS KMS key (ID, ARN or alias) wrapping the stored-secret data keys (empty: the legacy secret key)"))
+	fs.DurationVar(&c.KMSCacheTTL, "kms-cache-ttl", c.KMSCacheTTL, h("kms-cache-ttl", "how long an unwrapped data key stays in memory before KMS is asked again"))
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, h("metrics-listen", "runner: address to serve /metrics on (empty: off)"))
 }
 
@@ -228,6 +238,8 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("heartbeat", dur(&c.Heartbeat))
 	get("renew-deadline", dur(&c.RenewDeadline))
 	get("retry-period", dur(&c.RetryPeriod))
+	get("kms-key-id", str(&c.KMSKeyID))
+	get("kms-cache-ttl", dur(&c.KMSCacheTTL))
 	return errors.Join(errs...)
 }
 
@@ -314,6 +326,12 @@ func (c *Server) Validate() error {
 	}
 	if len(c.ManagerURLs) == 0 && (c.ManagerCredentialFile != "" || c.ManagerCAFile != "") {
 		bad("manager-url", "required with --manager-credential-file or --manager-ca-file")
+	}
+	if c.KMSCacheTTL < time.Second || c.KMSCacheTTL > time.Hour {
+		bad("kms-cache-ttl", "%v: want 1s..1h", c.KMSCacheTTL)
+	}
+	if strings.TrimSpace(c.KMSKeyID) != c.KMSKeyID {
+		bad("kms-key-id", "%q: leading or trailing space", c.KMSKeyID)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -282,3 +282,7 @@ func (k *Keyring) Rotate(ctx context.Context) (Rotation, error) {
 	}
 	return Rotation{}, fmt.Errorf("rotate keyring %s: too many concurrent writers: %w", k.key(), store.ErrConflict)
 }
+
+// NewClient returns the KMS client for awsCfg (the SDK's standard chain,
+// AWS_ENDPOINT_URL_KMS included), so wiring code needs no KMS import.
+func NewClient(awsCfg aws.Config) *awskms.Client { return awskms.NewFromConfig(awsCfg) }
