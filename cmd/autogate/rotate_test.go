@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,3 +149,77 @@ func awsConfigFromEnv(t *testing.T) aws.Config {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestServerKMSKeyring runs real server processes: a secret stored under the
+// legacy key file keeps working after the server moves to --kms-key-id,
+// `autogate rotate secret-key` re-seals it, and after that the server needs
+// no legacy key at all.
+func TestServerKMSKeyring(t *testing.T) {
+	requireTool(t, "git")
+	ep := emulator.KMS(t)
+	keyID := createKMSKey(t, ep)
+	base := t.TempDir()
+	repo := filepath.Join(base, "repo")
+	gitRepo(t, repo, map[string]string{
+		"bin/secret.sh": "#!/bin/sh\n[ \"$(printf %s \"$TOKEN\" | sha256sum | cut -c1-16)\" = " + secretHash + " ] && echo token-matches\n",
+	}, map[string]os.FileMode{"bin/secret.sh": 0o755})
+	dataDir := filepath.Join(base, "data")
+	kmsEnv := append(emulator.Env(), "AUTOGATE_SECRET_KEY=", "AUTOGATE_KMS_KEY_ID="+keyID, "AUTOGATE_KMS_CACHE_TTL=2s")
+
+	srv := startServer(t, dataDir, base)
+	srv.waitLine("active")
+	c := &cliRunner{t: t, config: filepath.Join(base, "cli.yaml")}
+	login := func(srv *server) {
+		c.must(0, "login", "--server", srv.url, "--ca-file", filepath.Join(dataDir, "tls", "tls.crt"),
+			"--password-file", filepath.Join(dataDir, "admin-password"))
+	}
+	login(srv)
+	secretFile := filepath.Join(base, "token")
+	if err := os.WriteFile(secretFile, []byte(secretValue), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.must(0, "create", "repository", "demo", "--url", repo, "--reference", "main")
+	c.must(0, "create", "secret", "api-token", "--from-file", secretFile)
+	c.must(0, "create", "service", "executable", "secretive", "--repository", "demo", "--filename", "bin/secret.sh",
+		"--secret-env", "api-token=TOKEN")
+	srv.stop()
+
+	runSecretive := func(step string) {
+		t.Helper()
+		if r := c.must(0, "run", "service", "executable", "secretive"); !strings.Contains(r.stdout, "token-matches") {
+			t.Errorf("%s: the service did not get the secret:\n%s\n%s", step, r.stdout, r.stderr)
+		}
+	}
+	// The embedded lease is held at once: "active" comes before "listening
+	// on", which startServerEnv waits for.
+	srv = startServerEnv(t, dataDir, base, kmsEnv)
+	login(srv)
+	runSecretive("KMS server, secret under the legacy key")
+	c.must(0, "create", "secret", "second", "--from-file", secretFile)
+	srv.stop()
+
+	rot := exec.Command(binPath, "rotate", "secret-key", "--data-dir", dataDir)
+	rot.Env = append(os.Environ(), kmsEnv...)
+	if out, err := rot.CombinedOutput(); err != nil || !strings.Contains(string(out), "re-sealed 2 secret(s) under data key 2") {
+		t.Fatalf("rotate secret-key (one secret under the legacy key, one under data key 1): %v\n%s", err, out)
+	} else if strings.Contains(string(out), secretValue) {
+		t.Errorf("rotate printed the secret value: %s", out)
+	}
+	if err := os.Rename(filepath.Join(dataDir, "secret.key"), filepath.Join(base, "secret.key.old")); err != nil {
+		t.Fatal(err)
+	}
+	// The embedded lease is held at once: "active" comes before "listening
+	// on", which startServerEnv waits for.
+	srv = startServerEnv(t, dataDir, base, kmsEnv)
+	login(srv)
+	runSecretive("KMS server without the legacy key, after rotation")
+	c.must(0, "create", "service", "executable", "secretive2", "--repository", "demo", "--filename", "bin/secret.sh",
+		"--secret-env", "second=TOKEN")
+	if r := c.must(0, "run", "service", "executable", "secretive2"); !strings.Contains(r.stdout, "token-matches") {
+		t.Errorf("a secret created under KMS data key 1 did not open after rotation:\n%s", r.stdout)
+	}
+	raw, _ := os.ReadFile(srv.logPath)
+	if !strings.Contains(string(raw), "stored secrets sealed under KMS data keys") || strings.Contains(string(raw), secretValue) {
+		t.Errorf("server log: want the KMS keyring line and no secret value")
+	}
+}
