@@ -12,9 +12,16 @@
 EMULATORS_DIR   := tools/emulators
 EMULATORS_STAMP := $(EMULATORS_DIR)/node_modules/.autogate-npm-ci.stamp
 
-.PHONY: emulators emulators-rie emulators-java emulators-start emulators-stop emulators-clean
+.PHONY: emulators emulators-rie emulators-kms emulators-java emulators-start emulators-stop emulators-clean
 
-emulators: emulators-java $(EMULATORS_STAMP) emulators-rie
+emulators: emulators-java $(EMULATORS_STAMP) emulators-rie emulators-kms
+
+# local-kms (nsmithuk), a KMS-API emulator built from the Go module proxy;
+# internal/emulator starts it (LocalKMSVersion there pins the same version).
+LOCAL_KMS_VERSION := v0.0.0-20260228092603-2a5e92d09ab6
+emulators-kms:
+	@command -v local-kms >/dev/null 2>&1 || test -x "$$(go env GOPATH)/bin/local-kms" || \
+	  go install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
 
 # AWS's Lambda Runtime Interface Emulator, a Go module (TESTING.md pins it).
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d

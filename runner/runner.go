@@ -437,7 +437,7 @@ func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Re
 		}
 		secrets[b.Secret] = v
 	}
-	inputs, err := cat(c).OpenInputs(e)
+	inputs, err := cat(c).OpenInputs(ctx, e)
 	if err != nil {
 		return executor.Result{}, commit, err
 	}

@@ -24,7 +24,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := &cli.App{Out: os.Stdout, Err: os.Stderr, In: os.Stdin, Getenv: os.Getenv, Version: version}
-	code := app.Main(ctx, os.Args[1:], serverCmd(), runnerCmd(), initCmd(), app.Manager(managerCmd()))
+	code := app.Main(ctx, os.Args[1:], serverCmd(), runnerCmd(), initCmd(), rotateCmd(), app.Manager(managerCmd()))
 	stop()
 	os.Exit(code)
 }

@@ -42,6 +42,12 @@ type config struct {
 	// fetching again (AUTOGATE_REPO_REFRESH; 0 fetches on every run).
 	RepoRefresh time.Duration
 	LogLevel    string
+	// KMSKeyID (AUTOGATE_KMS_KEY_ID), when set, opens secrets through the
+	// cluster's KMS keyring; the secret key above is then optional (the
+	// legacy key, for values sealed before). KMSCacheTTL bounds how long
+	// an unwrapped data key stays in memory (AUTOGATE_KMS_CACHE_TTL, 5m).
+	KMSKeyID    string
+	KMSCacheTTL time.Duration
 	// InLambda is set when AWS_LAMBDA_FUNCTION_NAME is: the file system is
 	// then read-only outside /tmp.
 	InLambda bool
@@ -57,8 +63,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Cluster: get("AUTOGATE_CLUSTER"), Table: get("AUTOGATE_TABLE"),
 		QueueURL: get("AUTOGATE_QUEUE_URL"), DLQURL: get("AUTOGATE_DLQ_URL"),
 		SecretKeySecretID: get("AUTOGATE_SECRET_KEY_SECRET_ID"),
-		Node:              get("AUTOGATE_NODE"),
-		Margin:            handler.DefaultMargin, Concurrency: 1, WorkDir: defaultWorkDir,
+		KMSKeyID:          get("AUTOGATE_KMS_KEY_ID"), KMSCacheTTL: secret.DefaultCacheTTL,
+		Node:   get("AUTOGATE_NODE"),
+		Margin: handler.DefaultMargin, Concurrency: 1, WorkDir: defaultWorkDir,
 		OutputLimit: 64 << 10, PipIndexURL: get("AUTOGATE_PIP_INDEX_URL"), LogLevel: "info",
 		Retention: autogateconfig.DefaultRetention, RepoRefresh: autogateconfig.DefaultRepoRefresh,
 		InLambda: get("AWS_LAMBDA_FUNCTION_NAME") != "",
@@ -93,6 +100,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			}
 		}
 	}
+	parse("AUTOGATE_KMS_CACHE_TTL", func(v string) (err error) { c.KMSCacheTTL, err = time.ParseDuration(v); return err })
 	parse("AUTOGATE_HANDBACK_MARGIN", func(v string) (err error) { c.Margin, err = time.ParseDuration(v); return err })
 	parse("AUTOGATE_LAMBDA_CONCURRENCY", func(v string) (err error) { c.Concurrency, err = strconv.Atoi(v); return err })
 	parse("AUTOGATE_OUTPUT_LIMIT", func(v string) (err error) { c.OutputLimit, err = strconv.Atoi(v); return err })
@@ -120,8 +128,11 @@ func (c config) validate() error {
 			errs = append(errs, fmt.Errorf("AUTOGATE_CLUSTER: %w", err))
 		}
 	}
-	if len(c.SecretKey) == 0 && c.SecretKeySecretID == "" {
-		errs = append(errs, errors.New("AUTOGATE_SECRET_KEY_SECRET_ID (or AUTOGATE_SECRET_KEY) is required"))
+	if len(c.SecretKey) == 0 && c.SecretKeySecretID == "" && c.KMSKeyID == "" {
+		errs = append(errs, errors.New("AUTOGATE_KMS_KEY_ID, AUTOGATE_SECRET_KEY_SECRET_ID or AUTOGATE_SECRET_KEY is required"))
+	}
+	if c.KMSCacheTTL < time.Second || c.KMSCacheTTL > time.Hour {
+		errs = append(errs, fmt.Errorf("AUTOGATE_KMS_CACHE_TTL %v out of range 1s..1h", c.KMSCacheTTL))
 	}
 	if len(c.SecretKey) > 0 {
 		if _, err := secret.ParseKey(string(c.SecretKey)); err != nil {

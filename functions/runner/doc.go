@@ -51,6 +51,9 @@
 //	AUTOGATE_QUEUE_URL             the cluster's work queue (required)
 //	AUTOGATE_SECRET_KEY_SECRET_ID  Secrets Manager secret holding the stored-secret key (base64 of 32 bytes), or
 //	AUTOGATE_SECRET_KEY            the key itself (base64), for local runs
+//	AUTOGATE_KMS_KEY_ID            KMS key wrapping the cluster's data keys: secrets open through the KMS keyring
+//	                               (the two above are then optional: the legacy key, for values sealed before)
+//	AUTOGATE_KMS_CACHE_TTL         how long an unwrapped data key stays in memory (default 5m, 1s..1h)
 //	AUTOGATE_NODE                  runner ID recorded on executions (default: AWS_LAMBDA_LOG_STREAM_NAME, else "lambda")
 //	AUTOGATE_DLQ_URL               the dead-letter queue (optional, logged only)
 //	AUTOGATE_HANDBACK_MARGIN       time kept free before the deadline beyond a service's timeout (default 10s)

@@ -16,7 +16,6 @@ import (
 	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/metrics"
 	"github.com/autogate/autogate/internal/queue/sqs"
-	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store/dynamo"
 	"github.com/autogate/autogate/runner/node"
 )
@@ -60,16 +59,12 @@ func wire(ctx context.Context, cfg config, log *slog.Logger) (*handler.Handler, 
 	// Lambda has no /metrics to scrape: the runner logs each execution's
 	// AWS call count (aws_calls) instead.
 	awsCfg.APIOptions = append(awsCfg.APIOptions, meter.AWSAPIOptions()...)
-	key, err := secretKey(ctx, cfg, secretsmanager.NewFromConfig(awsCfg))
-	if err != nil {
-		return nil, err
-	}
-	keyring, err := secret.NewKeyring(key)
-	if err != nil {
-		return nil, err
-	}
 	clk := clock.Real{}
 	st, err := dynamo.New(dynamo.NewClient(awsCfg, dynamo.ClientOptions{}), dynamo.Config{Table: cfg.Table, Clock: clk, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := openKeyring(ctx, cfg, awsCfg, secretsmanager.NewFromConfig(awsCfg), st)
 	if err != nil {
 		return nil, err
 	}

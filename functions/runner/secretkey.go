@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/secret/kms"
+	"github.com/autogate/autogate/internal/store"
 )
 
 // secretsAPI is the one Secrets Manager call the Lambda runner makes, with
@@ -18,11 +21,34 @@ type secretsAPI interface {
 
 var _ secretsAPI = (*secretsmanager.Client)(nil)
 
-// secretKey returns the stored-secret key: AUTOGATE_SECRET_KEY if set,
+// openKeyring returns the stored-secret keyring: the cluster's KMS keyring
+// in st when AUTOGATE_KMS_KEY_ID is set (with the legacy key, if one is
+// configured, for values sealed before), else the legacy key alone.
+func openKeyring(ctx context.Context, c config, awsCfg aws.Config, sm secretsAPI, st store.Store) (*secret.Keyring, error) {
+	legacy, err := secretKey(ctx, c, sm)
+	if err != nil {
+		return nil, err
+	}
+	if c.KMSKeyID == "" {
+		return secret.NewKeyring(legacy)
+	}
+	kr, err := kms.Open(ctx, kms.Config{API: kms.NewClient(awsCfg), Store: st, Cluster: c.Cluster,
+		KeyID: c.KMSKeyID, TTL: c.KMSCacheTTL, Legacy: legacy})
+	if err != nil {
+		return nil, fmt.Errorf("stored-secret keyring (KMS key %s): %w", c.KMSKeyID, err)
+	}
+	return kr, nil
+}
+
+// secretKey returns the stored-secret key (nil with a KMS key and no
+// legacy key configured): AUTOGATE_SECRET_KEY if set,
 // else the Secrets Manager secret AUTOGATE_SECRET_KEY_SECRET_ID (a base64
 // string, as the deploy guide creates it).
 func secretKey(ctx context.Context, c config, sm secretsAPI) ([]byte, error) {
 	v := c.SecretKey
+	if len(v) == 0 && c.SecretKeySecretID == "" && c.KMSKeyID != "" {
+		return nil, nil // KMS keyring without a legacy key
+	}
 	if len(v) == 0 {
 		if sm == nil {
 			return nil, errors.New("secret key: neither AUTOGATE_SECRET_KEY nor a Secrets Manager client")

@@ -319,7 +319,7 @@ func TestRunIdempotentAndRedacted(t *testing.T) {
 	if bytes.Contains(stored.SealedInputs, []byte("hunter2")) {
 		t.Error("sealed inputs hold the plaintext")
 	}
-	in, err := e.cat.OpenInputs(stored)
+	in, err := e.cat.OpenInputs(t.Context(), stored)
 	if err != nil || in["pw"] != "hunter2-secret" {
 		t.Errorf("OpenInputs = %v, %v", in, err)
 	}

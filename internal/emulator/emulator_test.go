@@ -3,6 +3,8 @@ package emulator
 import (
 	"bufio"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -64,6 +66,39 @@ func TestSQSAnswers(t *testing.T) {
 	}
 	if _, err := client.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: out.QueueUrl, MessageBody: aws.String("hi")}); err != nil {
 		t.Fatalf("SendMessage: %v", err)
+	}
+}
+
+func TestKMSAnswers(t *testing.T) {
+	ep := KMS(t)
+	if again := KMS(t); again != ep {
+		t.Errorf("second KMS() = %v, want the same endpoint %v", again, ep)
+	}
+	if !strings.HasPrefix(ep.URL, "http://127.0.0.1:") {
+		t.Errorf("endpoint %q is not on loopback", ep.URL)
+	}
+	// A raw CreateKey: this package does not import the KMS SDK.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ep.URL+"/", strings.NewReader(`{"Description":"emulator test"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "TrentService.CreateKey")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"KeyId"`) {
+		t.Fatalf("CreateKey = HTTP %d %s, want 200 with a KeyId", resp.StatusCode, body)
+	}
+	found := false
+	for _, kv := range Env() {
+		found = found || kv == "AWS_ENDPOINT_URL_KMS="+ep.URL
+	}
+	if !found {
+		t.Errorf("Env() lacks AWS_ENDPOINT_URL_KMS=%s", ep.URL)
 	}
 }
 

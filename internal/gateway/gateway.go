@@ -355,7 +355,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		Deadline: now.Add(svc.Timeout() + time.Minute), StartBy: now.Add(g.startWindow()),
 	}
 	if redacted(recorded, req.Inputs) {
-		if e.SealedInputs, err = g.Catalog.SealInputs(e.ID, req.Inputs); err != nil {
+		if e.SealedInputs, err = g.Catalog.SealInputs(ctx, e.ID, req.Inputs); err != nil {
 			return nil, err
 		}
 	}
@@ -408,7 +408,7 @@ func (g *Gateway) claimRequestKey(ctx context.Context, req RunRequest, e *execut
 	if same && len(prev.SealedInputs) > 0 {
 		// The hash covers redacted values only: compare the sensitive ones
 		// sealed in the first execution, in constant time.
-		in, err := g.Catalog.OpenInputs(prev)
+		in, err := g.Catalog.OpenInputs(ctx, prev)
 		if err != nil {
 			return nil, err
 		}

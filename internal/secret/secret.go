@@ -3,12 +3,24 @@
 // so a ciphertext copied onto another secret's record fails to open. Values
 // are never logged: Value's LogValue and String print "[REDACTED]".
 //
-// In embedded mode the key comes from the data directory (a 0600 file made on
-// first start) or AUTOGATE_SECRET_KEY; a KMS-backed keyring can replace it
-// behind the same Seal/Open methods.
+// A Keyring holds one of two kinds of key, or both:
+//   - the legacy key: one 32-byte key from the data directory (a 0600 file
+//     made on first start) or AUTOGATE_SECRET_KEY. Values sealed under it
+//     carry format byte 1 and no key ID;
+//   - data keys from a Source (the KMS keyring of internal/secret/kms):
+//     values carry format byte 2 and the ID of the data key that sealed them,
+//     so a keyring whose current data key changed (rotation) still opens
+//     every older value. Plaintext data keys are cached in memory for a
+//     bounded time (CacheOptions.TTL), then dropped and fetched again, so a
+//     KMS key that is disabled or whose grant is revoked stops this process
+//     opening values within one TTL.
+//
+// It does not guarantee that a dropped key leaves the process's memory: Go's
+// AES keeps its own expanded copy until the garbage collector frees it.
 package secret
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -23,18 +35,35 @@ import (
 // KeySize is the AES-256 key length in bytes.
 const KeySize = 32
 
-// format is the first byte of every sealed value, so the scheme can change.
-const format byte = 1
+// Format bytes: the first byte of every sealed value, so the scheme can change.
+const (
+	formatLegacy  byte = 1 // [1][nonce][ciphertext], the legacy key
+	formatDataKey byte = 2 // [2][len(id)][id][nonce][ciphertext], data key id
+)
+
+// MaxKeyIDLen bounds a data key ID (it is stored in every sealed value).
+const MaxKeyIDLen = 64
 
 // ErrOpen means a sealed value could not be opened: wrong key, wrong record
 // or tampering.
 var ErrOpen = errors.New("secret: cannot open sealed value (wrong key or tampered)")
 
-// Keyring seals and opens values.
-type Keyring struct{ aead cipher.AEAD }
+// Keyring seals and opens values. Its methods are safe for concurrent use.
+type Keyring struct {
+	legacy cipher.AEAD // nil: values of format 1 do not open
+	data   *dataKeys   // nil: legacy key only
+}
 
-// NewKeyring returns a keyring for a 32-byte key.
+// NewKeyring returns a keyring for a 32-byte legacy key.
 func NewKeyring(key []byte) (*Keyring, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Keyring{legacy: aead}, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("secret key: %d bytes, want %d", len(key), KeySize)
 	}
@@ -46,28 +75,93 @@ func NewKeyring(key []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return &Keyring{aead: aead}, nil
+	return aead, nil
 }
 
-// Seal encrypts plaintext bound to aad.
-func (k *Keyring) Seal(plaintext, aad []byte) []byte {
-	out := make([]byte, 1+k.aead.NonceSize(), 1+k.aead.NonceSize()+len(plaintext)+k.aead.Overhead())
-	out[0] = format
-	_, _ = rand.Read(out[1:]) // crypto/rand.Read never returns an error since Go 1.24
-	return k.aead.Seal(out, out[1:], plaintext, aad)
+// Seal encrypts plaintext bound to aad, under the current data key when the
+// keyring has a Source (fetching it if the cache has none), else under the
+// legacy key.
+func (k *Keyring) Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
+	if k.data == nil {
+		return sealWith(k.legacy, []byte{formatLegacy}, plaintext, aad), nil
+	}
+	id, aead, err := k.data.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	header := append([]byte{formatDataKey, byte(len(id))}, id...)
+	return sealWith(aead, header, plaintext, aad), nil
 }
 
-// Open decrypts a value Seal made with the same aad.
-func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
-	n := k.aead.NonceSize()
-	if len(sealed) < 1+n+k.aead.Overhead() || sealed[0] != format {
+// sealWith returns header || nonce || ciphertext. The header is
+// authenticated with aad, so a value cannot be relabelled to another key.
+func sealWith(aead cipher.AEAD, header, plaintext, aad []byte) []byte {
+	n := len(header) + aead.NonceSize()
+	out := make([]byte, n, n+len(plaintext)+aead.Overhead())
+	copy(out, header)
+	_, _ = rand.Read(out[len(header):]) // crypto/rand.Read never returns an error since Go 1.24
+	return aead.Seal(out, out[len(header):], plaintext, headerAAD(header, aad))
+}
+
+// headerAAD is what GCM authenticates: the caller's aad for format 1 (as
+// before data keys existed, so old values still open), the header followed
+// by it for format 2.
+func headerAAD(header, aad []byte) []byte {
+	if header[0] == formatLegacy {
+		return aad
+	}
+	return append(append([]byte{}, header...), aad...)
+}
+
+// Open decrypts a value Seal made with the same aad. A value sealed under a
+// data key this process has not cached is opened after fetching that key
+// from the Source; if the fetch fails the error says why (it wraps the
+// Source's error, not ErrOpen).
+func (k *Keyring) Open(ctx context.Context, sealed, aad []byte) ([]byte, error) {
+	if len(sealed) == 0 {
 		return nil, ErrOpen
 	}
-	pt, err := k.aead.Open(nil, sealed[1:1+n], sealed[1+n:], aad)
+	var (
+		header []byte
+		aead   cipher.AEAD
+	)
+	switch sealed[0] {
+	case formatLegacy:
+		if k.legacy == nil {
+			return nil, fmt.Errorf("%w: sealed under the legacy secret key (AUTOGATE_SECRET_KEY or DATA_DIR/secret.key), which this process was not given", ErrOpen)
+		}
+		header, aead = sealed[:1], k.legacy
+	case formatDataKey:
+		if k.data == nil || len(sealed) < 2 || int(sealed[1]) == 0 || len(sealed) < 2+int(sealed[1]) {
+			return nil, ErrOpen
+		}
+		header = sealed[:2+int(sealed[1])]
+		var err error
+		if aead, err = k.data.key(ctx, string(header[2:])); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, ErrOpen
+	}
+	n := aead.NonceSize()
+	if len(sealed) < len(header)+n+aead.Overhead() {
+		return nil, ErrOpen
+	}
+	nonce := sealed[len(header) : len(header)+n]
+	pt, err := aead.Open(nil, nonce, sealed[len(header)+n:], headerAAD(header, aad))
 	if err != nil {
 		return nil, ErrOpen
 	}
 	return pt, nil
+}
+
+// KeyID returns the ID of the data key sealed was sealed under, or "" for
+// the legacy key or a value that is not well formed.
+func KeyID(sealed []byte) string {
+	if len(sealed) < 2 || sealed[0] != formatDataKey || len(sealed) < 2+int(sealed[1]) {
+		return ""
+	}
+	return string(sealed[2 : 2+int(sealed[1])])
 }
 
 // ParseKey decodes a base64 (standard or URL, padded or not) 32-byte key, as

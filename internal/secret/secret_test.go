@@ -15,7 +15,10 @@ import (
 func TestSealOpen(t *testing.T) {
 	k1, _ := NewKeyring(bytes.Repeat([]byte{1}, KeySize))
 	k2, _ := NewKeyring(bytes.Repeat([]byte{2}, KeySize))
-	sealed := k1.Seal([]byte("hunter2"), []byte("c/secret/a"))
+	sealed, err := k1.Seal(t.Context(), []byte("hunter2"), []byte("c/secret/a"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Contains(sealed, []byte("hunter2")) {
 		t.Fatal("sealed value contains the plaintext")
 	}
@@ -37,13 +40,15 @@ func TestSealOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.k.Open(tt.sealed, []byte(tt.aad))
+			got, err := tt.k.Open(t.Context(), tt.sealed, []byte(tt.aad))
 			if !errors.Is(err, tt.err) || string(got) != tt.want {
 				t.Errorf("Open = %q, %v; want %q, %v", got, err, tt.want, tt.err)
 			}
 		})
 	}
-	if bytes.Equal(k1.Seal([]byte("x"), nil), k1.Seal([]byte("x"), nil)) {
+	x1, _ := k1.Seal(t.Context(), []byte("x"), nil)
+	x2, _ := k1.Seal(t.Context(), []byte("x"), nil)
+	if bytes.Equal(x1, x2) {
 		t.Error("two seals of one value are equal: nonce reused")
 	}
 }

@@ -64,13 +64,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	key, err := loadSecretKey(cfg.DataDir, getenv, log)
-	if err != nil {
-		return err
-	}
-	keyring, err := secret.NewKeyring(key)
-	if err != nil {
-		return err
+	var keyring *secret.Keyring
+	if cfg.KMSKeyID == "" { // else OpenKMSKeyring below, once the store is open
+		key, err := loadSecretKey(cfg.DataDir, getenv, log)
+		if err != nil {
+			return err
+		}
+		if keyring, err = secret.NewKeyring(key); err != nil {
+			return err
+		}
 	}
 
 	ep, err := listen(cfg.Listen, cfg.Advertise, cfg.Plaintext)
@@ -80,7 +82,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer ep.ln.Close() // after Shutdown a second close is harmless
 	meter := metrics.New(cfg.Node, metrics.RoleGateway)
 	var awsCfg aws.Config
-	if cfg.Store == "dynamodb" || cfg.Execution == "queue" {
+	if cfg.Store == "dynamodb" || cfg.Execution == "queue" || cfg.KMSKeyID != "" {
 		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
 			return fmt.Errorf("AWS configuration: %w", err)
 		}
@@ -95,6 +97,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	defer be.Close()
+	if cfg.KMSKeyID != "" {
+		if keyring, err = OpenKMSKeyring(ctx, cfg, awsCfg, be.Store, cfg.DataDir, getenv, log); err != nil {
+			return err
+		}
+	}
 
 	shared := fence.New(be.Store)
 	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}

@@ -55,17 +55,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	log := r.Logger.With("node", cfg.Node, "cluster", cfg.Cluster)
 	clk := clock.Real{}
-	keyText := getenv("AUTOGATE_SECRET_KEY")
-	if keyText == "" {
-		return errors.New("AUTOGATE_SECRET_KEY is required: the runner must open the cluster's secrets")
-	}
-	key, err := secret.ParseKey(keyText)
-	if err != nil {
-		return err
-	}
-	keyring, err := secret.NewKeyring(key)
-	if err != nil {
-		return err
+	var keyring *secret.Keyring
+	if cfg.KMSKeyID == "" { // else OpenKMSKeyring below, once the store is open
+		keyText := getenv("AUTOGATE_SECRET_KEY")
+		if keyText == "" {
+			return errors.New("AUTOGATE_SECRET_KEY (or --kms-key-id) is required: the runner must open the cluster's secrets")
+		}
+		key, err := secret.ParseKey(keyText)
+		if err != nil {
+			return err
+		}
+		if keyring, err = secret.NewKeyring(key); err != nil {
+			return err
+		}
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -80,6 +82,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	st, err := storedynamo.New(ddb, storedynamo.Config{Table: cfg.Table, Clock: clk, Logger: log})
 	if err != nil {
 		return err
+	}
+	if cfg.KMSKeyID != "" {
+		if keyring, err = OpenKMSKeyring(ctx, cfg, awsCfg, st, "", getenv, log); err != nil {
+			return err
+		}
 	}
 	q, err := sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{QueueURL: cfg.QueueURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
 	if err != nil {
