@@ -103,26 +103,8 @@ func TestCheckTable(t *testing.T) {
 			}
 		})
 	}
-	t.Run("NoIndexesThenInit", func(t *testing.T) {
-		// A table of an older release: the right keys, no indexes.
-		name := mk(t, []types.AttributeDefinition{attr("pk", types.ScalarAttributeTypeS), attr("sk", types.ScalarAttributeTypeS)},
-			[]types.KeySchemaElement{key("pk", types.KeyTypeHash), key("sk", types.KeyTypeRange)})
-		err := dynamo.CheckTable(t.Context(), client, name)
-		if !errors.Is(err, dynamo.ErrTableSchema) {
-			t.Fatalf("CheckTable without indexes err = %v, want ErrTableSchema", err)
-		}
-		for _, m := range []string{"index by-status is missing", "index by-service is missing", "autogate init table --table " + name} {
-			if !strings.Contains(err.Error(), m) {
-				t.Errorf("CheckTable err = %q, want it to mention %q", err, m)
-			}
-		}
-		if err := dynamo.CreateTable(t.Context(), client, name); err != nil {
-			t.Fatalf("CreateTable on the old table: %v", err)
-		}
-		if err := dynamo.CheckTable(t.Context(), client, name); err != nil {
-			t.Errorf("CheckTable after CreateTable added the indexes: %v", err)
-		}
-	})
+	// A table without the indexes, and init table adding them: see
+	// internal/store/dynamo/upgrade (its own DynamoDB Local).
 	t.Run("StoreOnMissingTable", func(t *testing.T) {
 		s := newStore(t, client, unique("missing"), nil)
 		_, err := s.Get(t.Context(), store.Key{Cluster: "c", Kind: resource.KindService, Name: "a"})
