@@ -648,8 +648,8 @@ func TestManagerStack(t *testing.T) {
 		if env["AUTOGATE_MANAGER_URL"] != "https://manager.example.com" {
 			t.Errorf("%s: AUTOGATE_MANAGER_URL = %v", id, env["AUTOGATE_MANAGER_URL"])
 		}
-		if _, ok := env["AUTOGATE_MANAGER_ROLE_ARN"]; ok {
-			t.Errorf("%s: AUTOGATE_MANAGER_ROLE_ARN is still set", id)
+		if _, ok := env[droppedRoleARN]; ok {
+			t.Errorf("%s: %s is still set", id, droppedRoleARN)
 		}
 		if _, ok := env["AUTOGATE_MANAGER_CREDENTIAL"]; ok || !slices.Contains(secrets, "AUTOGATE_MANAGER_CREDENTIAL") {
 			t.Errorf("%s: the credential must be an ECS secret only: in env %v, secrets %v", id, ok, secrets)
