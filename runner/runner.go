@@ -12,6 +12,7 @@ import (
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/executor"
+	"github.com/autogate/autogate/internal/lease"
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
@@ -59,8 +60,15 @@ func (noMeter) RunFinished(execution.Status, time.Duration) {}
 // Config configures a Core.
 type Config struct {
 	// Node is this runner's ID, recorded on every execution it claims.
-	Node     string
-	Catalog  *catalog.Catalog
+	Node    string
+	Catalog *catalog.Catalog
+	// Claims, if set, is the catalog claims are written through (and the
+	// loss of a stale attempt this runner takes over): in local execution
+	// the gateway's term-fenced view, so a claim succeeds only while the
+	// gateway's term is current and a deposed gateway starts nothing.
+	// Heartbeats and results go through Catalog, under the record's own
+	// guard (HeldBy), so a run already started may finish. nil is Catalog.
+	Claims   *catalog.Catalog
 	Source   Source
 	Executor Executor
 	Repos    Checkouter
@@ -111,6 +119,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Claims == nil {
+		cfg.Claims = cfg.Catalog
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
@@ -287,10 +298,14 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 		return Done
 	}
 	attempt := e.Attempt
-	e, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+	e, err := c.cfg.Claims.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
 		_, err := x.LoseStale(now, c.cfg.StaleAfter)
 		return err
 	})
+	if fenced(err) {
+		log.Info("not the active gateway any more: the run is left to the one that is", "error", err)
+		return Failed
+	}
 	if err != nil {
 		log.Error("mark lost", "error", err)
 		return Failed
@@ -308,15 +323,27 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 
 func cat(c *Core) *catalog.Catalog { return c.cfg.Catalog }
 
+// fenced reports whether err is a fenced write refused because the
+// writer's term ended (Config.Claims).
+func fenced(err error) bool {
+	return errors.Is(err, store.ErrFenced) || errors.Is(err, lease.ErrNotLeader)
+}
+
 func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logger, calls func() int64) Outcome {
 	id := m.Envelope.ExecutionID
 	now := c.cfg.Clock.Now()
 	claimed := false
-	e, err := cat(c).MutateExecution(ctx, id, func(x *execution.Execution) error {
+	e, err := c.cfg.Claims.MutateExecution(ctx, id, func(x *execution.Execution) error {
 		err := x.Start(c.cfg.Node, c.cfg.Heartbeat, now)
 		claimed = err == nil && x.Status == execution.Running
 		return err
 	})
+	if fenced(err) {
+		// The claim is fenced by a term that has ended: this gateway was
+		// deposed, and the active one re-sends the run.
+		log.Info("not the active gateway any more: the run is left to the one that is", "error", err)
+		return Failed
+	}
 	if err != nil {
 		log.Error("claim", "error", err)
 		return Failed

@@ -16,6 +16,7 @@ import (
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
 	"github.com/autogate/autogate/internal/store/bolt"
+	"github.com/autogate/autogate/internal/store/fence"
 	"github.com/autogate/autogate/runner/runnertest"
 )
 
@@ -305,5 +306,46 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{Node: "n", Catalog: h.cat, Source: h.src, Executor: h.exe, Repos: runnertest.Repos{},
 		Heartbeat: time.Minute, StaleAfter: time.Second}); err == nil {
 		t.Error("stale-after below heartbeat accepted")
+	}
+}
+
+// Issue 12 item 2: with Claims fenced by a gateway's term, a claim after the
+// term ended starts nothing and changes nothing, while a run claimed during
+// the term still records its result (through Catalog, under the record's
+// own guard).
+func TestClaimFencedByTerm(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, func(ctx context.Context, job executor.Job) (executor.Result, error) {
+		<-release
+		return ok(ctx, job)
+	})
+	shared := fence.New(h.cat.Store)
+	termCtx, endTerm := context.WithCancel(t.Context())
+	shared.Begin(termCtx, h.cat.Store)
+	core, err := New(Config{Node: "gw-1", Catalog: h.cat, Claims: &catalog.Catalog{Store: shared, Cluster: "c1", Keyring: h.cat.Keyring, Clock: h.clk},
+		Source: h.src, Executor: h.exe, Repos: runnertest.Repos{}, Clock: h.clk, Heartbeat: 10 * time.Second,
+		OnDone: func(e *execution.Execution) { h.done <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	during, after := h.submit(t, false), h.submit(t, false)
+	outcome := make(chan Outcome, 1)
+	go func() { outcome <- core.Handle(t.Context(), during) }()
+	for h.exe.Calls.Load() != 1 {
+		time.Sleep(time.Millisecond) // polling for the service start, not synchronising on time
+	}
+	endTerm()
+	if got := core.Handle(t.Context(), after); got != Failed {
+		t.Errorf("Handle after the term = %v, want Failed (the claim is refused)", got)
+	}
+	if e := h.get(t, after); e.Status != execution.Queued || e.Node != "" || h.exe.Calls.Load() != 1 {
+		t.Errorf("after the term: %s on %q, %d services started; want queued, unclaimed, only the earlier one started", e.Status, e.Node, h.exe.Calls.Load())
+	}
+	close(release)
+	if got := <-outcome; got != Done {
+		t.Errorf("the run started during the term: %v, want Done", got)
+	}
+	if e := h.get(t, during); e.Status != execution.Succeeded || e.Node != "gw-1" {
+		t.Errorf("the run started during the term: %s on %q, want succeeded on gw-1", e.Status, e.Node)
 	}
 }

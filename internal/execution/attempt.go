@@ -49,12 +49,28 @@ func (e *Execution) Stale(now time.Time, after time.Duration) bool {
 	if e.Status != Running {
 		return false
 	}
-	after = max(after, StaleAfter(e.HeartbeatEvery))
+	at := e.StaleAt(after)
+	return at.IsZero() || !now.Before(at)
+}
+
+// StaleAt is when running e becomes Stale if its holder stays silent: its
+// last heartbeat (or start) plus after, or plus StaleAfter of the holder's
+// own heartbeat period when that is longer. It is zero when e is not
+// running or records neither time (Stale at once). A sweeper wakes then,
+// so a dead holder's attempt is declared lost when it becomes stale, not a
+// sweep interval later.
+func (e *Execution) StaleAt(after time.Duration) time.Time {
+	if e.Status != Running {
+		return time.Time{}
+	}
 	last := e.Heartbeat
 	if last == nil {
 		last = e.StartedAt
 	}
-	return last == nil || now.Sub(*last) >= after
+	if last == nil {
+		return time.Time{}
+	}
+	return last.Add(max(after, StaleAfter(e.HeartbeatEvery)))
 }
 
 // Start begins a queued execution as the next attempt on node, which

@@ -121,6 +121,20 @@ func TestStaleAndHeldBy(t *testing.T) {
 			if got := tt.e.HeldBy("n", 1); got != tt.held {
 				t.Errorf("HeldBy = %v, want %v", got, tt.held)
 			}
+			// StaleAt is the instant Stale turns true: a sweeper waking
+			// then finds the attempt stale, a moment earlier it does not.
+			at := tt.e.StaleAt(30 * time.Second)
+			switch {
+			case tt.e.Status != Running && !at.IsZero():
+				t.Errorf("StaleAt of a %s execution = %v, want zero", tt.e.Status, at)
+			case tt.e.Status == Running && !at.IsZero():
+				if !tt.e.Stale(at, 30*time.Second) || tt.e.Stale(at.Add(-time.Millisecond), 30*time.Second) {
+					t.Errorf("StaleAt = %v is not where Stale turns true", at)
+				}
+				if got := !now.Before(at); got != tt.stale {
+					t.Errorf("StaleAt %v against now %v says stale=%v, want %v", at, now, got, tt.stale)
+				}
+			}
 		})
 	}
 }

@@ -36,7 +36,7 @@ func BenchmarkRetention(b *testing.B) {
 			seedTerminal(b, g.Catalog, clk, n-have)
 			have = n
 			ddb.reset()
-			if _, _, err := g.Sweep(ctx, 2*time.Minute, 5*time.Minute); err != nil {
+			if _, _, err := sweepTimes(g, ctx, 2*time.Minute, 5*time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			calls, items, units := ddb.calls.Load(), ddb.scanned.Load(), float64(ddb.readUnits.Load())/1000

@@ -49,6 +49,10 @@ type Gateway struct {
 	Queue    Dispatcher
 	Canceler Canceler // nil when runners are remote
 	Redriver Redriver // nil in local execution
+	// DurableQueue says Queue keeps its messages across terms (SQS): a
+	// take-over then re-sends nothing (see Reconcile). False for the
+	// in-process queue, which starts every term empty.
+	DurableQueue bool
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Node     string
@@ -520,10 +524,14 @@ func (g *Gateway) Cancel(ctx context.Context, id string) (*execution.Execution, 
 	return e, nil
 }
 
-// Reconcile re-dispatches every execution that is not terminal: queued ones
-// a crash kept from being sent, and running ones whose runner may be gone
-// (the runner core marks those lost once their heartbeat is stale). The
-// all-in-one gateway calls it at start; a clustered one on becoming active.
+// Reconcile runs at the start of each term (the all-in-one gateway's one
+// term starts with the process) and sends again only what the previous term
+// may have lost. With an in-process queue, which starts every term empty,
+// that is every queued execution. With a durable queue (DurableQueue) it is
+// nothing: a queued run's message is still in the queue or in flight at a
+// runner, so Sweep re-sends one only once it is presumed lost, and a
+// take-over duplicates no message. Running executions are never re-sent:
+// their holder heartbeats them, or Sweep declares them lost once stale.
 // It reads only the open executions (through the status index), not the
 // retained history, once Catalog.IndexExecutions has indexed the records
 // of an older release (one full pass per cluster, ever).
@@ -531,6 +539,9 @@ func (g *Gateway) Reconcile(ctx context.Context) (int, error) {
 	// Once per cluster: records of an older release join the indexes.
 	if _, err := g.Catalog.IndexExecutions(ctx); err != nil {
 		return 0, err
+	}
+	if g.DurableQueue {
+		return 0, nil
 	}
 	n := 0
 	tok := ""
@@ -540,7 +551,7 @@ func (g *Gateway) Reconcile(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, e := range page {
-			if e.Status.Terminal() {
+			if e.Status != execution.Queued || e.DeadLettered {
 				continue
 			}
 			if err := g.dispatch(ctx, e); err != nil {
@@ -607,44 +618,88 @@ func (g *Gateway) MarkDeadLetters(ctx context.Context, max int) (int, error) {
 	return n, err
 }
 
-// Sweep is the reconciler of distributed execution. It re-dispatches queued
-// executions whose message was last sent more than resendAfter ago (see
-// PresumedLostAfter: the message may have been lost between the record and
-// the send, deleted, or received by a runner that died before claiming),
-// fails queued ones past their start-by time with a reason (no re-send can
-// start them in time any more), and declares lost the running ones whose
-// runner has not heartbeated for staleAfter (their message may be gone too:
-// runners drop duplicate deliveries), re-queueing them if retryable.
-// A pass reads only the open executions (Catalog.ListOpenExecutions), so
-// its cost does not grow with retention.
-func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Duration) (resent, failed int, err error) {
+// SweepPolicy is what one Sweep pass goes by.
+type SweepPolicy struct {
+	// ResendAfter is how long after its last send a queued run's message is
+	// presumed lost (PresumedLostAfter of the queue's visibility timeout).
+	ResendAfter time.Duration
+	// StaleAfter is the stale-after policy (execution.StaleAfter of the
+	// heartbeat) a running run's holder is judged by.
+	StaleAfter time.Duration
+	// InQueue is how many messages the work queue holds, visible and in
+	// flight, read just before the pass; negative when unknown.
+	InQueue int
+}
+
+// SweepResult is what one Sweep pass did.
+type SweepResult struct {
+	// Resent counts messages sent again: presumed lost, or of a lost
+	// attempt re-queued for retry.
+	Resent int
+	// Failed counts runs ended: lost attempts not retried, and runs failed
+	// unstarted past their start-by time.
+	Failed int
+	// Skipped counts queued runs presumed lost by time alone but not re-sent
+	// because the queue held a message for every open run.
+	Skipped int
+	// NextStale is the earliest time a running execution of this pass
+	// becomes stale if its holder stays silent (zero: none running). The
+	// sweep loop wakes then, so a dead holder's attempt is declared lost as
+	// soon as the stale-after policy allows, not a sweep interval later.
+	NextStale time.Time
+}
+
+// Sweep is the reconciler of both execution modes. It declares lost the
+// running executions whose holder has not heartbeated for
+// p.StaleAfter (the one policy, execution.Stale: the holder is dead, or
+// cut off so long that its result would not count), re-queueing and
+// re-sending the retryable ones; fails queued ones past their start-by time
+// with a reason (no re-send can start them in time any more); and re-sends
+// queued ones whose message may be lost: last sent p.ResendAfter ago or
+// more (lost between the record and the send, deleted, or received by a
+// runner that died before claiming), and only while the queue holds fewer
+// messages than the open runs need, one each (p.InQueue): a run whose
+// message is still in the queue, behind a backlog, or in flight at a live
+// runner is not sent again. A pass reads only the open executions
+// (Catalog.ListOpenExecutions), so its cost does not grow with retention.
+func (g *Gateway) Sweep(ctx context.Context, p SweepPolicy) (SweepResult, error) {
 	now := g.Clock.Now()
+	var res SweepResult
+	var candidates []string
+	open := 0 // open runs that should each have a message in the queue
 	tok := ""
 	for {
 		page, next, err := g.Catalog.ListOpenExecutions(ctx, store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
 		if err != nil {
-			return resent, failed, err
+			return res, err
 		}
 		for _, e := range page {
 			switch {
-			case e.Stale(now, staleAfter):
+			case e.Stale(now, p.StaleAfter):
 				lost, requeued := false, false
 				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) (err error) {
-					requeued, err = x.LoseStale(now, staleAfter)
+					requeued, err = x.LoseStale(now, p.StaleAfter)
 					lost = err == nil
 					return err
 				})
 				switch {
 				case err != nil:
-					return resent, failed, err
+					return res, err
 				case requeued:
+					g.Logger.Warn("attempt lost: its holder stopped heartbeating; re-queued", "execution_id", e.ID, "holder", e.Node, "attempt", e.Attempt)
 					if err := g.dispatch(ctx, x); err != nil {
-						return resent, failed, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
+						return res, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
 					}
-					resent++
+					res.Resent++
 				case lost:
-					failed++
+					g.Logger.Warn("attempt lost: its holder stopped heartbeating", "execution_id", e.ID, "holder", e.Node, "attempt", e.Attempt)
+					res.Failed++
 					g.Notify(x)
+				}
+			case e.Status == execution.Running:
+				open++
+				if at := e.StaleAt(p.StaleAfter); res.NextStale.IsZero() || at.Before(res.NextStale) {
+					res.NextStale = at
 				}
 			case e.Status != execution.Queued || e.DeadLettered:
 			case !e.StartDeadline().IsZero() && !now.Before(e.StartDeadline()):
@@ -655,34 +710,48 @@ func (g *Gateway) Sweep(ctx context.Context, resendAfter, staleAfter time.Durati
 					return err
 				})
 				if err != nil {
-					return resent, failed, err
+					return res, err
 				}
 				if ended {
-					failed++
+					res.Failed++
 					g.Notify(x)
 				}
-			case now.Sub(e.LastSent()) >= resendAfter:
-				sent := false
-				x, err := g.Catalog.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
-					err := x.Resend(now)
-					sent = err == nil
-					return err
-				})
-				if err != nil {
-					return resent, failed, err
+			default:
+				open++
+				if now.Sub(e.LastSent()) >= p.ResendAfter {
+					candidates = append(candidates, e.ID)
 				}
-				if !sent {
-					continue
-				}
-				if err := g.dispatch(ctx, x); err != nil {
-					return resent, failed, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
-				}
-				resent++
 			}
 		}
 		if next == "" {
-			return resent, failed, nil
+			break
 		}
 		tok = next
 	}
+	if p.InQueue >= 0 && p.InQueue >= open {
+		res.Skipped = len(candidates)
+		return res, nil
+	}
+	for _, id := range candidates {
+		sent := false
+		x, err := g.Catalog.MutateExecution(ctx, id, func(x *execution.Execution) error {
+			err := x.Resend(now)
+			sent = err == nil
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		if !sent {
+			continue
+		}
+		if err := g.dispatch(ctx, x); err != nil {
+			return res, fmt.Errorf("re-dispatch %s: %w", x.ID, err)
+		}
+		res.Resent++
+	}
+	return res, nil
 }

@@ -80,16 +80,16 @@ func TestSubmitSurvivesSendFailure(t *testing.T) {
 	}
 	rec.sendErr = nil
 	// Too young to re-send yet.
-	if resent, failed, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); err != nil || resent+failed != 0 {
+	if resent, failed, err := sweepTimes(g, t.Context(), 2*time.Minute, 5*time.Minute); err != nil || resent+failed != 0 {
 		t.Fatalf("early Sweep = %d, %d, %v", resent, failed, err)
 	}
 	clk.Advance(3 * time.Minute)
-	if resent, _, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); err != nil || resent != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != e.ID {
+	if resent, _, err := sweepTimes(g, t.Context(), 2*time.Minute, 5*time.Minute); err != nil || resent != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != e.ID {
 		t.Fatalf("Sweep = %d resent (%v), sent %v; want the orphan re-sent", resent, err, rec.sent)
 	}
 	// Past its deadline (timeout 10 min + 1 min) it is failed with a reason.
 	clk.Advance(time.Hour)
-	if _, failed, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); err != nil || failed != 1 {
+	if _, failed, err := sweepTimes(g, t.Context(), 2*time.Minute, 5*time.Minute); err != nil || failed != 1 {
 		t.Fatalf("late Sweep failed %d, %v; want 1", failed, err)
 	}
 	got, _ := g.Catalog.Execution(t.Context(), e.ID)
@@ -115,7 +115,7 @@ func TestMarkDeadLetters(t *testing.T) {
 	}
 	// The sweeper leaves it alone: re-sending would only dead-letter it again.
 	clk.Advance(3 * time.Minute)
-	if resent, _, _ := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); resent != 0 {
+	if resent, _, _ := sweepTimes(g, t.Context(), 2*time.Minute, 5*time.Minute); resent != 0 {
 		t.Errorf("Sweep re-sent a dead-lettered execution")
 	}
 	if moved, err := g.Redrive(t.Context(), 10); err != nil || moved != 2 {
@@ -153,11 +153,11 @@ func TestSweepStaleRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(4 * time.Minute)
-		if resent, failed, _ := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute); resent+failed != 0 {
+		if resent, failed, _ := sweepTimes(g, t.Context(), 2*time.Minute, 5*time.Minute); resent+failed != 0 {
 			t.Fatalf("a fresh-enough running execution was swept")
 		}
 		clk.Advance(2 * time.Minute)
-		resent, failed, err := g.Sweep(t.Context(), 2*time.Minute, 5*time.Minute)
+		resent, failed, err := sweepTimes(g, t.Context(), 2*time.Minute, 5*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +193,7 @@ func TestSweepStartBy(t *testing.T) {
 	resendAfter := PresumedLostAfter(2 * time.Second)
 	sweep := func() (int, int) {
 		t.Helper()
-		r, f, err := g.Sweep(t.Context(), resendAfter, 5*time.Minute)
+		r, f, err := sweepTimes(g, t.Context(), resendAfter, 5*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,5 +244,129 @@ func TestSubmitOverMaxTimeout(t *testing.T) {
 	g.MaxServiceTimeout = 10 * time.Minute
 	if _, err := g.Submit(t.Context(), RunRequest{Service: "s"}); err != nil {
 		t.Errorf("Submit at the limit = %v", err)
+	}
+}
+
+// sweepTimes is one Sweep pass judged by time alone (queue depth unknown),
+// as (re-sent, failed, error).
+func sweepTimes(g *Gateway, ctx context.Context, resendAfter, staleAfter time.Duration) (int, int, error) {
+	r, err := g.Sweep(ctx, SweepPolicy{ResendAfter: resendAfter, StaleAfter: staleAfter, InQueue: -1})
+	return r.Resent, r.Failed, err
+}
+
+// Issue 17 item 2: a queued run presumed lost by time alone is not sent
+// again while the queue holds a message for every open run (a backlog no
+// runner drains yet); once the queue holds fewer, the presumed-lost ones
+// are.
+func TestSweepResendsOnlyWhatMayBeLost(t *testing.T) {
+	g, rec, clk := newGateway(t)
+	for range 3 {
+		if _, err := g.Submit(t.Context(), RunRequest{Service: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Catalog.MutateExecution(t.Context(), running.ID, func(x *execution.Execution) error {
+		return x.Start("runner-1", time.Hour, clk.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sent := len(rec.sent)
+	clk.Advance(time.Minute)
+	pol := SweepPolicy{ResendAfter: 30 * time.Second, StaleAfter: 5 * time.Minute}
+	for _, tt := range []struct {
+		inQueue, wantResent, wantSkipped int
+	}{
+		{4, 0, 3},  // one message per open run, the running one's in flight
+		{9, 0, 3},  // duplicates: still nothing missing
+		{3, 3, 0},  // one is missing: which one, the queue cannot say
+		{-1, 3, 0}, // depth unknown: time alone decides
+	} {
+		pol.InQueue = tt.inQueue
+		clk.Advance(time.Minute) // past ResendAfter since the last re-send too
+		r, err := g.Sweep(t.Context(), pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Resent != tt.wantResent || r.Skipped != tt.wantSkipped || len(rec.sent)-sent != tt.wantResent {
+			t.Errorf("in queue %d: resent %d skipped %d (sent %d); want %d re-sent, %d skipped",
+				tt.inQueue, r.Resent, r.Skipped, len(rec.sent)-sent, tt.wantResent, tt.wantSkipped)
+		}
+		sent = len(rec.sent)
+	}
+}
+
+// Issue 17 item 2 at a take-over: with a durable queue Reconcile sends
+// nothing (the messages are still in the queue or in flight); with the
+// in-process queue, which starts each term empty, it sends the queued runs
+// and never a running one (its holder heartbeats it, or Sweep finds it
+// stale).
+func TestReconcileSendsOnlyWhatMayBeLost(t *testing.T) {
+	for _, durable := range []bool{true, false} {
+		g, rec, clk := newGateway(t)
+		g.DurableQueue = durable
+		queued, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		running, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Catalog.MutateExecution(t.Context(), running.ID, func(x *execution.Execution) error {
+			return x.Start("gw-old", time.Second, clk.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rec.sent = nil
+		n, err := g.Reconcile(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case durable && (n != 0 || len(rec.sent) != 0):
+			t.Errorf("durable queue: Reconcile sent %d (%v); want none", n, rec.sent)
+		case !durable && (n != 1 || len(rec.sent) != 1 || rec.sent[0].ExecutionID != queued.ID):
+			t.Errorf("in-process queue: Reconcile sent %d (%v); want only the queued run %s", n, rec.sent, queued.ID)
+		}
+	}
+}
+
+// A pass reports when the earliest running attempt turns stale, so the
+// sweep loop declares a dead holder's attempt lost then and not a sweep
+// interval later.
+func TestSweepNextStale(t *testing.T) {
+	g, _, clk := newGateway(t)
+	var ids []string
+	for range 2 {
+		e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	pol := SweepPolicy{ResendAfter: time.Hour, StaleAfter: 3 * time.Second, InQueue: -1}
+	if r, err := g.Sweep(t.Context(), pol); err != nil || !r.NextStale.IsZero() {
+		t.Fatalf("nothing running: NextStale %v, %v; want zero", r.NextStale, err)
+	}
+	first := clk.Now()
+	for _, id := range ids {
+		if _, err := g.Catalog.MutateExecution(t.Context(), id, func(x *execution.Execution) error {
+			return x.Start("runner-1", time.Second, clk.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
+	r, err := g.Sweep(t.Context(), pol)
+	if want := first.Add(3 * time.Second); err != nil || !r.NextStale.Equal(want) {
+		t.Fatalf("NextStale %v, %v; want the first start + 3s = %v", r.NextStale, err, want)
+	}
+	clk.Advance(r.NextStale.Sub(clk.Now()))
+	if r, err := g.Sweep(t.Context(), pol); err != nil || r.Failed != 1 {
+		t.Errorf("at NextStale: failed %d, %v; want the first attempt lost", r.Failed, err)
 	}
 }

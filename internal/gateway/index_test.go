@@ -192,7 +192,7 @@ func TestSweepAndFilterReadOnlyIndexed(t *testing.T) {
 			var resent int
 			for {
 				var err error
-				resent, _, err = g.Sweep(ctx, 2*time.Minute, 5*time.Minute)
+				resent, _, err = sweepTimes(g, ctx, 2*time.Minute, 5*time.Minute)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/lease"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
@@ -44,16 +45,17 @@ func (a *fakeAdmin) EnsureAdmin(context.Context, string) (bool, error) {
 	return a.created, nil
 }
 
-type fakeSweeper struct{ sweeps, marks atomic.Int32 }
+type fakeSweeper struct{ sweeps, marks, inQueue atomic.Int32 }
 
 func (s *fakeSweeper) MarkDeadLetters(context.Context, int) (int, error) {
 	s.marks.Add(1)
 	return 0, nil
 }
 
-func (s *fakeSweeper) Sweep(_ context.Context, resendAfter, staleAfter time.Duration) (int, int, error) {
+func (s *fakeSweeper) Sweep(_ context.Context, p gateway.SweepPolicy) (gateway.SweepResult, error) {
 	s.sweeps.Add(1)
-	return 0, 0, nil
+	s.inQueue.Store(int32(p.InQueue))
+	return gateway.SweepResult{}, nil
 }
 
 type fakeQueue struct{}
@@ -194,12 +196,17 @@ func TestTermEndStopsTheDutiesAtOnce(t *testing.T) {
 	}
 	eventually(t, "the tunnel to come up", f.tun.up.Load)
 
-	// One sweep per 30 s of (fake) time.
+	// One sweep as the term starts (a take-over finds a dead holder's runs
+	// at once), then one per 30 s of (fake) time.
+	eventually(t, "the first sweep", func() bool { return f.sweep.sweeps.Load() == 1 })
 	eventually(t, "the sweep loop to wait", func() bool { return f.clk.Waiters() == 1 })
 	f.clk.Advance(sweepEvery)
-	eventually(t, "a sweep", func() bool { return f.sweep.sweeps.Load() == 1 })
-	if f.sweep.marks.Load() != 1 {
-		t.Errorf("dead letters marked %d times, want 1", f.sweep.marks.Load())
+	eventually(t, "a sweep", func() bool { return f.sweep.sweeps.Load() == 2 })
+	if f.sweep.marks.Load() != 2 {
+		t.Errorf("dead letters marked %d times, want 2", f.sweep.marks.Load())
+	}
+	if got := f.sweep.inQueue.Load(); got != 4 {
+		t.Errorf("sweep told the queue holds %d messages, want 4 (3 visible + 1 in flight)", got)
 	}
 	eventually(t, "the sweep loop to wait again", func() bool { return f.clk.Waiters() == 1 })
 
@@ -224,8 +231,8 @@ func TestTermEndStopsTheDutiesAtOnce(t *testing.T) {
 		t.Error("the manager tunnel is still up after the term")
 	}
 	f.clk.Advance(10 * sweepEvery)
-	if got := f.sweep.sweeps.Load(); got != 1 {
-		t.Errorf("sweeps after the term: got %d want 1 (the loop stopped)", got)
+	if got := f.sweep.sweeps.Load(); got != 2 {
+		t.Errorf("sweeps after the term: got %d want 2 (the loop stopped)", got)
 	}
 	f.meter.mu.Lock()
 	states, depths := slices.Clone(f.meter.states), slices.Clone(f.meter.depths)
@@ -233,8 +240,8 @@ func TestTermEndStopsTheDutiesAtOnce(t *testing.T) {
 	if !slices.Equal(states, []bool{true, false}) {
 		t.Errorf("lease states: got %v want [true false]", states)
 	}
-	if !slices.Equal(depths, []int{3, 1, 2}) {
-		t.Errorf("queue depths recorded: got %v want [3 1 2]", depths)
+	if !slices.Equal(depths, []int{3, 1, 2, 3, 1, 2}) {
+		t.Errorf("queue depths recorded: got %v want [3 1 2] twice", depths)
 	}
 	out := f.out.String()
 	for _, want := range []string{"created user admin; its password is in /data/admin-password", "autogate server: active (epoch 7)"} {
@@ -359,4 +366,33 @@ func TestTermEndingDuringSetUpIsNeverActive(t *testing.T) {
 	if _, err := f.shared.Create(t.Context(), rec("x")); !errors.Is(err, lease.ErrNotLeader) {
 		t.Errorf("write after the term: got %v want lease.ErrNotLeader", err)
 	}
+}
+
+// staleSweeper reports a running attempt that turns stale 5 s after each
+// pass.
+type staleSweeper struct {
+	fakeSweeper
+	clk clock.Clock
+}
+
+func (s *staleSweeper) Sweep(ctx context.Context, p gateway.SweepPolicy) (gateway.SweepResult, error) {
+	s.fakeSweeper.Sweep(ctx, p)
+	return gateway.SweepResult{NextStale: s.clk.Now().Add(5 * time.Second)}, nil
+}
+
+// The sweep loop wakes when the earliest running attempt turns stale, not
+// only every interval: a dead holder's run is declared lost within the
+// stale-after policy of its last heartbeat.
+func TestSweepWakesWhenARunTurnsStale(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	sw := &staleSweeper{clk: clk}
+	loop := sweepLoop{clk: clk, gw: sw, queue: fakeQueue{}, meter: &fakeMeter{}, staleAfter: time.Minute,
+		interval: sweepEvery, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); loop.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "the first pass", func() bool { return sw.sweeps.Load() == 1 && clk.Waiters() == 1 })
+	clk.Advance(5 * time.Second)
+	eventually(t, "a pass when the attempt turns stale", func() bool { return sw.sweeps.Load() == 2 })
 }

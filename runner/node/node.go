@@ -45,8 +45,12 @@ type Config struct {
 	Heartbeat   time.Duration
 	CancelPoll  time.Duration
 
-	// Store is the raw store the runner claims and records through.
-	Store   store.Store
+	// Store is the raw store the runner records through.
+	Store store.Store
+	// Claims, if set, is the store claims are written through (see
+	// runner.Config.Claims): the gateway's term-fenced view in local
+	// execution. nil is Store.
+	Claims  store.Store
 	Keyring *secret.Keyring
 	Source  runner.Source
 	Clock   clock.Clock
@@ -101,8 +105,12 @@ func New(cfg Config) (*Node, error) {
 	repos := gitrepo.New(dirs["repos"], cfg.Logger)
 	repos.Refresh = cfg.RepoRefresh
 	cat := &catalog.Catalog{Store: cfg.Store, Cluster: cfg.Cluster, Keyring: cfg.Keyring, Clock: cfg.Clock, Retention: cfg.Retention}
+	claims := cat
+	if cfg.Claims != nil {
+		claims = &catalog.Catalog{Store: cfg.Claims, Cluster: cfg.Cluster, Keyring: cfg.Keyring, Clock: cfg.Clock, Retention: cfg.Retention}
+	}
 	rc := runner.Config{
-		Node: cfg.Node, Catalog: cat, Source: cfg.Source, Executor: exe, Repos: repos,
+		Node: cfg.Node, Catalog: cat, Claims: claims, Source: cfg.Source, Executor: exe, Repos: repos,
 		Clock: cfg.Clock, Logger: cfg.Logger, Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
 		CancelPoll: cfg.CancelPoll, OnDone: cfg.OnDone, Metrics: cfg.Metrics,
 	}
