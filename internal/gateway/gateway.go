@@ -53,9 +53,9 @@ type Gateway struct {
 	// take-over then re-sends nothing (see Reconcile). False for the
 	// in-process queue, which starts every term empty.
 	DurableQueue bool
-	Clock    clock.Clock
-	Logger   *slog.Logger
-	Node     string
+	Clock        clock.Clock
+	Logger       *slog.Logger
+	Node         string
 	// StartWindow is how long an accepted run may wait to be started before
 	// it is failed unstarted; 0 means DefaultStartWindow.
 	StartWindow time.Duration

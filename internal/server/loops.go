@@ -125,7 +125,7 @@ type localDepth struct {
 	visibility time.Duration
 }
 
-func (l localDepth) Depth(context.Context) (int, int, error) { return l.q.Depth(), l.inFlight(), nil }
+func (l localDepth) Depth(context.Context) (int, int, error)    { return l.q.Depth(), l.inFlight(), nil }
 func (localDepth) DeadLetterDepth(context.Context) (int, error) { return 0, nil }
 func (l localDepth) VisibilityTimeout(context.Context) (time.Duration, error) {
 	return l.visibility, nil
