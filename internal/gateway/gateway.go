@@ -629,6 +629,11 @@ type SweepPolicy struct {
 	// InQueue is how many messages the work queue holds, visible and in
 	// flight, read just before the pass; negative when unknown.
 	InQueue int
+	// LocalNode, set with an in-process queue, is the node whose queue it
+	// is: of the running runs only those it holds have a message there.
+	// Empty for a shared queue, where every running run's message is in
+	// flight (or visible again, once its holder died).
+	LocalNode string
 }
 
 // SweepResult is what one Sweep pass did.
@@ -697,7 +702,9 @@ func (g *Gateway) Sweep(ctx context.Context, p SweepPolicy) (SweepResult, error)
 					g.Notify(x)
 				}
 			case e.Status == execution.Running:
-				open++
+				if p.LocalNode == "" || e.Node == p.LocalNode {
+					open++
+				}
 				if at := e.StaleAt(p.StaleAfter); res.NextStale.IsZero() || at.Before(res.NextStale) {
 					res.NextStale = at
 				}

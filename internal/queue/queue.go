@@ -152,6 +152,17 @@ func (q *Local) Depth() int {
 	return len(q.items)
 }
 
+// Purge drops every waiting message and returns how many there were (a
+// gateway empties its in-process queue when a term ends: the next active
+// re-sends what is still queued).
+func (q *Local) Purge() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.items)
+	q.items = nil
+	return n
+}
+
 // Close makes every call fail with ErrClosed and wakes blocked receivers.
 func (q *Local) Close() {
 	q.mu.Lock()

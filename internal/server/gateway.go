@@ -107,12 +107,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
 	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()
+	src := newTermSource(q)
 	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow, MaxServiceTimeout: cfg.MaxServiceTimeout}
+	// The local runner takes work only during a term (src) and claims
+	// through the term-fenced store (shared): a deposed gateway starts
+	// nothing. It heartbeats and records results through the raw store,
+	// under the record's own guard, so a run it already started may finish.
 	run, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
 		CancelPoll: 500 * time.Millisecond, ShimPath: g.ShimPath,
-		Store: be.Store, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter, OnDone: gw.Notify,
+		Store: be.Store, Claims: shared, Keyring: keyring, Source: src, Clock: clk, Logger: log, Metrics: meter, OnDone: gw.Notify,
 	})
 	if err != nil {
 		return err
@@ -130,6 +135,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		gw.Queue = sq
 		gw.Redriver = sq
+		gw.DurableQueue = true
 	}
 
 	lead := &leadership{}
@@ -169,15 +175,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if passFile == "" {
 		passFile = filepath.Join(cfg.DataDir, "admin-password")
 	}
-	duty := gatewayDuty{tunnel: tun}
+	// The reconciler runs in every execution mode: with local execution the
+	// in-process queue never sees a dead holder's run again, so only the
+	// sweep declares it lost.
+	var depth queueDepth = localDepth{q: q, inFlight: core.InFlight, visibility: 3 * cfg.Heartbeat}
+	localNode := cfg.Node
 	if !localRunner {
-		duty.sweep = &sweepLoop{clk: clk, gw: gw, queue: sq, meter: meter, staleAfter: execution.StaleAfter(cfg.Heartbeat), interval: cfg.SweepInterval, log: log}
+		depth, localNode = sq, ""
+	}
+	duty := gatewayDuty{tunnel: tun, sweep: &sweepLoop{clk: clk, gw: gw, queue: depth, meter: meter,
+		staleAfter: execution.StaleAfter(cfg.Heartbeat), interval: cfg.SweepInterval, localNode: localNode, log: log}}
+	if localRunner {
+		duty.local = src
 	}
 	ld := &leader{
 		name: "autogate server", shared: shared, fenced: be.Fenced, lead: lead, auth: authn, passFile: passFile,
 		stdout: g.Stdout, stderr: g.Stderr, log: log, state: meter.LeaseState,
-		prepare: func(ctx context.Context, term lease.Term) { reconcile(ctx, gw, term, log) },
-		duty:    duty.run,
+		prepare: func(ctx context.Context, term lease.Term) {
+			src.end() // leftovers of an earlier term: Reconcile sends what is queued
+			reconcile(ctx, gw, term, log)
+		},
+		duty: duty.run,
 	}
 
 	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
@@ -229,18 +247,24 @@ func reconcile(ctx context.Context, gw *gateway.Gateway, term lease.Term, log *s
 }
 
 // gatewayDuty is what an active gateway does until its term ends: keep
-// the manager tunnel up (if any) and, with runners on a queue, sweep. With
-// in-process execution there is nothing to sweep: the in-process queue
-// loses nothing a restart's reconcile misses.
+// the manager tunnel up (if any), hand the in-process queue to the local
+// runner (local execution) and sweep.
 type gatewayDuty struct {
 	tunnel tunnelRunner
 	sweep  *sweepLoop
+	// local, if set, is the local runner's source: it takes work only
+	// during the term and is emptied when the term ends.
+	local *termSource
 }
 
 func (d gatewayDuty) run(ctx context.Context, term lease.Term) {
 	// On the term's ctx: a deposed gateway drops the tunnel at once.
 	wait := runTunnel(ctx, d.tunnel, term.Epoch)
 	defer wait()
+	if d.local != nil {
+		d.local.begin(ctx)
+		defer d.local.end()
+	}
 	if d.sweep == nil {
 		<-ctx.Done()
 		return

@@ -58,7 +58,10 @@ type sweepLoop struct {
 	meter      depthMeter
 	staleAfter time.Duration
 	interval   time.Duration
-	log        *slog.Logger
+	// localNode is the gateway's node with an in-process queue: only the
+	// runs it holds have a message there (gateway.SweepPolicy.LocalNode).
+	localNode string
+	log       *slog.Logger
 }
 
 func (s sweepLoop) run(ctx context.Context) {
@@ -102,7 +105,7 @@ func (s sweepLoop) pass(ctx context.Context, resendAfter time.Duration) time.Tim
 	} else if n > 0 {
 		s.log.Warn("executions dead-lettered", "count", n)
 	}
-	r, err := s.gw.Sweep(ctx, gateway.SweepPolicy{ResendAfter: resendAfter, StaleAfter: s.staleAfter, InQueue: inQueue})
+	r, err := s.gw.Sweep(ctx, gateway.SweepPolicy{ResendAfter: resendAfter, StaleAfter: s.staleAfter, InQueue: inQueue, LocalNode: s.localNode})
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.log.Warn("sweep open executions", "error", err)
