@@ -32,9 +32,12 @@ import (
 //  5. two clusters and a manager, one cluster sharing the manager's table:
 //     each cluster sees only its own resources.
 //
-// Per model it prints runs accepted, succeeded, lost (with reasons) and
-// unaccounted, which must be zero: every run the API accepted reaches exactly
-// one terminal state, recorded once. AWS endpoints come from the SDK's
+// Per model it prints runs accepted, succeeded, lost (with reasons),
+// unaccounted, stuck (not terminal at the end) and late (started by a node
+// after its term or registration ended: a gateway or runner the model killed
+// or paused), the last three of which must be zero: every run the API
+// accepted reaches exactly one terminal state, recorded once, and no node
+// acts after it was deposed. AWS endpoints come from the SDK's
 // standard environment (make e2e-local points them at LocalStack); without
 // one the test starts DynamoDB Local and fauxqs itself. The cluster IDs
 // come from AUTOGATE_E2E_CLUSTERS and the region from AWS_REGION.
@@ -63,6 +66,7 @@ func TestFiveModels(t *testing.T) {
 		tl := &tally{model: "2 active/standby"}
 		for i := range 30 {
 			if i == 15 {
+				tl.nodeEnded(fmt.Sprintf("gw-%d", a))
 				c.kill(a, syscall.SIGKILL)
 				c.nodes[a].killed = true
 				c.nodes[a].wait()
@@ -99,10 +103,12 @@ func TestFiveModels(t *testing.T) {
 			switch i {
 			case 10:
 				r := d.runners[0]
+				tl.nodeEnded("runner-0")
 				r.cmd.Process.Signal(syscall.SIGKILL)
 				r.killed = true
 				r.wait()
 			case 20:
+				tl.nodeEnded(fmt.Sprintf("gw-%d", a))
 				d.kill(a, syscall.SIGKILL)
 				d.nodes[a].killed = true
 				d.nodes[a].wait()
@@ -218,6 +224,18 @@ func setupModel(t *testing.T, cl *client.Client, dir string) {
 type tally struct {
 	model    string
 	accepted []string
+	// ended is when each node the model killed or paused stopped being
+	// entitled to start runs (its term or registration ended).
+	ended map[string]time.Time
+}
+
+// nodeEnded records that node's term or registration ends now (call it
+// just before killing or pausing it).
+func (tl *tally) nodeEnded(node string) {
+	if tl.ended == nil {
+		tl.ended = map[string]time.Time{}
+	}
+	tl.ended[node] = time.Now()
 }
 
 // submit runs service (async or sync) and records the accepted ID. A run
@@ -237,10 +255,22 @@ func (tl *tally) report(t *testing.T, cl *client.Client) {
 	t.Helper()
 	counts := map[execution.Status]int{}
 	var lostReasons []string
-	unaccounted := 0
+	unaccounted, stuck, late := 0, 0, 0
 	for _, id := range tl.accepted {
 		e, err := waitTerminal(cl, id, 2*time.Minute)
+		if e != nil {
+			if end, ok := tl.ended[e.Node]; ok && e.StartedAt != nil && e.StartedAt.After(end) {
+				late++
+				t.Errorf("%s: execution %s started on %s at %s, %v after its term or registration ended", tl.model, id, e.Node,
+					e.StartedAt.Format(time.StampMilli), e.StartedAt.Sub(end).Round(time.Millisecond))
+			}
+		}
 		if err != nil || !e.Status.Terminal() {
+			if e != nil {
+				stuck++
+				t.Errorf("%s: execution %s stuck %s: %v", tl.model, id, e.Status, err)
+				continue
+			}
 			unaccounted++
 			t.Errorf("%s: execution %s not accounted for: %v", tl.model, id, err)
 			continue
@@ -265,16 +295,16 @@ func (tl *tally) report(t *testing.T, cl *client.Client) {
 		}
 	}
 	sort.Strings(lostReasons)
-	line := fmt.Sprintf("model %-32s accepted %3d  succeeded %3d  lost %2d  other %2d  unaccounted %d  records %d",
+	line := fmt.Sprintf("model %-32s accepted %3d  succeeded %3d  lost %2d  other %2d  unaccounted %d  stuck %d  late %d  records %d",
 		tl.model, len(tl.accepted), counts[execution.Succeeded], counts[execution.Lost],
-		len(tl.accepted)-counts[execution.Succeeded]-counts[execution.Lost]-unaccounted, unaccounted, len(recorded))
+		len(tl.accepted)-counts[execution.Succeeded]-counts[execution.Lost]-unaccounted-stuck, unaccounted, stuck, late, len(recorded))
 	fmt.Println(line)
 	t.Log(line)
 	for _, r := range lostReasons {
 		fmt.Printf("    lost: %s\n", r)
 	}
-	if unaccounted != 0 || extra != 0 {
-		t.Errorf("%s: %d unaccounted, %d records beyond the accepted runs", tl.model, unaccounted, extra)
+	if unaccounted != 0 || stuck != 0 || late != 0 || extra != 0 {
+		t.Errorf("%s: %d unaccounted, %d stuck, %d started late, %d records beyond the accepted runs", tl.model, unaccounted, stuck, late, extra)
 	}
 	if counts[execution.Succeeded] == 0 {
 		t.Errorf("%s: nothing succeeded", tl.model)
