@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,21 +26,27 @@ import (
 // DynamoDB Local (and fauxqs): executions under faults of the active
 // gateway.
 
-// faultHeartbeat is the heartbeat the fault tests run with: a run whose
-// holder died is stale execution.StaleAfter(faultHeartbeat) after its last
-// heartbeat.
+// faultHeartbeat is the heartbeat the pause test runs with: a run whose
+// holder stopped is stale execution.StaleAfter(faultHeartbeat) after its
+// last heartbeat.
 const faultHeartbeat = time.Second
+
+// lostHeartbeat is the heartbeat of the kill test: long enough that the
+// dead holder's heartbeat is still young when the new active takes over
+// (as with the default 10 s), so only a sweep that wakes when the attempt
+// turns stale finds it.
+const lostHeartbeat = 5 * time.Second
 
 // lostBound is how soon after its holder died a run must be declared lost
 // (or re-queued): the stale-after policy from the last heartbeat, plus a
 // take-over (the dead holder was the active, whose sweeper must be
 // replaced: lease 2.4 s + a poll) and slack for a loaded machine running
 // race-built binaries.
-var lostBound = execution.StaleAfter(faultHeartbeat) + 3*time.Second + 5*time.Second
+var lostBound = execution.StaleAfter(lostHeartbeat) + 3*time.Second + 5*time.Second
 
 // setupHold creates repository "hold" and services "hold" (sleeps secs s)
 // and "hold-retry" (the same, retryable).
-func setupHold(t *testing.T, cl *client.Client, dir string, secs int) {
+func setupHold(t testing.TB, cl *client.Client, dir string, secs int) {
 	t.Helper()
 	repoDir := filepath.Join(dir, fmt.Sprintf("hold-repo-%d", time.Now().UnixNano()))
 	gitRepo(t, repoDir, map[string]string{"hold.sh": fmt.Sprintf("#!/bin/sh\nsleep %d\necho held\n", secs)},
@@ -59,7 +66,7 @@ func setupHold(t *testing.T, cl *client.Client, dir string, secs int) {
 }
 
 // byID lists the executions (up to 1000) by ID.
-func byID(t *testing.T, cl *client.Client) map[string]*wire.Execution {
+func byID(t testing.TB, cl *client.Client) map[string]*wire.Execution {
 	t.Helper()
 	es, err := cl.Executions(context.Background(), client.ExecutionFilter{Limit: 1000})
 	if err != nil {
@@ -77,11 +84,12 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[int(p*float64(len(ds)-1))]
 }
 
-// killActiveLocal submits runs to the active gateway of c (local
-// execution), waits until `running` of them run there, kills it with
-// SIGKILL and returns, per run that was running there, how long after the
-// kill it was seen lost or re-queued, and the new active's client.
-func killActiveLocal(t *testing.T, c *cluster, tok string, ids []string, running int) ([]time.Duration, *client.Client, int) {
+// killActiveLocal waits until `running` of the runs ids run on the active
+// gateway of c (local execution), kills it with SIGKILL and returns, per
+// run that was running there, how long after the kill it was seen lost or
+// re-queued (an error for one not seen so within bound), the new active's
+// client and the killed node's index.
+func killActiveLocal(t testing.TB, c *cluster, tok string, ids []string, running int, bound time.Duration) ([]time.Duration, *client.Client, int) {
 	t.Helper()
 	a := c.active(-1)
 	cl := c.clientWith(a, tok)
@@ -108,7 +116,7 @@ func killActiveLocal(t *testing.T, c *cluster, tok string, ids []string, running
 	cl = c.clientWith(b, tok)
 	seen := map[string]time.Duration{}
 	for len(seen) < len(held) {
-		if time.Since(killed) > 3*lostBound {
+		if time.Since(killed) > bound {
 			break
 		}
 		all := byID(t, cl)
@@ -141,7 +149,7 @@ func killActiveLocal(t *testing.T, c *cluster, tok string, ids []string, running
 // lostBound of the kill, whatever the sweep interval (30 s here), and no run
 // is left non-terminal.
 func TestLocalKillActiveLeavesNothingStuck(t *testing.T) {
-	c := newClusterID(t, "stuck-1", 2, "--heartbeat", faultHeartbeat.String(), "--concurrency", "4")
+	c := newClusterID(t, "stuck-1", 2, "--heartbeat", lostHeartbeat.String(), "--concurrency", "4")
 	a := c.active(-1)
 	tok := c.login(a)
 	cl := c.clientWith(a, tok)
@@ -160,7 +168,7 @@ func TestLocalKillActiveLeavesNothingStuck(t *testing.T) {
 		ids = append(ids, e.ID)
 		retry[e.ID] = svc == "hold-retry"
 	}
-	times, cl, _ := killActiveLocal(t, c, tok, ids, 4)
+	times, cl, _ := killActiveLocal(t, c, tok, ids, 4, 2*lostBound)
 	if len(times) > 0 {
 		t.Logf("holder's death → lost or re-queued: %d runs, min %v, p50 %v, max %v (bound %v)", len(times),
 			times[0].Round(time.Millisecond), percentile(times, 0.5).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), lostBound)
@@ -329,4 +337,52 @@ func TestDistributedTakeoverSendsNoDuplicates(t *testing.T) {
 			t.Errorf("run %s: %s attempt %d (%s); want succeeded at the first attempt", id, e.Status, e.Attempt, e.Reason)
 		}
 	}
+}
+
+// BenchmarkHolderDeath is the bound of issue 12: per iteration it kills the
+// active gateway of a two-gateway cluster (local execution, DynamoDB Local)
+// with SIGKILL while it runs 4 services, and times until each of those runs
+// is declared lost by the new active; then it restarts the killed gateway
+// as a standby. It reports p50/p99/max over all runs. The heartbeat is
+// BENCH_HEARTBEAT (default 10s, the product's default): a run is lost
+// execution.StaleAfter(heartbeat) after its holder's last heartbeat
+// (make bench-lost).
+func BenchmarkHolderDeath(b *testing.B) {
+	hb := 10 * time.Second
+	if v := os.Getenv("BENCH_HEARTBEAT"); v != "" {
+		var err error
+		if hb, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("BENCH_HEARTBEAT: %v", err)
+		}
+	}
+	c := newClusterID(b, "death-1", 2, "--heartbeat", hb.String(), "--concurrency", "4")
+	a := c.active(-1)
+	tok := c.login(a)
+	setupHold(b, c.clientWith(a, tok), c.dir, 600)
+	var times []time.Duration
+	for b.Loop() {
+		a := c.active(-1)
+		cl := c.clientWith(a, tok)
+		var ids []string
+		for range 4 {
+			e, err := cl.Run(context.Background(), "hold", wire.RunRequest{Async: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, e.ID)
+		}
+		addr := strings.TrimPrefix(c.nodes[a].url, "https://")
+		ts, _, killed := killActiveLocal(b, c, tok, ids, 4, execution.StaleAfter(hb)+time.Minute)
+		times = append(times, ts...)
+		c.nodes[killed] = c.start(killed, addr)
+	}
+	if len(times) == 0 {
+		b.Fatal("no run was declared lost")
+	}
+	slices.Sort(times)
+	b.ReportMetric(percentile(times, 0.5).Seconds(), "p50-s")
+	b.ReportMetric(percentile(times, 0.99).Seconds(), "p99-s")
+	b.ReportMetric(times[len(times)-1].Seconds(), "max-s")
+	b.Logf("holder's death → lost, heartbeat %v (stale after %v), %d runs: p50 %v p99 %v max %v", hb, execution.StaleAfter(hb), len(times),
+		percentile(times, 0.5).Round(time.Millisecond), percentile(times, 0.99).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
 }
