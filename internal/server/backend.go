@@ -79,7 +79,11 @@ func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk 
 	if err != nil {
 		return nil, err
 	}
-	el, err := leasedynamo.New(client, leasedynamo.Config{
+	// The lease has a client and connection pool of its own: its renewals
+	// and the standby's watch never queue behind request calls, and a
+	// burst of failing requests cannot drain its retry budget.
+	leaseClient := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{OwnConnections: true})
+	el, err := leasedynamo.New(leaseClient, leasedynamo.Config{
 		Table: cfg.Table, Cluster: cfg.Cluster, Node: cfg.Node, Address: cfg.Address, Version: cfg.Version,
 		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 		Logger: log,
