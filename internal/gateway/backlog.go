@@ -20,12 +20,6 @@ type Backlog interface {
 	Admit(ctx context.Context, limit int) (open int, ok bool, err error)
 }
 
-// DefaultMaxBacklog is the admission limit by default: with no-op runs an
-// all-in-one gateway on this kind of machine finishes about 600 a second
-// and a distributed cluster with two runners about 100, so a full backlog
-// is seconds of work, not the minutes an unbounded one grew to.
-const DefaultMaxBacklog = 1000
-
 // backlogRetryAfter is what a refused submitter is told to wait.
 const backlogRetryAfter = time.Second
 

@@ -107,7 +107,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
 	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow, MaxServiceTimeout: cfg.MaxServiceTimeout}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow,
+		MaxServiceTimeout: cfg.MaxServiceTimeout, MaxBacklog: cfg.MaxBacklog, Backlog: gateway.QueueBacklog{Queue: q}}
 	run, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
@@ -119,7 +120,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	core := run.Core
 	localRunner := cfg.Execution == "local"
-	var sq *sqsqueue.Queue
+	var (
+		sq       *sqsqueue.Queue
+		openRuns *gateway.OpenRuns // the backlog with runners: recounted each term
+	)
 	if localRunner {
 		gw.Canceler = core
 	} else {
@@ -130,6 +134,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		gw.Queue = sq
 		gw.Redriver = sq
+		openRuns = &gateway.OpenRuns{Catalog: cat, Clock: clk}
+		gw.Backlog = openRuns
 	}
 
 	lead := &leadership{}
@@ -176,7 +182,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	ld := &leader{
 		name: "autogate server", shared: shared, fenced: be.Fenced, lead: lead, auth: authn, passFile: passFile,
 		stdout: g.Stdout, stderr: g.Stderr, log: log, state: meter.LeaseState,
-		prepare: func(ctx context.Context, term lease.Term) { reconcile(ctx, gw, term, log) },
+		prepare: func(ctx context.Context, term lease.Term) {
+			if openRuns != nil {
+				openRuns.Reset() // another gateway may have accepted runs meanwhile
+			}
+			reconcile(ctx, gw, term, log)
+		},
 		duty:    duty.run,
 	}
 
