@@ -188,7 +188,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 			reconcile(ctx, gw, term, log)
 		},
-		duty:    duty.run,
+		duty: duty.run,
 	}
 
 	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
