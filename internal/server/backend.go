@@ -54,6 +54,10 @@ type Backend struct {
 	Close func() error
 }
 
+// requestConns bounds a gateway's DynamoDB requests in flight: at
+// single-digit milliseconds per call that is thousands of calls a second.
+const requestConns = 16
+
 // OpenBackend opens the store and the lease cfg names; awsCfg is used
 // only for DynamoDB.
 func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk clock.Clock, log *slog.Logger) (*Backend, error) {
@@ -71,7 +75,9 @@ func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk 
 			Close:   st.Close,
 		}, nil
 	}
-	client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{})
+	// Request calls share a bounded pool of their own: under load they
+	// wait here rather than queue inside DynamoDB ahead of the lease's.
+	client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{OwnConnections: true, MaxConns: requestConns})
 	if err := storedynamo.CheckTable(ctx, client, cfg.Table); err != nil {
 		return nil, err
 	}
