@@ -39,12 +39,12 @@ func newDistributed(t testing.TB, gateways int) *distributed {
 	return newDistributedID(t, "ha-1", gateways)
 }
 
-// newDistributedID is newDistributed for cluster id.
-func newDistributedID(t testing.TB, id string, gateways int) *distributed {
+// newDistributedID is newDistributed for cluster id, with extra gateway flags.
+func newDistributedID(t testing.TB, id string, gateways int, extra ...string) *distributed {
 	t.Helper()
 	q := sqsqueue.New(t, sqsqueue.Options{MaxReceiveCount: 3, Visibility: 2 * time.Second})
 	d := &distributed{q: q}
-	d.cluster = newClusterID(t, id, gateways, "--execution", "queue", "--queue-url", q.URL, "--dlq-url", q.DLQURL)
+	d.cluster = newClusterID(t, id, gateways, append([]string{"--execution", "queue", "--queue-url", q.URL, "--dlq-url", q.DLQURL}, extra...)...)
 	d.repo = filepath.Join(d.dir, "repo")
 	gitRepo(t, d.repo, map[string]string{
 		"noop.sh":  "#!/bin/sh\necho ran\n",

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,33 @@ import (
 // free port with a temp data dir, and drive it only through the CLI.
 
 var binPath string
+
+// plainBin is the binary built without -race, for the load test and the
+// benchmarks whose figures must not carry the race detector's cost; built
+// on first use.
+var plainBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// usePlainBinary makes this test or benchmark start the binary built
+// without -race (tests of this package never run in parallel).
+func usePlainBinary(tb testing.TB) {
+	tb.Helper()
+	plainBin.once.Do(func() {
+		plainBin.path = filepath.Join(filepath.Dir(binPath), "autogate-plain")
+		build := exec.Command("go", "build", "-o", plainBin.path, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		plainBin.err = build.Run()
+	})
+	if plainBin.err != nil {
+		tb.Fatalf("build autogate without -race: %v", plainBin.err)
+	}
+	race := binPath
+	binPath = plainBin.path
+	tb.Cleanup(func() { binPath = race })
+}
 
 func TestMain(m *testing.M) {
 	// bench_test.go runs serve in-process: this test binary is then the

@@ -723,3 +723,46 @@ func TestProblemMessagesReadable(t *testing.T) {
 		t.Errorf("rename = %d %q", st, p.Detail)
 	}
 }
+
+// TestBacklogFull429: beyond the backlog limit a submission gets 429 with
+// Retry-After and a readable reason, and records nothing: no execution, no
+// message, no request key (the same key is free once there is room).
+func TestBacklogFull429(t *testing.T) {
+	var q *queue.Local
+	e := newEnvWith(t, func(g *gateway.Gateway) {
+		q = g.Queue.(*queue.Local)
+		g.MaxBacklog, g.Backlog = 2, gateway.QueueBacklog{Queue: q}
+	})
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	for range 2 {
+		if st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/s/run", `{"async":true}`); st >= 300 {
+			t.Fatalf("run under the limit = %d %s", st, body)
+		}
+	}
+	st, body, h := e.do(t, auth.Operator, "POST", "/v1/services/s/run", `{"async":true,"requestKey":"k"}`)
+	if st != 429 || h.Get("Retry-After") != "1" || !strings.Contains(body, "backlog full") {
+		t.Fatalf("run over the limit = %d (Retry-After %q) %s; want 429, Retry-After 1, a reason", st, h.Get("Retry-After"), body)
+	}
+	_, list, _ := e.do(t, auth.Viewer, "GET", "/v1/executions", "")
+	if n := strings.Count(list, `"id":`); n != 2 || q.Depth() != 2 {
+		t.Fatalf("after the refusal: %d executions, queue depth %d; want 2 and 2", n, q.Depth())
+	}
+	if _, err := q.Receive(t.Context(), 1, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	st, body, _ = e.do(t, auth.Operator, "POST", "/v1/services/s/run", `{"async":true,"requestKey":"k"}`)
+	if st >= 300 {
+		t.Fatalf("run with the refused key once there is room = %d %s", st, body)
+	}
+	var ex wire.Execution
+	if err := json.Unmarshal([]byte(body), &ex); err != nil || ex.ID == "" || strings.Contains(list, ex.ID) {
+		t.Fatalf("run with the refused key = %s (%v): want a new execution", body, err)
+	}
+}

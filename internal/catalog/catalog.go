@@ -674,6 +674,28 @@ func (c *Catalog) ListOpenExecutions(ctx context.Context, opts store.ListOptions
 	return page, next, nil
 }
 
+// CountOpenExecutions counts the executions that are not terminal through
+// the status index, reading only those (index entries may lag the records
+// by a moment: the count is for admission, not for acting on a run).
+func (c *Catalog) CountOpenExecutions(ctx context.Context) (int, error) {
+	n := 0
+	for _, st := range openStatuses() {
+		for tok := ""; ; {
+			recs, next, err := c.Store.ListIndex(ctx, c.Cluster, resource.KindExecution, store.IndexStatus, string(st),
+				store.ListOptions{PageToken: tok, Limit: store.MaxPageSize})
+			if err != nil {
+				return n, fmt.Errorf("count open executions: %w", err)
+			}
+			n += len(recs)
+			if next == "" {
+				break
+			}
+			tok = next
+		}
+	}
+	return n, nil
+}
+
 // indexMarker is the record that says a cluster's executions all carry
 // their index terms. Its kind is the catalog's own, not a resource kind.
 const (

@@ -154,6 +154,7 @@ func (a *App) client() (*client.Client, *Context, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	cl = a.retrying(cl)
 	switch ids := a.clusters(); len(ids) {
 	case 0:
 	case 1:
@@ -162,6 +163,14 @@ func (a *App) client() (*client.Client, *Context, error) {
 		return nil, nil, usageErr{fmt.Errorf("--cluster %s: only apply takes several clusters", a.cluster)}
 	}
 	return cl, c, nil
+}
+
+// retrying makes cl retry as client.DefaultRetry does (a full backlog, a
+// failover), saying so on stderr.
+func (a *App) retrying(cl *client.Client) *client.Client {
+	r := client.DefaultRetry
+	r.Notify = func(e client.RetryEvent) { fmt.Fprintln(a.Err, "autogate:", e) }
+	return cl.WithRetry(r)
 }
 
 // clusters returns the --cluster list, empty when not routing through a

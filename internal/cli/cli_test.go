@@ -466,3 +466,35 @@ func TestSecretFileHelpSaysWhere(t *testing.T) {
 		t.Errorf("create service --help does not say where --secret-file puts the file:\n%s", out.String())
 	}
 }
+
+// TestRunWaitsOutFullBacklog: the CLI retries a run the server refused
+// with 429 (after its Retry-After) and says so on stderr, once a try.
+func TestRunWaitsOutFullBacklog(t *testing.T) {
+	var runs atomic.Int64
+	cfg := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/run") {
+			if runs.Add(1) <= 2 {
+				w.Header().Set("Retry-After", "0")
+				w.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(w, `{"status":429,"detail":"backlog full: 10 runs accepted and not finished, the limit is 10"}`)
+				return
+			}
+			fmt.Fprint(w, `{"id":"ex-1","service":"s","status":"queued","createdAt":"2026-01-01T00:00:00Z"}`)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"status":404,"detail":"not found"}`)
+	})
+	var out, errb bytes.Buffer
+	a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+	if code := a.Main(context.Background(), []string{"run", "service", "executable", "s", "--async", "--config", cfg}); code != 0 {
+		t.Fatalf("exit %d; stderr %q", code, errb.String())
+	}
+	if n := runs.Load(); n != 3 {
+		t.Errorf("%d run requests, want 3", n)
+	}
+	if got := strings.Count(errb.String(), "server busy (429: backlog full"); got != 2 || !strings.Contains(errb.String(), "retrying in") {
+		t.Errorf("stderr %q: want two retry lines naming the full backlog", errb.String())
+	}
+}

@@ -50,6 +50,7 @@ DATA_DIR/admin-password and the self-signed certificate to DATA_DIR/tls/tls.crt:
 			if err != nil {
 				return usageErr{err}
 			}
+			cl = a.retrying(cl)
 			resp, err := cl.Login(cmd.Context(), user, pw)
 			if err != nil {
 				if untrustedCert(err) {

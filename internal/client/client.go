@@ -31,6 +31,7 @@ type Client struct {
 	// prefix replaces "/v1" in every path: "/v1/clusters/{id}" routes the
 	// calls through a Gateway Manager to one cluster.
 	prefix string
+	retry  Retry
 }
 
 // Cluster returns a client that sends every /v1 call through the Gateway
@@ -113,7 +114,7 @@ func New(server, token string, t TLS) (*Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tcfg
 	tr.MaxIdleConnsPerHost = 64
-	return &Client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Transport: tr}}, nil
+	return &Client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Transport: tr}, retry: DefaultRetry}, nil
 }
 
 // Error is a non-2xx answer.
@@ -149,23 +150,44 @@ func StatusOf(err error) int {
 	return 0
 }
 
+// do makes one call, retried as c.retry says; GET is idempotent.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) (int, error) {
-	var rd io.Reader
+	return c.call(ctx, method, path, body, out, method == http.MethodGet)
+}
+
+// call makes one call; idempotent says whether it may be repeated after an
+// outcome that is not known (see Retry).
+func (c *Client) call(ctx context.Context, method, path string, body, out any, idempotent bool) (int, error) {
+	var raw []byte
 	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
 			return 0, err
 		}
-		rd = bytes.NewReader(raw)
 	}
 	if rest, ok := strings.CutPrefix(path, "/v1/"); ok && c.prefix != "" {
 		path = c.prefix + "/" + rest
 	}
+	rt := newRetrier(c.retry)
+	for attempt := 1; ; attempt++ {
+		st, after, transport, err := c.once(ctx, method, path, body != nil, raw, out)
+		if err == nil || !rt.next(ctx, method, path, attempt, st, after, transport, idempotent, err) {
+			return st, err
+		}
+	}
+}
+
+// once makes one try. transport reports that no answer came.
+func (c *Client) once(ctx context.Context, method, path string, hasBody bool, raw []byte, out any) (st int, after time.Duration, transport bool, err error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(raw)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, 0, false, err
 	}
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
@@ -174,26 +196,26 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (in
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, c.base, err)
+		return 0, 0, true, fmt.Errorf("%s %s: %w", method, c.base, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: read response: %w", method, path, err)
+		return resp.StatusCode, 0, true, fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(raw, &e.Problem) != nil {
-			e.Problem.Detail = strings.TrimSpace(string(raw))
+		if json.Unmarshal(body, &e.Problem) != nil {
+			e.Problem.Detail = strings.TrimSpace(string(body))
 		}
-		return resp.StatusCode, e
+		return resp.StatusCode, retryAfter(resp.Header), false, e
 	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	if out != nil && len(body) > 0 {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp.StatusCode, 0, false, fmt.Errorf("%s %s: decode response: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, 0, false, nil
 }
 
 // Plural returns the API collection name of a kind.
@@ -265,7 +287,8 @@ func (c *Client) Delete(ctx context.Context, k resource.Kind, name string, versi
 // the server's wait ran out (then the execution is not terminal yet).
 func (c *Client) Run(ctx context.Context, service string, req wire.RunRequest) (*wire.Execution, error) {
 	var e wire.Execution
-	_, err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/run", req, &e)
+	// A run with a request key is idempotent: a repeat returns the first.
+	_, err := c.call(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/run", req, &e, req.RequestKey != "")
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,11 @@ type Server struct {
 	// start it (its message re-sent whenever it is presumed lost) before it
 	// is failed unstarted; separate from the service's run timeout.
 	StartWindow time.Duration
+	// MaxBacklog is how many accepted, unfinished runs the cluster holds
+	// before a submission is refused with 429 and Retry-After: the local
+	// queue's waiting runs in all-in-one execution, the cluster's open
+	// (queued or running) runs with runners.
+	MaxBacklog int
 	// SweepInterval is how often the active gateway's reconciler runs
 	// (execution=queue).
 	SweepInterval time.Duration
@@ -116,6 +121,7 @@ func DefaultServer() Server {
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
 		ShutdownGrace: 30 * time.Second, RepoRefresh: DefaultRepoRefresh, Heartbeat: 10 * time.Second,
 		StartWindow: 30 * time.Minute, SweepInterval: 30 * time.Second, KMSCacheTTL: 5 * time.Minute,
+		MaxBacklog: DefaultMaxBacklog,
 	}
 }
 
@@ -127,6 +133,12 @@ const (
 	// DefaultRepoRefresh is how long a branch's resolved commit is reused.
 	DefaultRepoRefresh = 5 * time.Second
 )
+
+// DefaultMaxBacklog is the admission limit by default (--max-backlog): with
+// no-op runs an all-in-one gateway on a 2-core machine finishes about 600
+// a second and a distributed cluster with two runners about 100, so a full
+// backlog is seconds of work, not the minutes an unbounded one grew to.
+const DefaultMaxBacklog = 1000
 
 // CheckRetention holds an execution retention to its range (at least 1h).
 func CheckRetention(d time.Duration) error {
@@ -168,6 +180,7 @@ var env = map[string]string{
 	"manager-url": "AUTOGATE_MANAGER_URL", "manager-credential-file": "AUTOGATE_MANAGER_CREDENTIAL_FILE",
 	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
 	"sweep-interval":      "AUTOGATE_SWEEP_INTERVAL",
+	"max-backlog":         "AUTOGATE_MAX_BACKLOG",
 	"max-service-timeout": "AUTOGATE_MAX_SERVICE_TIMEOUT",
 	"kms-key-id":          "AUTOGATE_KMS_KEY_ID", "kms-cache-ttl": "AUTOGATE_KMS_CACHE_TTL",
 	// Environment only, a secret: no flag.
@@ -227,6 +240,7 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
 	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; a runner silent for several heartbeats gets its execution marked lost (README: Distributed execution)"))
+	fs.IntVar(&c.MaxBacklog, "max-backlog", c.MaxBacklog, h("max-backlog", "accepted, unfinished runs (local: waiting in the queue; queue: open in the cluster) beyond which a submission gets 429 with Retry-After and records nothing"))
 	fs.DurationVar(&c.StartWindow, "start-window", c.StartWindow, h("start-window", "how long an accepted run may wait for a runner to start it before it fails unstarted (its message is re-sent whenever presumed lost)"))
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, h("sweep-interval", "execution=queue: how often the active gateway re-sends lost messages and sweeps stale runs"))
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
@@ -294,6 +308,7 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	}
 	get("heartbeat", dur(&c.Heartbeat))
 	get("start-window", dur(&c.StartWindow))
+	get("max-backlog", integer(&c.MaxBacklog))
 	get("sweep-interval", dur(&c.SweepInterval))
 	get("max-service-timeout", dur(&c.MaxServiceTimeout))
 	get("renew-deadline", dur(&c.RenewDeadline))
@@ -375,6 +390,9 @@ func (c *Server) Validate() error {
 	}
 	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 5*time.Minute {
 		bad("heartbeat", "%v: want 100ms..5m", c.Heartbeat)
+	}
+	if c.MaxBacklog < 1 || c.MaxBacklog > 1_000_000 {
+		bad("max-backlog", "%d: want 1..1000000", c.MaxBacklog)
 	}
 	if c.StartWindow < time.Minute || c.StartWindow > 24*time.Hour {
 		bad("start-window", "%v: want 1m..24h", c.StartWindow)

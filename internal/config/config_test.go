@@ -63,6 +63,7 @@ func TestValidate(t *testing.T) {
 		{"bad manager URL", func(c *Server) { c.ManagerURLs = []string{"ws://m"} }, "--manager-url"},
 		{"manager credential without a URL", func(c *Server) { c.ManagerCredentialFile = "c" }, "--manager-url"},
 		{"start window too short", func(c *Server) { c.StartWindow = time.Second }, "--start-window"},
+		{"no backlog", func(c *Server) { c.MaxBacklog = 0 }, "--max-backlog"},
 		{"sweep interval zero", func(c *Server) { c.SweepInterval = 0 }, "--sweep-interval"},
 		{"max service timeout over 12h", func(c *Server) { c.MaxServiceTimeout = 13 * time.Hour }, "--max-service-timeout"},
 		{"manager URL without a credential", func(c *Server) { c.ManagerURLs = []string{"https://m:9443"} }, "AUTOGATE_MANAGER_CREDENTIAL"},
@@ -112,6 +113,22 @@ func TestStartWindowAndSweepSettings(t *testing.T) {
 	}
 	if c.StartWindow != 5*time.Minute || c.SweepInterval != time.Second {
 		t.Errorf("start window %v (want env 5m), sweep interval %v (want flag 1s)", c.StartWindow, c.SweepInterval)
+	}
+}
+
+func TestMaxBacklogSetting(t *testing.T) {
+	c := DefaultServer()
+	if c.MaxBacklog != DefaultMaxBacklog {
+		t.Fatalf("default max backlog %d, want %d", c.MaxBacklog, DefaultMaxBacklog)
+	}
+	envs := map[string]string{"AUTOGATE_MAX_BACKLOG": "64"}
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil || c.MaxBacklog != 64 {
+		t.Fatalf("from env: %d, %v; want 64", c.MaxBacklog, err)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c.Bind(fs)
+	if err := fs.Parse([]string{"--max-backlog", "10"}); err != nil || c.MaxBacklog != 10 {
+		t.Errorf("flag: %d, %v; want 10", c.MaxBacklog, err)
 	}
 }
 

@@ -63,6 +63,11 @@ type Gateway struct {
 	// this cluster may declare (the Lambda runner's limit, for one): a
 	// longer one is refused when the service is written and when it runs.
 	MaxServiceTimeout time.Duration
+	// MaxBacklog, if positive, is how many accepted, unfinished runs
+	// Backlog may count before Submit refuses more with
+	// execution.ErrBacklogFull (HTTP 429), recording nothing.
+	MaxBacklog int
+	Backlog    Backlog
 	// Epoch is the lease epoch of the current term, stamped on records and
 	// envelopes; set by whoever runs the lease, read by every request.
 	Epoch atomic.Int64
@@ -349,6 +354,11 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		}
 		// The runner re-derives the sensitive values from the sealed inputs.
 		recorded, _ = sch.Redact(req.Inputs)
+	}
+	// Admission last among the checks and before anything is written: a
+	// refused run leaves no record, no request key and no message.
+	if err := g.admit(ctx); err != nil {
+		return nil, err
 	}
 	now := g.Clock.Now().UTC()
 	e := &execution.Execution{

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/autogate/autogate/internal/auth"
+	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/lease"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
@@ -28,6 +31,7 @@ var baseErrors = []ErrorStatus{
 	{store.ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{auth.ErrUnauthenticated, http.StatusUnauthorized},
 	{auth.ErrForbidden, http.StatusForbidden},
+	{execution.ErrBacklogFull, http.StatusTooManyRequests},
 	{store.ErrFenced, http.StatusServiceUnavailable},
 	{lease.ErrNotLeader, http.StatusServiceUnavailable},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout},
@@ -44,4 +48,18 @@ func (a *API) StatusOf(err error) int {
 		}
 	}
 	return http.StatusInternalServerError
+}
+
+// retryAfter is an error that says when to try again: its answer carries
+// a Retry-After header (whole seconds, at least 1).
+type retryAfter interface{ RetryAfter() time.Duration }
+
+// retryHeaders returns the Retry-After header err asks for, or nil.
+func retryHeaders(err error) http.Header {
+	var ra retryAfter
+	if !errors.As(err, &ra) {
+		return nil
+	}
+	secs := max(1, int((ra.RetryAfter()+time.Second-1)/time.Second))
+	return http.Header{"Retry-After": {strconv.Itoa(secs)}}
 }

@@ -126,7 +126,7 @@ func (a *API) Op(method, path, id, summary, tag string, action auth.Action) huma
 		Security:     []map[string][]string{{"bearer": {}}},
 		MaxBodyBytes: a.cfg.MaxBodyBytes,
 		Metadata:     map[string]any{metaAction: action},
-		Errors:       []int{400, 401, 403, 404, 409, 413, 422, 503},
+		Errors:       []int{400, 401, 403, 404, 409, 413, 422, 429, 503},
 	}
 }
 
@@ -153,6 +153,9 @@ func (a *API) Problem(ctx context.Context, err error) error {
 		return huma.NewError(st, "internal error; see the "+a.noun()+" log")
 	}
 	a.cfg.Logger.DebugContext(ctx, "request rejected", "operation", op, "status", st, "error", err)
+	if h := retryHeaders(err); h != nil {
+		return huma.ErrorWithHeaders(huma.NewError(st, err.Error()), h)
+	}
 	return huma.NewError(st, err.Error())
 }
 

@@ -54,6 +54,10 @@ type Backend struct {
 	Close func() error
 }
 
+// requestConns bounds a gateway's DynamoDB requests in flight: at
+// single-digit milliseconds per call that is thousands of calls a second.
+const requestConns = 16
+
 // OpenBackend opens the store and the lease cfg names; awsCfg is used
 // only for DynamoDB.
 func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk clock.Clock, log *slog.Logger) (*Backend, error) {
@@ -71,7 +75,9 @@ func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk 
 			Close:   st.Close,
 		}, nil
 	}
-	client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{})
+	// Request calls share a bounded pool of their own: under load they
+	// wait here rather than queue inside DynamoDB ahead of the lease's.
+	client := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{OwnConnections: true, MaxConns: requestConns})
 	if err := storedynamo.CheckTable(ctx, client, cfg.Table); err != nil {
 		return nil, err
 	}
@@ -79,7 +85,11 @@ func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk 
 	if err != nil {
 		return nil, err
 	}
-	el, err := leasedynamo.New(client, leasedynamo.Config{
+	// The lease has a client and connection pool of its own: its renewals
+	// and the standby's watch never queue behind request calls, and a
+	// burst of failing requests cannot drain its retry budget.
+	leaseClient := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{OwnConnections: true})
+	el, err := leasedynamo.New(leaseClient, leasedynamo.Config{
 		Table: cfg.Table, Cluster: cfg.Cluster, Node: cfg.Node, Address: cfg.Address, Version: cfg.Version,
 		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 		Logger: log,

@@ -108,7 +108,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()
 	src := newTermSource(q)
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow, MaxServiceTimeout: cfg.MaxServiceTimeout}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow,
+		MaxServiceTimeout: cfg.MaxServiceTimeout, MaxBacklog: cfg.MaxBacklog, Backlog: gateway.QueueBacklog{Queue: q}}
 	// The local runner takes work only during a term (src) and claims
 	// through the term-fenced store (shared): a deposed gateway starts
 	// nothing. It heartbeats and records results through the raw store,
@@ -124,7 +125,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	core := run.Core
 	localRunner := cfg.Execution == "local"
-	var sq *sqsqueue.Queue
+	var (
+		sq       *sqsqueue.Queue
+		openRuns *gateway.OpenRuns // the backlog with runners: recounted each term
+	)
 	if localRunner {
 		gw.Canceler = core
 	} else {
@@ -136,6 +140,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		gw.Queue = sq
 		gw.Redriver = sq
 		gw.DurableQueue = true
+		openRuns = &gateway.OpenRuns{Catalog: cat, Clock: clk}
+		gw.Backlog = openRuns
 	}
 
 	lead := &leadership{}
@@ -193,6 +199,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		stdout: g.Stdout, stderr: g.Stderr, log: log, state: meter.LeaseState,
 		prepare: func(ctx context.Context, term lease.Term) {
 			src.end() // leftovers of an earlier term: Reconcile sends what is queued
+			if openRuns != nil {
+				openRuns.Reset() // another gateway may have accepted runs meanwhile
+			}
 			reconcile(ctx, gw, term, log)
 		},
 		duty: duty.run,

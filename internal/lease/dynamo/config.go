@@ -67,9 +67,10 @@ type Config struct {
 	// poll is one eventually consistent read. Must be less than
 	// LeaseDuration. Default 0.5 s.
 	PollPeriod time.Duration
-	// CallTimeout bounds each DynamoDB call of the lease (a renewal, a
-	// poll, a takeover), so a hung connection costs one attempt, not the
-	// term. Default: half the gap between RetryPeriod and RenewDeadline but
+	// CallTimeout bounds each poll, takeover and release call of the lease,
+	// so a hung connection costs one attempt, not the term. A renewal call
+	// is not cut off: after CallTimeout without an answer another starts
+	// beside it (see "Renewal under load" in the package doc). Default: half the gap between RetryPeriod and RenewDeadline but
 	// at least an eighth of RenewDeadline (250 ms with the defaults, against
 	// single-digit milliseconds for a healthy call). It is real time, not
 	// Clock time: it bounds network waits, while every lease decision runs

@@ -22,6 +22,10 @@ type Cost struct {
 	// RenewalsPerHour are the active's conditional writes (1 WRU each: the
 	// lease item is far below 1 KB).
 	RenewalsPerHour float64
+	// WorstCaseRenewalsPerHour bounds the renewal writes when DynamoDB is
+	// slower than CallTimeout or failing: every round then makes up to
+	// renewAttempts calls. Billing counts each call that reaches DynamoDB.
+	WorstCaseRenewalsPerHour float64
 	// PollsPerHour are all standbys' eventually consistent reads (0.5 RRU
 	// each: the item is below 4 KB).
 	PollsPerHour float64
@@ -35,14 +39,16 @@ type Cost struct {
 
 // EstimateCost computes the steady-state request cost of cfg's lease with
 // one active and standbys standbys (failovers and failed conditional
-// writes are rare and left out).
+// writes are rare and left out), with one call per renewal, as while
+// DynamoDB answers within CallTimeout.
 func EstimateCost(cfg Config, standbys int) Cost {
 	cfg = cfg.withDefaults()
 	perHour := func(d time.Duration) float64 { return float64(time.Hour) / float64(d) }
 	c := Cost{
-		Standbys:        standbys,
-		RenewalsPerHour: perHour(cfg.RetryPeriod),
-		PollsPerHour:    float64(standbys) * perHour(cfg.PollPeriod),
+		Standbys:                 standbys,
+		RenewalsPerHour:          perHour(cfg.RetryPeriod),
+		WorstCaseRenewalsPerHour: renewAttempts * perHour(cfg.RetryPeriod),
+		PollsPerHour:             float64(standbys) * perHour(cfg.PollPeriod),
 	}
 	if cfg.HeartbeatPeriod > 0 {
 		c.HeartbeatsPerHour = float64(standbys+1) * perHour(cfg.HeartbeatPeriod)

@@ -76,8 +76,24 @@
 // 3 s target. A clean shutdown (SIGTERM)
 // releases, and the standby takes over at its next poll (≤ 0.5 s).
 //
-// Between RetryPeriod and RenewDeadline there is 0.5 s: room for a second
-// renewal attempt if the first one hangs for its whole CallTimeout.
+// # Renewal under load
+//
+// Between RetryPeriod and RenewDeadline there is 0.5 s for a renewal round
+// to succeed. A round's first call is not cut off at CallTimeout: under
+// load a slow answer still proves the term, while a call abandoned after
+// 250 ms proves nothing (that made a loaded active depose itself while no
+// other gateway existed). Instead, when a call has gone unanswered for
+// CallTimeout (or failed, after a short back-off), another starts beside
+// it, usually on another connection, up to four calls a round; the first
+// success ends the round and cancels the rest, and a lost condition ends
+// the term at once. The lease uses a DynamoDB client and connection pool
+// of its own (server.OpenBackend), so its calls never wait behind request
+// calls for a connection, nor share their retry budget. The safety
+// argument above is unchanged: each success counts from the start of the
+// call that succeeded, not of the round, and the deadline timer still stops
+// the term whatever calls are in flight. Renewal writes cost one per round
+// while DynamoDB answers within CallTimeout, at most four when it does not
+// (Cost.WorstCaseRenewalsPerHour; Elector.Stats counts both).
 //
 // # Cost
 //

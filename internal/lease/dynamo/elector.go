@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/autogate/autogate/internal/clock"
@@ -40,6 +41,25 @@ type Elector struct {
 	versions []string    // record versions this process wrote or tried
 	watchers map[chan lease.Term]struct{}
 	roleCh   chan struct{} // pokes the heartbeat loop on a role change
+
+	// renewals counts renewal rounds, renewCalls the calls they made
+	// (more than one when a call was slow or failed): see Stats.
+	renewals, renewCalls atomic.Int64
+}
+
+// Stats counts what an elector did since New.
+type Stats struct {
+	// Renewals are the active's renewal rounds, one per RetryPeriod.
+	Renewals int64
+	// RenewalCalls are the conditional writes those rounds made: one each
+	// while DynamoDB answers within CallTimeout, at most renewAttempts
+	// (4) when it is slow or failing.
+	RenewalCalls int64
+}
+
+// Stats returns the elector's counters.
+func (e *Elector) Stats() Stats {
+	return Stats{Renewals: e.renewals.Load(), RenewalCalls: e.renewCalls.Load()}
 }
 
 // New returns an elector for cfg. It validates cfg (after defaults) and
@@ -364,20 +384,32 @@ func (e *Elector) leaseDuration(r *record) time.Duration {
 	return d
 }
 
-// renewResult is the outcome of one renewal call.
+// renewResult is the outcome of one renewal call that started at start.
 type renewResult struct {
-	rec *record
-	err error
+	start time.Time
+	rec   *record
+	err   error
 }
+
+// renewAttempts bounds the renewal calls of one round (one round per
+// RetryPeriod). The first starts with the round; another starts beside it
+// when the newest has gone unanswered for CallTimeout (usually on another
+// connection, so one hung connection costs nothing), or failureBackoff after
+// one failed. Every call lasts until the round succeeds or the term ends:
+// under load a slow answer still proves the term, where a call cut off
+// after CallTimeout would prove nothing. The bound keeps a slow DynamoDB
+// from being sent ever more writes (see Cost.WorstCaseRenewalsPerHour).
+const renewAttempts = 4
 
 // lead runs one term: it calls OnStarted and renews until the lease is
 // lost, cannot be proven, or ctx ends. It returns after OnStarted has
 // returned and OnStopped has been called.
 //
-// The term's context is cancelled by this loop's own timer at start of the
-// last successful renewal + RenewDeadline, whatever DynamoDB calls are in
-// flight: a hung call cannot keep the node active. Renewal calls run on
-// their own goroutine, each with its own timeout.
+// The term's context is cancelled by this loop's own timer at the start of
+// the last successful renewal call + RenewDeadline, whatever DynamoDB calls
+// are in flight: a hung call cannot keep the node active. Renewal calls
+// run on their own goroutines; a round's calls are all cancelled once one
+// of them succeeds.
 func (e *Elector) lead(ctx context.Context, cb lease.Callbacks, term lease.Term, start time.Time) {
 	termCtx, cancelTerm := context.WithCancel(ctx)
 	defer cancelTerm()
@@ -400,14 +432,35 @@ func (e *Elector) lead(ctx context.Context, cb lease.Callbacks, term lease.Term,
 		cb.OnStarted(termCtx, term)
 	}()
 
-	next := start.Add(e.cfg.RetryPeriod) // when the next renewal starts
+	next := start.Add(e.cfg.RetryPeriod) // when the next round starts
 	var (
-		inflight  chan renewResult
-		callStart time.Time
-		stopCall  context.CancelFunc = func() {}
+		results   chan renewResult // the current round's answers; nil between rounds
+		roundCtx  context.Context
+		stopRound context.CancelFunc = func() {}
+		attempts  int                // calls started in this round
+		answered  int                // calls of this round that failed
+		hedge     <-chan time.Time   // the newest call has been out CallTimeout
+		retryAt   time.Time          // after a failure: when the next call may start
 		reason    string
 		failures  int
 	)
+	attempt := func() {
+		attempts++
+		e.renewCalls.Add(1)
+		ch, callCtx, s := results, roundCtx, e.clk.Now()
+		calls.Go(func() {
+			rec, err := e.renew(callCtx, term)
+			ch <- renewResult{s, rec, err}
+		})
+		hedge = nil
+		if attempts < renewAttempts {
+			hedge = time.After(e.cfg.CallTimeout) // real time: it bounds a network wait
+		}
+	}
+	endRound := func() {
+		stopRound()
+		results, hedge, retryAt, attempts, answered = nil, nil, time.Time{}, 0, 0
+	}
 loop:
 	for {
 		now := e.clk.Now()
@@ -416,8 +469,11 @@ loop:
 			break
 		}
 		wake := deadline
-		if inflight == nil && next.Before(wake) {
+		if results == nil && next.Before(wake) {
 			wake = next
+		}
+		if !retryAt.IsZero() && retryAt.Before(wake) {
+			wake = retryAt
 		}
 		select {
 		case <-ctx.Done():
@@ -425,44 +481,58 @@ loop:
 			break loop
 		case <-e.clk.After(wake.Sub(now)):
 			now = e.clk.Now()
-			if inflight == nil && !now.Before(next) && now.Before(deadline) {
-				var callCtx context.Context
-				callCtx, stopCall = context.WithCancel(ctx)
-				ch := make(chan renewResult, 1)
-				inflight, callStart = ch, now
-				calls.Go(func() {
-					rec, err := e.renew(callCtx, term)
-					ch <- renewResult{rec, err}
-				})
+			switch {
+			case !now.Before(deadline):
+			case results == nil && !now.Before(next):
+				roundCtx, stopRound = context.WithCancel(ctx)
+				results = make(chan renewResult, renewAttempts)
+				e.renewals.Add(1)
+				attempt()
+			case !retryAt.IsZero() && !now.Before(retryAt):
+				retryAt = time.Time{}
+				attempt()
 			}
-		case r := <-inflight:
-			stopCall()
-			inflight = nil
+		case <-hedge:
+			hedge = nil
+			if results != nil && retryAt.IsZero() {
+				attempt()
+			}
+		case r := <-results:
 			var lost *lostError
 			switch {
 			case r.err == nil:
-				deadline = callStart.Add(e.cfg.RenewDeadline)
-				next = callStart.Add(e.cfg.RetryPeriod)
-				if failures > 0 {
-					e.log.Info("lease renewed again", "failed_attempts", failures)
-					failures = 0
+				if attempts > 1 || failures > 0 {
+					e.log.Info("lease renewed", "calls", attempts, "failed_calls", failures,
+						"took", e.clk.Now().Sub(r.start).String())
 				}
+				endRound()
+				failures = 0
+				// r started after every earlier success: the deadline only moves on.
+				deadline = r.start.Add(e.cfg.RenewDeadline)
+				next = r.start.Add(e.cfg.RetryPeriod)
 			case errors.As(r.err, &lost):
 				e.see(lost.current, cb)
 				reason = "lease taken over: " + lost.Error()
 				break loop
 			default:
 				failures++
-				e.log.Warn("lease renewal failed", "error", r.err, "attempt", failures,
+				answered++
+				e.log.Warn("lease renewal call failed", "error", r.err, "failed_calls", failures,
 					"deadline_in", deadline.Sub(e.clk.Now()).String())
-				next = e.clk.Now().Add(e.cfg.failureBackoff())
+				if attempts < renewAttempts {
+					retryAt = e.clk.Now().Add(e.cfg.failureBackoff())
+				} else if answered == attempts {
+					// Every call of the round failed: start a new round.
+					endRound()
+					next = e.clk.Now().Add(e.cfg.failureBackoff())
+				}
 			}
 		}
 	}
 	// Stop acting first, then tidy up.
 	e.setActive(false, nil)
 	cancelTerm()
-	stopCall()
+	stopRound()
 	if ctx.Err() != nil {
 		e.log.Info("stepping down", "epoch", term.Epoch, "reason", reason)
 	} else {

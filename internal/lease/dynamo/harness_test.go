@@ -76,6 +76,7 @@ type faultClient struct {
 	release chan struct{}
 
 	gets, updates, deletes, queries atomic.Int64
+	slowBy                          atomic.Int64 // nanoseconds, for the slow fault
 }
 
 type fault int
@@ -85,6 +86,7 @@ const (
 	failFast        // every call fails at once (connection refused)
 	blackhole       // every call hangs until its context ends
 	late            // every call hangs, ignoring its context, until heal, then reaches DynamoDB
+	slow            // every call waits slowBy (or until its context ends), then goes on: an overloaded DynamoDB
 )
 
 func newFaultClient(next *dynamodb.Client) *faultClient {
@@ -114,6 +116,13 @@ func (f *faultClient) gate(ctx context.Context) (context.Context, error) {
 	case blackhole:
 		<-ctx.Done()
 		return nil, ctx.Err()
+	case slow:
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(f.slowBy.Load())):
+			return ctx, nil
+		}
 	case late:
 		f.mu.Lock()
 		rel := f.release

@@ -108,10 +108,13 @@ func decode(m map[string]types.AttributeValue) (*record, error) {
 
 // write makes one conditional update of the lease item and returns the
 // record as written. A failed condition is a *lostError carrying the item
-// DynamoDB found.
-func (e *Elector) write(ctx context.Context, op string, cond expression.ConditionBuilder, holder string, epoch int64, address string) (*record, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
-	defer cancel()
+// DynamoDB found. timeout bounds the call; 0 leaves that to ctx.
+func (e *Elector) write(ctx context.Context, timeout time.Duration, op string, cond expression.ConditionBuilder, holder string, epoch int64, address string) (*record, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	r := &record{
 		PK: e.pk, SK: e.sk, Holder: holder, Epoch: epoch, RecordVersion: newVersion(),
 		LeaseDurationMs: e.cfg.LeaseDuration.Milliseconds(), Address: address,
@@ -156,12 +159,12 @@ func (e *Elector) write(ctx context.Context, op string, cond expression.Conditio
 // epoch being unchanged, with the epoch one higher.
 func (e *Elector) acquire(ctx context.Context, obs *record) (*record, error) {
 	if obs == nil {
-		return e.write(ctx, "acquire", expression.AttributeNotExists(expression.Name(storedynamo.AttrPK)),
+		return e.write(ctx, e.cfg.CallTimeout, "acquire", expression.AttributeNotExists(expression.Name(storedynamo.AttrPK)),
 			e.cfg.Node, 1, e.cfg.Address)
 	}
 	cond := expression.Name(attrRecordVersion).Equal(expression.Value(obs.RecordVersion)).
 		And(expression.Name(attrEpoch).Equal(expression.Value(obs.Epoch)))
-	return e.write(ctx, "acquire", cond, e.cfg.Node, obs.Epoch+1, e.cfg.Address)
+	return e.write(ctx, e.cfg.CallTimeout, "acquire", cond, e.cfg.Node, obs.Epoch+1, e.cfg.Address)
 }
 
 // renew proves the active still holds term: conditional on holder and
@@ -169,15 +172,16 @@ func (e *Elector) acquire(ctx context.Context, obs *record) (*record, error) {
 // holder, so "holder = me and epoch = mine" means nobody has taken over
 // since this term began. (Conditioning on the record version too would
 // make a renewal whose answer was lost to a timeout look like a lost
-// lease.)
+// lease.) The call has no timeout of its own: lead cancels ctx when the
+// round succeeded by another call or the term ended.
 func (e *Elector) renew(ctx context.Context, term lease.Term) (*record, error) {
-	return e.write(ctx, "renew", e.heldBy(term), term.Holder, term.Epoch, e.cfg.Address)
+	return e.write(ctx, 0, "renew", e.heldBy(term), term.Holder, term.Epoch, e.cfg.Address)
 }
 
 // release clears the holder, keeping the epoch, so a standby acquires at
 // once (epoch+1) and fenced writes of term fail.
 func (e *Elector) releaseTerm(ctx context.Context, term lease.Term) error {
-	_, err := e.write(ctx, "release", e.heldBy(term), "", term.Epoch, "")
+	_, err := e.write(ctx, e.cfg.CallTimeout, "release", e.heldBy(term), "", term.Epoch, "")
 	return err
 }
 

@@ -2,10 +2,12 @@ package dynamo
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
@@ -45,6 +47,18 @@ type ClientOptions struct {
 	// MaxBackoff caps the retryer's exponential, jittered back-off between
 	// attempts. 0 means DefaultMaxBackoff.
 	MaxBackoff time.Duration
+	// OwnConnections gives the client an HTTP connection pool of its own
+	// instead of the one every client made from cfg shares, so its calls
+	// never wait behind another client's for a connection (the lease's
+	// renewals behind request load). cfg's transport settings (a custom CA
+	// bundle, proxies) are kept.
+	OwnConnections bool
+	// MaxConns, with OwnConnections, bounds the client's requests in
+	// flight (HTTP connections; DynamoDB speaks HTTP/1.1): more wait in
+	// the client for a connection instead of queueing inside DynamoDB,
+	// where they would delay every other client of the table (the lease's
+	// renewals). 0 means no bound.
+	MaxConns int
 }
 
 // Retry defaults of NewClient: 5 attempts spread over at most about 2 s, so
@@ -83,10 +97,35 @@ func NewClient(cfg aws.Config, opts ClientOptions) *dynamodb.Client {
 		// Otherwise a RetryMaxAttempts from cfg would wrap the retryer
 		// above with a different count.
 		o.RetryMaxAttempts = opts.MaxAttempts
+		if opts.OwnConnections {
+			o.HTTPClient = ownHTTPClient(cfg.HTTPClient, opts.MaxConns)
+		}
 		// BaseEndpoint is resolved from cfg and the environment before
 		// option functions run.
 		if o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
 			o.DisableValidateResponseChecksum = true
 		}
 	})
+}
+
+// ownHTTPClient returns a copy of c with its own connection pool of at
+// most maxConns connections (0: unbounded): a copy of an SDK
+// BuildableClient (the default, which keeps cfg's transport settings) or a
+// new one when c is nil. Any other client is the caller's own choice and
+// is kept.
+func ownHTTPClient(c aws.HTTPClient, maxConns int) aws.HTTPClient {
+	limit := func(tr *http.Transport) {
+		if maxConns > 0 {
+			tr.MaxConnsPerHost = maxConns
+			tr.MaxIdleConnsPerHost = maxConns // keep what may be used: no dial per request
+		}
+	}
+	switch b := c.(type) {
+	case nil:
+		return awshttp.NewBuildableClient().WithTransportOptions(limit)
+	case *awshttp.BuildableClient:
+		return b.WithTransportOptions(limit)
+	default:
+		return c
+	}
 }
