@@ -76,9 +76,8 @@ func (r Role) Allows(a Action) bool {
 var (
 	ErrUnauthenticated = errors.New("missing, invalid or expired credentials")
 	ErrForbidden       = errors.New("forbidden")
-	// ErrLastAdmin refuses to delete or demote the only admin. It wraps
-	// store.ErrConflict (409).
-	ErrLastAdmin = fmt.Errorf("%w: it is the last admin; create or promote another admin first", store.ErrConflict)
+	// ErrLastAdmin refuses to delete or demote the only admin (409).
+	ErrLastAdmin = errors.New("it is the last admin; create or promote another admin first")
 )
 
 // Principal is an authenticated caller.

@@ -356,6 +356,13 @@ func (c *Client) CreateUser(ctx context.Context, req wire.CreateUserRequest) (wi
 	return u, err
 }
 
+// UpdateUser changes a user's role or password, revoking its tokens.
+func (c *Client) UpdateUser(ctx context.Context, name string, req wire.UpdateUserRequest) (wire.User, error) {
+	var u wire.User
+	_, err := c.do(ctx, http.MethodPatch, "/v1/users/"+url.PathEscape(name), req, &u)
+	return u, err
+}
+
 // DeleteUser removes a user.
 func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, nil)

@@ -28,6 +28,7 @@ var baseErrors = []ErrorStatus{
 	{store.ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{auth.ErrUnauthenticated, http.StatusUnauthorized},
 	{auth.ErrForbidden, http.StatusForbidden},
+	{auth.ErrLastAdmin, http.StatusConflict},
 	{store.ErrFenced, http.StatusServiceUnavailable},
 	{lease.ErrNotLeader, http.StatusServiceUnavailable},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout},

@@ -340,7 +340,18 @@ func (a *API) registerAuth() {
 		}
 		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
 	})
-	del := a.Op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user", "users", auth.Manage)
+	update := a.Op(http.MethodPatch, "/v1/users/{name}", "update-user", "change a user's role or password (revokes its tokens)", "users", auth.Manage)
+	huma.Register(a, update, func(ctx context.Context, in *struct {
+		Name string `path:"name" maxLength:"63"`
+		Body wire.UpdateUserRequest
+	}) (*struct{ Body wire.User }, error) {
+		u, err := a.cfg.Auth.UpdateUser(ctx, in.Name, auth.Role(in.Body.Role), in.Body.Password)
+		if err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
+	})
+	del := a.Op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user (revokes its tokens)", "users", auth.Manage)
 	del.DefaultStatus = http.StatusNoContent
 	huma.Register(a, del, func(ctx context.Context, in *struct {
 		Name string `path:"name" maxLength:"63"`

@@ -36,6 +36,13 @@ type CreateUserRequest struct {
 	Password string `json:"password" minLength:"12" maxLength:"1024"`
 }
 
+// UpdateUserRequest changes a user's role, password or both (admin only);
+// an absent field is kept. Any change revokes the user's tokens at once.
+type UpdateUserRequest struct {
+	Role     string `json:"role,omitempty" enum:"admin,operator,viewer"`
+	Password string `json:"password,omitempty" minLength:"12" maxLength:"1024"`
+}
+
 // User is a user as the API shows it (never with a hash).
 type User struct {
 	Name      string    `json:"name"`
