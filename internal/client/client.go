@@ -205,8 +205,8 @@ func Plural(k resource.Kind) string {
 }
 
 // Login exchanges a password for a token.
-func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginResponse, error) {
-	var out wire.LoginResponse
+func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginToken, error) {
+	var out wire.LoginToken
 	_, err := c.do(ctx, http.MethodPost, "/v1/login", wire.LoginRequest{Username: user, Password: password}, &out)
 	return out, err
 }
@@ -371,7 +371,7 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 
 // Redrive moves up to max dead-lettered messages back to the work queue.
 func (c *Client) Redrive(ctx context.Context, max int) (int, error) {
-	var out wire.RedriveResponse
+	var out wire.RedriveResult
 	_, err := c.do(ctx, http.MethodPost, "/v1/redrive", wire.RedriveRequest{Max: max}, &out)
 	return out.Moved, err
 }
