@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/autogate/autogate/internal/auth"
 )
 
 func TestUpdateUser(t *testing.T) {
@@ -53,5 +57,30 @@ func TestUpdateUser(t *testing.T) {
 				t.Errorf("stdout %q", out.String())
 			}
 		})
+	}
+}
+
+// The same bad name exits alike through create (the server's 400) and
+// apply (its local check), against a real gateway.
+func TestBadNameExitCodeCreateAndApply(t *testing.T) {
+	cfg, _ := gatewayConfig(t, auth.Admin)
+	manifest := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(manifest, []byte("kind: repository\nname: Bad_Name\nurl: /srv/git/r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{}
+	for name, args := range map[string][]string{
+		"create": {"create", "repository", "Bad_Name", "--url", "/srv/git/r"},
+		"apply":  {"apply", "-f", manifest},
+	} {
+		var out, errb bytes.Buffer
+		a := &App{Out: &out, Err: &errb, Getenv: func(string) string { return "" }}
+		codes[name] = a.Main(t.Context(), append(args, "--config", cfg))
+		if !strings.Contains(errb.String(), "Bad_Name") {
+			t.Errorf("%s: stderr %q does not name the bad name", name, errb.String())
+		}
+	}
+	if codes["create"] != codes["apply"] || codes["create"] != 6 {
+		t.Errorf("exit codes: create %d, apply %d; want both 6", codes["create"], codes["apply"])
 	}
 }
