@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -26,7 +27,7 @@ func (s *Server) register() {
 	crud[resource.Secret](s, hapi, "secrets", resource.KindSecret)
 	s.registerExecutions(hapi)
 	huma.Register(hapi, s.api.Op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
-		func(ctx context.Context, in *struct{ Body wire.RedriveRequest }) (*struct{ Body wire.RedriveResponse }, error) {
+		func(ctx context.Context, in *struct{ Body wire.RedriveRequest }) (*struct{ Body wire.RedriveResult }, error) {
 			max := in.Body.Max
 			if max <= 0 {
 				max = 100
@@ -35,7 +36,7 @@ func (s *Server) register() {
 			if err != nil {
 				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body wire.RedriveResponse }{wire.RedriveResponse{Moved: n}}, nil
+			return &struct{ Body wire.RedriveResult }{wire.RedriveResult{Moved: n}}, nil
 		})
 	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/nodes", "list-nodes", "list the cluster's nodes", "nodes", auth.Read),
 		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[wire.Node] }, error) {
@@ -57,6 +58,10 @@ func (s *Server) register() {
 // PageInput is the paging of every list operation.
 type PageInput = httpapi.PageInput
 
+// view is a resource as responses show it (httpapi.View: no write-only
+// fields in the schema).
+type view[T any] = httpapi.View[T]
+
 type nameInput struct {
 	Name string `path:"name" maxLength:"256"`
 }
@@ -69,41 +74,41 @@ func crud[T any, PT interface {
 	single := string(kind)
 	base := "/v1/" + plural
 	huma.Register(hapi, s.api.Op(http.MethodGet, base, "list-"+plural, "list "+plural, plural, auth.Read),
-		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[PT] }, error) {
+		func(ctx context.Context, in *PageInput) (*struct{ Body wire.Page[view[PT]] }, error) {
 			objs, next, err := s.Gateway.List(ctx, kind, store.ListOptions{Limit: in.Limit, PageToken: in.PageToken})
 			if err != nil {
 				return nil, s.problem(ctx, err)
 			}
-			page := wire.Page[PT]{Items: make([]PT, 0, len(objs)), NextPageToken: next}
+			page := wire.Page[view[PT]]{Items: make([]view[PT], 0, len(objs)), NextPageToken: next}
 			for _, o := range objs {
-				page.Items = append(page.Items, o.(PT))
+				page.Items = append(page.Items, view[PT]{Value: o.(PT)})
 			}
-			return &struct{ Body wire.Page[PT] }{page}, nil
+			return &struct{ Body wire.Page[view[PT]] }{page}, nil
 		})
 	huma.Register(hapi, s.api.Op(http.MethodGet, base+"/{name}", "get-"+single, "get a "+single, plural, auth.Read),
-		func(ctx context.Context, in *nameInput) (*struct{ Body PT }, error) {
+		func(ctx context.Context, in *nameInput) (*struct{ Body view[PT] }, error) {
 			o, err := s.Gateway.Get(ctx, kind, in.Name)
 			if err != nil {
 				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body PT }{o.(PT)}, nil
+			return &struct{ Body view[PT] }{view[PT]{Value: o.(PT)}}, nil
 		})
 	create := s.api.Op(http.MethodPost, base, "create-"+single, "create a "+single, plural, auth.Write)
 	create.DefaultStatus = http.StatusCreated
-	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body T }) (*struct{ Body PT }, error) {
+	huma.Register(hapi, create, func(ctx context.Context, in *struct{ Body T }) (*struct{ Body view[PT] }, error) {
 		o := PT(&in.Body)
 		o.GetMeta().Version = 0
 		if err := s.Gateway.Create(ctx, o); err != nil {
 			return nil, s.problem(ctx, err)
 		}
-		return &struct{ Body PT }{o}, nil
+		return &struct{ Body view[PT] }{view[PT]{Value: o}}, nil
 	})
 	huma.Register(hapi, s.api.Op(http.MethodPut, base+"/{name}", "update-"+single, "replace a "+single+" (version required)", plural, auth.Write),
 		func(ctx context.Context, in *struct {
 			Name string `path:"name" maxLength:"256"`
-			Body T
-		}) (*struct{ Body PT }, error) {
-			o := PT(&in.Body)
+			Body httpapi.Replace[T]
+		}) (*struct{ Body view[PT] }, error) {
+			o := PT(&in.Body.Value)
 			if m := o.GetMeta(); m.Name == "" {
 				m.Name = in.Name
 			} else if m.Name != in.Name {
@@ -112,7 +117,7 @@ func crud[T any, PT interface {
 			if err := s.Gateway.Update(ctx, o); err != nil {
 				return nil, s.problem(ctx, err)
 			}
-			return &struct{ Body PT }{o}, nil
+			return &struct{ Body view[PT] }{view[PT]{Value: o}}, nil
 		})
 	del := s.api.Op(http.MethodDelete, base+"/{name}", "delete-"+single, "delete a "+single, plural, auth.Write)
 	del.DefaultStatus = http.StatusNoContent
@@ -136,6 +141,8 @@ type execOut struct {
 
 func (s *Server) registerExecutions(hapi huma.API) {
 	run := s.api.Op(http.MethodPost, "/v1/services/{name}/run", "run-service", "run a service", "executions", auth.Run)
+	run.Responses = s.api.Accepted(reflect.TypeFor[wire.Execution](),
+		"Queued (async) or still running after waitSeconds: the execution as it is now; wait on /v1/executions/{id}/wait.")
 	huma.Register(hapi, run, func(ctx context.Context, in *struct {
 		Name string `path:"name" maxLength:"256"`
 		Body wire.RunRequest
@@ -163,7 +170,7 @@ func (s *Server) registerExecutions(hapi huma.API) {
 	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions", "list-executions", "list executions, newest first", "executions", auth.Read),
 		func(ctx context.Context, in *struct {
 			PageInput
-			Status  string `query:"status" enum:"queued,running,succeeded,failed,timed_out,canceled,lost," doc:"only this status"`
+			Status  string `query:"status" enum:"queued,running,succeeded,failed,timed_out,canceled,lost" doc:"only this status"`
 			Service string `query:"service" maxLength:"63" doc:"only this service"`
 		}) (*struct{ Body wire.ExecutionPage }, error) {
 			page, err := s.listExecutions(ctx, in.Limit, in.PageToken, in.Status, in.Service)
@@ -182,7 +189,9 @@ func (s *Server) registerExecutions(hapi huma.API) {
 			}
 			return &struct{ Body *wire.Execution }{wire.ExecutionOf(e)}, nil
 		})
-	huma.Register(hapi, s.api.Op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read),
+	wait := s.api.Op(http.MethodGet, "/v1/executions/{id}/wait", "wait-execution", "wait for an execution to end", "executions", auth.Read)
+	wait.Responses = s.api.Accepted(reflect.TypeFor[wire.Execution](), "Still running after timeout seconds: the execution as it is now; wait again.")
+	huma.Register(hapi, wait,
 		func(ctx context.Context, in *struct {
 			ID      string `path:"id" maxLength:"64"`
 			Timeout int    `query:"timeout" minimum:"0" maximum:"300" doc:"seconds to wait (default 60)"`

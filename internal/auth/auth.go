@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -75,6 +76,8 @@ func (r Role) Allows(a Action) bool {
 var (
 	ErrUnauthenticated = errors.New("missing, invalid or expired credentials")
 	ErrForbidden       = errors.New("forbidden")
+	// ErrLastAdmin refuses to delete or demote the only admin (409).
+	ErrLastAdmin = errors.New("it is the last admin; create or promote another admin first")
 )
 
 // Principal is an authenticated caller.
@@ -91,11 +94,19 @@ type User struct {
 	Role      Role      `json:"role"`
 	Hash      string    `json:"hash,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Gen is the record's generation: random, drawn anew on creation and on
+	// every role or password change. Tokens record it (see the package doc).
+	// Records written before it existed have none, as do their tokens.
+	Gen string `json:"gen,omitempty"`
 }
 
 type tokenRecord struct {
-	User      string    `json:"user"`
-	Role      Role      `json:"role"`
+	User string `json:"user"`
+	// Role is the role at issue, for operators reading the store; the
+	// principal's role is the user's current one.
+	Role Role `json:"role"`
+	// Gen is the user's generation at issue; the token dies with it.
+	Gen       string    `json:"gen,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
 }
@@ -109,6 +120,12 @@ type Service struct {
 	TokenTTL time.Duration
 	// Params are the argon2id parameters; zero means DefaultParams.
 	Params Params
+
+	// adminMu serializes the writes that could remove the last admin (a
+	// delete, a role change), so two of them cannot each see the other
+	// admin and both go ahead. A process lock suffices because only the
+	// active node of a cluster (or the active manager) serves /v1.
+	adminMu sync.Mutex
 }
 
 // Params are argon2id cost parameters.
@@ -174,6 +191,13 @@ func (s *Service) userKey(name string) store.Key {
 	return store.Key{Cluster: s.Cluster, Kind: resource.KindUser, Name: name}
 }
 
+// newGen draws a user generation.
+func newGen() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return hex.EncodeToString(b)
+}
+
 // CreateUser adds a user, or returns store.ErrExists.
 func (s *Service) CreateUser(ctx context.Context, name string, role Role, password string) (User, error) {
 	if err := resource.ValidateName(name); err != nil {
@@ -182,10 +206,10 @@ func (s *Service) CreateUser(ctx context.Context, name string, role Role, passwo
 	if _, err := ParseRole(string(role)); err != nil {
 		return User{}, err
 	}
-	if len(password) < MinPasswordLen {
-		return User{}, fmt.Errorf("%w password: shorter than %d characters", resource.ErrInvalid, MinPasswordLen)
+	if err := checkPassword(password); err != nil {
+		return User{}, err
 	}
-	u := User{Name: name, Role: role, Hash: HashPassword(password, s.params()), CreatedAt: s.Clock.Now().UTC()}
+	u := User{Name: name, Role: role, Hash: HashPassword(password, s.params()), CreatedAt: s.Clock.Now().UTC(), Gen: newGen()}
 	data, err := json.Marshal(u)
 	if err != nil {
 		return User{}, err
@@ -193,8 +217,97 @@ func (s *Service) CreateUser(ctx context.Context, name string, role Role, passwo
 	if _, err := s.Store.Create(ctx, store.Record{Key: s.userKey(name), Data: data}); err != nil {
 		return User{}, fmt.Errorf("create user %s: %w", name, err)
 	}
-	u.Hash = ""
+	u.Hash, u.Gen = "", ""
 	return u, nil
+}
+
+func checkPassword(pw string) error {
+	if len(pw) < MinPasswordLen {
+		return fmt.Errorf("%w password: shorter than %d characters", resource.ErrInvalid, MinPasswordLen)
+	}
+	return nil
+}
+
+// getUser reads a user and its record (for its version).
+func (s *Service) getUser(ctx context.Context, name string) (User, store.Record, error) {
+	rec, err := s.Store.Get(ctx, s.userKey(name))
+	if err != nil {
+		return User{}, store.Record{}, fmt.Errorf("user %s: %w", name, err)
+	}
+	var u User
+	if err := json.Unmarshal(rec.Data, &u); err != nil {
+		return User{}, store.Record{}, fmt.Errorf("decode user %s: %w", name, err)
+	}
+	return u, rec, nil
+}
+
+// UpdateUser changes a user's role, its password, or both (an empty role
+// or password keeps it). A change revokes every token the user holds; so
+// does setting a password, even the same one. Demoting the last admin is
+// ErrLastAdmin.
+func (s *Service) UpdateUser(ctx context.Context, name string, role Role, password string) (User, error) {
+	if err := resource.ValidateName(name); err != nil {
+		return User{}, fmt.Errorf("user: %w", err)
+	}
+	if role == "" && password == "" {
+		return User{}, fmt.Errorf("%w user %s: nothing to change (give a role, a password or both)", resource.ErrInvalid, name)
+	}
+	if role != "" {
+		if _, err := ParseRole(string(role)); err != nil {
+			return User{}, err
+		}
+	}
+	if password != "" {
+		if err := checkPassword(password); err != nil {
+			return User{}, err
+		}
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	u, rec, err := s.getUser(ctx, name)
+	if err != nil {
+		return User{}, fmt.Errorf("update %w", err)
+	}
+	changed := password != ""
+	if role != "" && role != u.Role {
+		if u.Role == Admin {
+			if err := s.otherAdmin(ctx, name); err != nil {
+				return User{}, fmt.Errorf("demote user %s: %w", name, err)
+			}
+		}
+		u.Role, changed = role, true
+	}
+	if changed {
+		if password != "" {
+			u.Hash = HashPassword(password, s.params())
+		}
+		u.Gen = newGen()
+		data, err := json.Marshal(u)
+		if err != nil {
+			return User{}, err
+		}
+		rec.Data = data
+		if _, err := s.Store.Update(ctx, rec); err != nil {
+			return User{}, fmt.Errorf("update user %s: %w", name, err)
+		}
+	}
+	u.Hash, u.Gen = "", ""
+	return u, nil
+}
+
+// otherAdmin returns ErrLastAdmin unless an admin other than name exists.
+// The caller holds adminMu.
+func (s *Service) otherAdmin(ctx context.Context, name string) error {
+	us, err := s.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range us {
+		if u.Role == Admin && u.Name != name {
+			return nil
+		}
+	}
+	return ErrLastAdmin
 }
 
 // ListUsers returns every user, without hashes.
@@ -211,7 +324,7 @@ func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
 			if err := json.Unmarshal(r.Data, &u); err != nil {
 				return nil, fmt.Errorf("decode user %s: %w", r.Name, err)
 			}
-			u.Hash = ""
+			u.Hash, u.Gen = "", ""
 			out = append(out, u)
 		}
 		if next == "" {
@@ -221,10 +334,22 @@ func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
 	}
 }
 
-// DeleteUser removes a user. Tokens already issued stay valid until they
-// expire or are revoked.
+// DeleteUser removes a user, and with it every token it holds. Deleting
+// the last admin is ErrLastAdmin.
 func (s *Service) DeleteUser(ctx context.Context, name string) error {
-	if err := s.Store.Delete(ctx, s.userKey(name), 0); err != nil {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	u, rec, err := s.getUser(ctx, name)
+	if err != nil {
+		return fmt.Errorf("delete %w", err)
+	}
+	if u.Role == Admin {
+		if err := s.otherAdmin(ctx, name); err != nil {
+			return fmt.Errorf("delete user %s: %w", name, err)
+		}
+	}
+	// At the version read: a concurrent promotion is not deleted unseen.
+	if err := s.Store.Delete(ctx, s.userKey(name), rec.Version); err != nil {
 		return fmt.Errorf("delete user %s: %w", name, err)
 	}
 	return nil
@@ -254,7 +379,8 @@ func (s *Service) EnsureAdmin(ctx context.Context, passwordFile string) (bool, e
 	}
 	if err := writeSecretFile(passwordFile, pw+"\n"); err != nil {
 		// Without the file nobody could log in: undo, so the next start retries.
-		if derr := s.DeleteUser(ctx, "admin"); derr != nil {
+		// (Not DeleteUser: it is the last admin by design.)
+		if derr := s.Store.Delete(ctx, s.userKey("admin"), 0); derr != nil {
 			return false, errors.Join(err, derr)
 		}
 		return false, err
@@ -290,7 +416,7 @@ func (s *Service) Login(ctx context.Context, name, password string) (token strin
 	if resource.ValidateName(name) != nil {
 		return "", time.Time{}, ErrUnauthenticated
 	}
-	rec, err := s.Store.Get(ctx, s.userKey(name))
+	u, _, err := s.getUser(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check so user names can't be probed.
 		CheckPassword(password, HashPassword("x", s.params()))
@@ -299,23 +425,32 @@ func (s *Service) Login(ctx context.Context, name, password string) (token strin
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("login: %w", err)
 	}
-	var u User
-	if err := json.Unmarshal(rec.Data, &u); err != nil {
-		return "", time.Time{}, fmt.Errorf("decode user %s: %w", name, err)
-	}
 	if !CheckPassword(password, u.Hash) {
 		return "", time.Time{}, ErrUnauthenticated
 	}
-	return s.IssueToken(ctx, u.Name, u.Role, s.ttl())
+	return s.issue(ctx, u, s.ttl())
 }
 
-// IssueToken makes a token for user with role, valid for ttl.
+// IssueToken makes a token for user, valid for ttl, bound to the user's
+// current record. role must be the user's current role: a caller that
+// believes otherwise gets an error rather than a token of another role.
 func (s *Service) IssueToken(ctx context.Context, user string, role Role, ttl time.Duration) (string, time.Time, error) {
+	u, _, err := s.getUser(ctx, user)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("issue token: %w", err)
+	}
+	if u.Role != role {
+		return "", time.Time{}, fmt.Errorf("issue token: %w user %s has role %s, not %s", resource.ErrInvalid, user, u.Role, role)
+	}
+	return s.issue(ctx, u, ttl)
+}
+
+func (s *Service) issue(ctx context.Context, u User, ttl time.Duration) (string, time.Time, error) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails since Go 1.24
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	now := s.Clock.Now().UTC()
-	tr := tokenRecord{User: user, Role: role, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	tr := tokenRecord{User: u.Name, Role: u.Role, Gen: u.Gen, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	data, err := json.Marshal(tr)
 	if err != nil {
 		return "", time.Time{}, err
@@ -327,7 +462,10 @@ func (s *Service) IssueToken(ctx context.Context, user string, role Role, ttl ti
 	return tok, tr.ExpiresAt, nil
 }
 
-// Authenticate maps a bearer token to its principal.
+// Authenticate maps a bearer token to its principal: the token must be
+// live and its user must still exist at the generation the token recorded;
+// the role is the user's current one. It reads the store twice (the token,
+// the user) and caches nothing, so a revocation holds on the next call.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
 		return Principal{}, ErrUnauthenticated
@@ -347,7 +485,17 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if !s.Clock.Now().Before(tr.ExpiresAt) {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{User: tr.User, Role: tr.Role, TokenID: h[:12]}, nil
+	u, _, err := s.getUser(ctx, tr.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated // deleted since
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(u.Gen), []byte(tr.Gen)) != 1 {
+		return Principal{}, ErrUnauthenticated // recreated, or role or password changed since
+	}
+	return Principal{User: u.Name, Role: u.Role, TokenID: h[:12]}, nil
 }
 
 // Revoke invalidates a token at once.

@@ -109,7 +109,7 @@ then create, get, run and describe resources.`,
 	pf.StringVar(&a.cluster, "cluster", "", "with a Gateway Manager context: act on this cluster, routed through the manager (apply takes several, comma-separated)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr{err} })
 	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.configCmd(), a.createCmd(), a.getCmd(), a.describeCmd(),
-		a.editCmd(), a.deleteCmd(), a.runCmd(), a.cancelCmd(), a.logsCmd(), a.applyCmd(), a.exportCmd(), a.redriveCmd())
+		a.editCmd(), a.updateCmd(), a.deleteCmd(), a.runCmd(), a.cancelCmd(), a.logsCmd(), a.applyCmd(), a.exportCmd(), a.redriveCmd())
 	root.AddCommand(extra...)
 	return root
 }

@@ -29,7 +29,10 @@ func (activeLeader) Active() (bool, lease.Term) { return true, lease.Term{Holder
 // TestGetExecutionsPages runs `get executions --limit 500` against a real
 // gateway API holding 520 executions: it once printed 500 rows holding only
 // 100 distinct executions, because the server ignored limit and pageToken.
-func TestGetExecutionsPages(t *testing.T) {
+// gatewayConfig serves a real gateway API on a bolt store and returns a CLI
+// config logged in to it as a user of role, and the catalog behind it.
+func gatewayConfig(t *testing.T, role auth.Role) (string, *catalog.Catalog) {
+	t.Helper()
 	clk := clock.Real{}
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), clk)
 	if err != nil {
@@ -44,24 +47,29 @@ func TestGetExecutionsPages(t *testing.T) {
 		Auth: au, Leader: activeLeader{}, Logger: log, Cluster: "default", Node: "gw-1", Version: "test"}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	if _, err := au.CreateUser(t.Context(), "v", auth.Viewer, "a long enough password"); err != nil {
+	if _, err := au.CreateUser(t.Context(), "u", role, "a long enough password"); err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := au.IssueToken(t.Context(), "v", auth.Viewer, time.Hour)
+	tok, _, err := au.IssueToken(t.Context(), "u", role, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := clk.Now()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("current: gw\ncontexts:\n  gw:\n    server: "+srv.URL+"\n    token: "+tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, cat
+}
+
+func TestGetExecutionsPages(t *testing.T) {
+	cfg, cat := gatewayConfig(t, auth.Viewer)
+	now := time.Now()
 	for i := range 520 {
 		at := now.Add(time.Duration(i) * time.Millisecond)
 		e := &execution.Execution{ID: execution.NewID(at), Cluster: "default", Service: "s", Status: execution.Queued, CreatedAt: at}
 		if err := cat.CreateExecution(t.Context(), e); err != nil {
 			t.Fatal(err)
 		}
-	}
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(cfg, []byte("current: gw\ncontexts:\n  gw:\n    server: "+srv.URL+"\n    token: "+tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	for _, limit := range []string{"500", "7"} {
 		var out, errb bytes.Buffer

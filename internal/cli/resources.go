@@ -247,6 +247,48 @@ func (a *App) createUserCmd() *cobra.Command {
 	return cmd
 }
 
+func (a *App) updateCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "update", Short: "Change a user"}
+	cmd.AddCommand(a.updateUserCmd())
+	return cmd
+}
+
+func (a *App) updateUserCmd() *cobra.Command {
+	var role, passFile string
+	var passStdin bool
+	cmd := &cobra.Command{
+		Use:   "user NAME [--role admin|operator|viewer] [--password-file F | --password-stdin]",
+		Short: "Change a user's role or password (admin only); its tokens stop working at once",
+		Args:  exactArgs(1, "a user name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var pw string
+			if passFile != "" || passStdin {
+				var err error
+				if pw, err = a.readPassword(passFile, passStdin); err != nil {
+					return err
+				}
+			}
+			if role == "" && pw == "" {
+				return usageErr{errors.New("nothing to change: give --role, --password-file or --password-stdin")}
+			}
+			cl, _, err := a.client()
+			if err != nil {
+				return err
+			}
+			u, err := cl.UpdateUser(cmd.Context(), args[0], wire.UpdateUserRequest{Role: role, Password: pw})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Out, "user/%s updated (%s)\n", u.Name, u.Role)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "the new role: admin, operator or viewer")
+	cmd.Flags().StringVar(&passFile, "password-file", "", "read the new password from this file")
+	cmd.Flags().BoolVar(&passStdin, "password-stdin", false, "read the new password from stdin")
+	return cmd
+}
+
 func keyValues(pairs []string, flag string) (map[string]string, error) {
 	if len(pairs) == 0 {
 		return nil, nil

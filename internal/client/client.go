@@ -227,8 +227,8 @@ func Plural(k resource.Kind) string {
 }
 
 // Login exchanges a password for a token.
-func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginResponse, error) {
-	var out wire.LoginResponse
+func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginToken, error) {
+	var out wire.LoginToken
 	_, err := c.do(ctx, http.MethodPost, "/v1/login", wire.LoginRequest{Username: user, Password: password}, &out)
 	return out, err
 }
@@ -379,6 +379,13 @@ func (c *Client) CreateUser(ctx context.Context, req wire.CreateUserRequest) (wi
 	return u, err
 }
 
+// UpdateUser changes a user's role or password, revoking its tokens.
+func (c *Client) UpdateUser(ctx context.Context, name string, req wire.UpdateUserRequest) (wire.User, error) {
+	var u wire.User
+	_, err := c.do(ctx, http.MethodPatch, "/v1/users/"+url.PathEscape(name), req, &u)
+	return u, err
+}
+
 // DeleteUser removes a user.
 func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, nil)
@@ -387,7 +394,7 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 
 // Redrive moves up to max dead-lettered messages back to the work queue.
 func (c *Client) Redrive(ctx context.Context, max int) (int, error) {
-	var out wire.RedriveResponse
+	var out wire.RedriveResult
 	_, err := c.do(ctx, http.MethodPost, "/v1/redrive", wire.RedriveRequest{Max: max}, &out)
 	return out.Moved, err
 }

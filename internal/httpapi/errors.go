@@ -32,6 +32,7 @@ var baseErrors = []ErrorStatus{
 	{auth.ErrUnauthenticated, http.StatusUnauthorized},
 	{auth.ErrForbidden, http.StatusForbidden},
 	{execution.ErrBacklogFull, http.StatusTooManyRequests},
+	{auth.ErrLastAdmin, http.StatusConflict},
 	{store.ErrFenced, http.StatusServiceUnavailable},
 	{lease.ErrNotLeader, http.StatusServiceUnavailable},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -99,6 +100,9 @@ func New(mux *http.ServeMux, cfg Config) *API {
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "A token from POST /v1/login."},
 	}
+	// Relative: the document describes the server that serves it, at
+	// whatever address it is reached (a load balancer's, a tunnel's).
+	hc.Servers = []*huma.Server{{URL: "/", Description: "the " + noun(cfg) + " serving this document"}}
 	hc.Transformers = append(hc.Transformers, hideValues)
 	a := &API{API: humago.New(mux, hc), cfg: cfg}
 	a.UseMiddleware(a.authorize)
@@ -108,7 +112,31 @@ func New(mux *http.ServeMux, cfg Config) *API {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { unrouted(mux, w, r) })
 	return a
+}
+
+// unrouted answers what no route of mux takes (its catch-all "/") with a
+// problem document, as every other error is: 405 with Allow when the path
+// has routes for other methods, else 404.
+func unrouted(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	WriteProblem(w, http.StatusNotFound, fmt.Sprintf("no route %s %s; the API is described at /v1/openapi.json", r.Method, r.URL.Path))
 }
 
 // MaxBodyBytes is the body cap in force.
@@ -130,10 +158,20 @@ func (a *API) Op(method, path, id, summary, tag string, action auth.Action) huma
 	}
 }
 
+// Accepted is the responses entry of an operation that may also answer
+// 202 with a body of type t, besides its default status; huma declares
+// only the default one.
+func (a *API) Accepted(t reflect.Type, description string) map[string]*huma.Response {
+	return map[string]*huma.Response{"202": {
+		Description: description,
+		Content:     map[string]*huma.MediaType{"application/json": {Schema: a.OpenAPI().Components.Schemas.Schema(t, true, "")}},
+	}}
+}
+
 // PublicOp declares an operation anyone may call (on the active node).
 func (a *API) PublicOp(method, path, id, summary, tag string) huma.Operation {
 	op := a.Op(method, path, id, summary, tag, auth.Read)
-	op.Security = nil
+	op.Security = []map[string][]string{{}} // an empty requirement: no credentials
 	op.Metadata = map[string]any{metaPublic: true}
 	return op
 }
@@ -159,11 +197,13 @@ func (a *API) Problem(ctx context.Context, err error) error {
 	return huma.NewError(st, err.Error())
 }
 
-func (a *API) noun() string {
-	if a.cfg.Noun == "" {
+func (a *API) noun() string { return noun(a.cfg) }
+
+func noun(cfg Config) string {
+	if cfg.Noun == "" {
 		return "gateway"
 	}
-	return a.cfg.Noun
+	return cfg.Noun
 }
 
 func (a *API) describe(t lease.Term) string {
@@ -288,7 +328,7 @@ func WriteProblem(w http.ResponseWriter, status int, detail string) {
 func (a *API) registerAuth() {
 	login := a.PublicOp(http.MethodPost, "/v1/login", "login", "log in", "auth")
 	login.MaxBodyBytes = 16 << 10
-	huma.Register(a, login, func(ctx context.Context, in *struct{ Body wire.LoginRequest }) (*struct{ Body wire.LoginResponse }, error) {
+	huma.Register(a, login, func(ctx context.Context, in *struct{ Body wire.LoginRequest }) (*struct{ Body wire.LoginToken }, error) {
 		tok, exp, err := a.cfg.Auth.Login(ctx, in.Body.Username, in.Body.Password)
 		if err != nil {
 			return nil, a.Problem(ctx, err)
@@ -297,7 +337,7 @@ func (a *API) registerAuth() {
 		if err != nil {
 			return nil, a.Problem(ctx, err)
 		}
-		return &struct{ Body wire.LoginResponse }{wire.LoginResponse{Token: tok, ExpiresAt: exp, User: p.User, Role: string(p.Role)}}, nil
+		return &struct{ Body wire.LoginToken }{wire.LoginToken{Token: tok, ExpiresAt: exp, User: p.User, Role: string(p.Role)}}, nil
 	})
 	huma.Register(a, a.Op(http.MethodPost, "/v1/logout", "logout", "log out (revoke this token)", "auth", auth.Read),
 		func(ctx context.Context, in *struct {
@@ -343,7 +383,18 @@ func (a *API) registerAuth() {
 		}
 		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
 	})
-	del := a.Op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user", "users", auth.Manage)
+	update := a.Op(http.MethodPatch, "/v1/users/{name}", "update-user", "change a user's role or password (revokes its tokens)", "users", auth.Manage)
+	huma.Register(a, update, func(ctx context.Context, in *struct {
+		Name string `path:"name" maxLength:"63"`
+		Body wire.UpdateUserRequest
+	}) (*struct{ Body wire.User }, error) {
+		u, err := a.cfg.Auth.UpdateUser(ctx, in.Name, auth.Role(in.Body.Role), in.Body.Password)
+		if err != nil {
+			return nil, a.Problem(ctx, err)
+		}
+		return &struct{ Body wire.User }{wire.User{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}}, nil
+	})
+	del := a.Op(http.MethodDelete, "/v1/users/{name}", "delete-user", "delete a user (revokes its tokens)", "users", auth.Manage)
 	del.DefaultStatus = http.StatusNoContent
 	huma.Register(a, del, func(ctx context.Context, in *struct {
 		Name string `path:"name" maxLength:"63"`

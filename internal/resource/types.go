@@ -95,7 +95,7 @@ type SecretBinding struct {
 // file to run and how, and what its inputs must look like.
 type Service struct {
 	Meta
-	Type       ServiceType `json:"type"`
+	Type       ServiceType `json:"type" enum:"python-script,ansible-playbook,opentofu-plan,executable"`
 	Repository string      `json:"repository"`
 	// WorkingDir is relative to the repository root; the entry file and the
 	// requirements file are relative to it.
@@ -253,7 +253,7 @@ type Secret struct {
 	Meta
 	Description string `json:"description,omitempty"`
 	// Value is write-only: accepted on create and update, never returned.
-	Value []byte `json:"value,omitempty"`
+	Value []byte `json:"value,omitempty" writeOnly:"true"`
 	// Warning is set in the answer to a create or update, never stored: a
 	// value too short to be redacted from output (see RedactionWarning).
 	Warning string `json:"warning,omitempty" readOnly:"true"`

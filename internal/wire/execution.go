@@ -16,13 +16,13 @@ type Execution struct {
 	Version        int64                `json:"version,omitempty"`
 	Cluster        string               `json:"cluster"`
 	Service        string               `json:"service"`
-	ServiceType    resource.ServiceType `json:"serviceType"`
+	ServiceType    resource.ServiceType `json:"serviceType" enum:"python-script,ansible-playbook,opentofu-plan,executable"`
 	ServiceVersion int64                `json:"serviceVersion"`
 	// Spec is the service as it was at submission.
 	Spec            *resource.Service `json:"spec,omitempty"`
 	Inputs          map[string]any    `json:"inputs,omitempty"`
 	RequestKey      string            `json:"requestKey,omitempty"`
-	Status          execution.Status  `json:"status"`
+	Status          execution.Status  `json:"status" enum:"queued,running,succeeded,failed,timed_out,canceled,lost"`
 	Reason          string            `json:"reason,omitempty"`
 	ExitCode        *int              `json:"exitCode,omitempty"`
 	Stdout          execution.Output  `json:"stdout,omitzero"`

@@ -13,18 +13,18 @@ type LoginRequest struct {
 	Password string `json:"password" maxLength:"1024"`
 }
 
-// LoginResponse carries a new bearer token. The token is shown once.
-type LoginResponse struct {
+// LoginToken carries a new bearer token. The token is shown once.
+type LoginToken struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expiresAt"`
 	User      string    `json:"user"`
-	Role      string    `json:"role"`
+	Role      string    `json:"role" enum:"admin,operator,viewer"`
 }
 
 // WhoAmI describes the caller.
 type WhoAmI struct {
 	User    string `json:"user"`
-	Role    string `json:"role"`
+	Role    string `json:"role" enum:"admin,operator,viewer"`
 	Cluster string `json:"cluster"`
 	Node    string `json:"node"`
 }
@@ -36,10 +36,17 @@ type CreateUserRequest struct {
 	Password string `json:"password" minLength:"12" maxLength:"1024"`
 }
 
+// UpdateUserRequest changes a user's role, password or both (admin only);
+// an absent field is kept. Any change revokes the user's tokens at once.
+type UpdateUserRequest struct {
+	Role     string `json:"role,omitempty" enum:"admin,operator,viewer"`
+	Password string `json:"password,omitempty" minLength:"12" maxLength:"1024"`
+}
+
 // User is a user as the API shows it (never with a hash).
 type User struct {
 	Name      string    `json:"name"`
-	Role      string    `json:"role"`
+	Role      string    `json:"role" enum:"admin,operator,viewer"`
 	CreatedAt time.Time `json:"createdAt"`
 }
 
@@ -47,7 +54,7 @@ type User struct {
 type RunRequest struct {
 	// Type, if set, must be the service's type (guards against running the
 	// wrong thing by name).
-	Type   string         `json:"type,omitempty"`
+	Type   string         `json:"type,omitempty" enum:"python-script,ansible-playbook,opentofu-plan,executable"`
 	Inputs map[string]any `json:"inputs,omitempty"`
 	// Async returns at once with the queued execution.
 	Async bool `json:"async,omitempty"`
@@ -76,8 +83,8 @@ type ExecutionPage = Page[*Execution]
 // Node is one gateway or runner of a cluster.
 type Node struct {
 	ID            string    `json:"id"`
-	Kind          string    `json:"kind"` // gateway or runner
-	Role          string    `json:"role"` // active, standby, runner
+	Kind          string    `json:"kind" enum:"gateway,runner"`
+	Role          string    `json:"role" enum:"active,standby,runner"`
 	Epoch         int64     `json:"epoch,omitempty"`
 	Address       string    `json:"address,omitempty"`
 	Load          int       `json:"load"`
@@ -109,7 +116,7 @@ type RedriveRequest struct {
 	Max int `json:"max,omitempty" minimum:"0" maximum:"10000"`
 }
 
-// RedriveResponse says how many were moved.
-type RedriveResponse struct {
+// RedriveResult says how many were moved.
+type RedriveResult struct {
 	Moved int `json:"moved"`
 }
