@@ -326,6 +326,13 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 	if req.Type != "" && req.Type != svc.Type {
 		return nil, fmt.Errorf("%w: service %s is %s, not %s", ErrWrongType, svc.Name, svc.Type, req.Type)
 	}
+	// Snapshot the repository with the service (the catalog caches both
+	// on the active gateway), so the runner reads neither. A missing one
+	// is left to the runner, which fails the run saying so, as before.
+	repo, err := g.Catalog.Repository(ctx, svc.Repository)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("service %s: %w", svc.Name, err)
+	}
 	if req.Inputs == nil {
 		req.Inputs = map[string]any{}
 	}
@@ -349,7 +356,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 	now := g.Clock.Now().UTC()
 	e := &execution.Execution{
 		ID: execution.NewID(now), Cluster: g.Catalog.Cluster, Service: svc.Name,
-		ServiceType: svc.Type, ServiceVersion: svc.Version, Spec: svc,
+		ServiceType: svc.Type, ServiceVersion: svc.Version, Spec: svc, Repository: repo,
 		Inputs: recorded, RequestKey: req.RequestKey, Status: execution.Queued,
 		Submitter: req.Submitter, Epoch: g.Epoch.Load(), CreatedAt: now, Apply: req.Apply,
 		Deadline: now.Add(svc.Timeout() + time.Minute), StartBy: now.Add(g.startWindow()),
