@@ -56,9 +56,9 @@ func (noMeter) TrackCalls(ctx context.Context) (context.Context, func() int64) {
 	return ctx, func() int64 { return 0 }
 }
 func (noMeter) Heartbeat(ctx context.Context) context.Context { return ctx }
-func (noMeter) RunStarted()                                 {}
-func (noMeter) RunEnded()                                   {}
-func (noMeter) RunFinished(execution.Status, time.Duration) {}
+func (noMeter) RunStarted()                                   {}
+func (noMeter) RunEnded()                                     {}
+func (noMeter) RunFinished(execution.Status, time.Duration)   {}
 
 // Config configures a Core.
 type Config struct {
