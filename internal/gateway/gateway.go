@@ -43,6 +43,13 @@ type Canceler interface {
 	Cancel(id string) bool
 }
 
+// Meter counts the AWS calls of one execution's path (package metrics
+// fits): TrackCalls returns a context whose calls count as the
+// execution's, and a function that records their number.
+type Meter interface {
+	TrackCalls(ctx context.Context) (context.Context, func() int64)
+}
+
 // Gateway is one cluster's control plane.
 type Gateway struct {
 	Catalog  *catalog.Catalog
@@ -52,6 +59,9 @@ type Gateway struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Node     string
+	// Meter, if set, counts the AWS calls of submissions and waits as
+	// the executions' own (scope "execution"), apart from periodic work.
+	Meter Meter
 	// StartWindow is how long an accepted run may wait to be started before
 	// it is failed unstarted; 0 means DefaultStartWindow.
 	StartWindow time.Duration
@@ -310,6 +320,11 @@ func (g *Gateway) schema(ctx context.Context, name string) (*decorator.Schema, e
 // dispatches it. With a RequestKey seen before (by the same submitter), it
 // returns the earlier execution and dispatches nothing.
 func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execution, error) {
+	if g.Meter != nil {
+		var done func() int64
+		ctx, done = g.Meter.TrackCalls(ctx)
+		defer done()
+	}
 	if err := resource.ValidateName(req.Service); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -464,6 +479,10 @@ func (g *Gateway) Notify(e *execution.Execution) {
 // Notify when the runner is in-process, and otherwise re-reads the record
 // with a backoff from 100 ms up to 2 s, never in a tight loop.
 func (g *Gateway) Wait(ctx context.Context, id string) (*execution.Execution, error) {
+	if g.Meter != nil {
+		// The execution's calls, not observed as a submission's.
+		ctx, _ = g.Meter.TrackCalls(ctx)
+	}
 	delay := 100 * time.Millisecond
 	for {
 		ch := make(chan struct{})

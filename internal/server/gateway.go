@@ -114,7 +114,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	cat := &catalog.Catalog{Store: cached, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
 	authn := &auth.Service{Store: cached, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow, MaxServiceTimeout: cfg.MaxServiceTimeout}
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, Meter: meter, StartWindow: cfg.StartWindow, MaxServiceTimeout: cfg.MaxServiceTimeout}
 	run, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
