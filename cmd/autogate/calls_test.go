@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
 
@@ -184,4 +188,40 @@ func TestDistributedCallsPerExecution(t *testing.T) {
 	}
 	total, byOp = scrape().sub(before).perExecution(n)
 	t.Logf("sync runs, per execution: %.2f %v", total, byOp)
+
+	// The gateway holds tokens and services in memory; its own writes
+	// still take effect at once.
+	t.Run("revocation and edits are immediate", func(t *testing.T) {
+		tok := d.login(a)
+		other := d.clientWith(a, tok)
+		for range 3 {
+			if _, err := other.WhoAmI(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := other.Logout(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ce *client.Error
+		if _, err := other.WhoAmI(ctx); !errors.As(err, &ce) || ce.Status != http.StatusUnauthorized {
+			t.Errorf("a revoked token: got %v, want 401", err)
+		}
+		o, err := cl.Get(ctx, resource.KindService, "noop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := o.(*resource.Service)
+		svc.Filename = "slow.sh"
+		svc.Args = []string{"0"}
+		if err := cl.Update(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		e, err := cl.Run(ctx, "noop", wire.RunRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Status != execution.Succeeded || e.Stdout.Data != "slow-done\n" || e.ServiceVersion != svc.Version {
+			t.Errorf("run after an edit: %s %q version %d, want the edited service (version %d)", e.Status, e.Stdout.Data, e.ServiceVersion, svc.Version)
+		}
+	})
 }
