@@ -43,6 +43,9 @@ type Meter interface {
 	// TrackCalls returns a context that counts the AWS API calls made with
 	// it, and a function that records and returns the count.
 	TrackCalls(ctx context.Context) (context.Context, func() int64)
+	// Heartbeat returns a context whose AWS calls (keeping a running
+	// execution alive) are reported apart from the execution's own.
+	Heartbeat(ctx context.Context) context.Context
 	RunStarted()
 	RunEnded()
 	RunFinished(status execution.Status, d time.Duration)
@@ -53,9 +56,10 @@ type noMeter struct{}
 func (noMeter) TrackCalls(ctx context.Context) (context.Context, func() int64) {
 	return ctx, func() int64 { return 0 }
 }
-func (noMeter) RunStarted()                                 {}
-func (noMeter) RunEnded()                                   {}
-func (noMeter) RunFinished(execution.Status, time.Duration) {}
+func (noMeter) Heartbeat(ctx context.Context) context.Context { return ctx }
+func (noMeter) RunStarted()                                   {}
+func (noMeter) RunEnded()                                     {}
+func (noMeter) RunFinished(execution.Status, time.Duration)   {}
 
 // Config configures a Core.
 type Config struct {
@@ -277,7 +281,7 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 	case e.Status == execution.Running:
 		return c.handleRunning(ctx, m, e, log, calls)
 	}
-	return c.claimAndRun(ctx, m, log, calls)
+	return c.claimAndRun(ctx, m, e, log, calls)
 }
 
 // handleRunning deals with a delivery for an execution already running:
@@ -298,7 +302,7 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 		return Done
 	}
 	attempt := e.Attempt
-	e, err := c.cfg.Claims.MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+	e, err := c.cfg.Claims.MutateFrom(ctx, e, func(x *execution.Execution) error {
 		_, err := x.LoseStale(now, c.cfg.StaleAfter)
 		return err
 	})
@@ -312,7 +316,7 @@ func (c *Core) handleRunning(ctx context.Context, m queue.Message, e *execution.
 	}
 	log.Warn("attempt lost", "status", e.Status, "attempt", attempt)
 	if e.Status == execution.Queued {
-		return c.claimAndRun(ctx, m, log, calls)
+		return c.claimAndRun(ctx, m, e, log, calls)
 	}
 	if e.Status.Terminal() {
 		c.done(e)
@@ -329,11 +333,13 @@ func fenced(err error) bool {
 	return errors.Is(err, store.ErrFenced) || errors.Is(err, lease.ErrNotLeader)
 }
 
-func (c *Core) claimAndRun(ctx context.Context, m queue.Message, log *slog.Logger, calls func() int64) Outcome {
-	id := m.Envelope.ExecutionID
+// claimAndRun claims queued execution e (as just read) with one
+// conditional write from that read, through the term-fenced catalog
+// (Config.Claims), runs it and records the result.
+func (c *Core) claimAndRun(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger, calls func() int64) Outcome {
 	now := c.cfg.Clock.Now()
 	claimed := false
-	e, err := c.cfg.Claims.MutateExecution(ctx, id, func(x *execution.Execution) error {
+	e, err := c.cfg.Claims.MutateFrom(ctx, e, func(x *execution.Execution) error {
 		err := x.Start(c.cfg.Node, c.cfg.Heartbeat, now)
 		claimed = err == nil && x.Status == execution.Running
 		return err
@@ -394,9 +400,10 @@ func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution,
 
 	hbDone := make(chan struct{})
 	hbStopped := make(chan struct{})
+	latest := e // the record as last read or written; the heartbeat's once it stops
 	go func() {
 		defer close(hbStopped)
-		c.heartbeat(runCtx, hbDone, m, e, cancel, log)
+		latest = c.heartbeat(c.cfg.Metrics.Heartbeat(runCtx), hbDone, m, e, cancel, log)
 	}()
 
 	res, commit, runErr := c.execute(runCtx, e)
@@ -408,7 +415,9 @@ func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution,
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer wcancel()
 	attempt := e.Attempt
-	final, err := cat(c).MutateExecution(wctx, e.ID, func(x *execution.Execution) error {
+	// From the latest version this runner knows: no read before the
+	// write unless someone else wrote the record meanwhile (a cancel).
+	final, err := cat(c).MutateFrom(wctx, latest, func(x *execution.Execution) error {
 		if !x.HeldBy(c.cfg.Node, attempt) {
 			return catalog.ErrUnchanged // someone declared us lost; their word stands
 		}
@@ -442,10 +451,14 @@ func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Re
 		return executor.Result{}, "", errors.New("execution has no service snapshot")
 	}
 	svc := *e.Spec
-	repo, err := cat(c).Repository(ctx, svc.Repository)
-	if err != nil {
-		return executor.Result{}, "", fmt.Errorf("repository: %w", err)
+	repo := e.Repository // the snapshot taken at submission
+	if repo == nil || repo.Name != svc.Repository {
+		var err error // a record of an older release: read the repository
+		if repo, err = cat(c).Repository(ctx, svc.Repository); err != nil {
+			return executor.Result{}, "", fmt.Errorf("repository: %w", err)
+		}
 	}
+	var err error
 	var cred []byte
 	if repo.CredentialSecret != "" {
 		if cred, err = cat(c).SecretValue(ctx, repo.CredentialSecret); err != nil {
@@ -482,23 +495,28 @@ func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Re
 }
 
 // heartbeat keeps the message invisible and the record fresh, and cancels
-// the run when a cancel request appears on the record.
-func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Message, e *execution.Execution, cancel context.CancelCauseFunc, log *slog.Logger) {
+// the run when a cancel request appears on the record. It returns the
+// record as it last read or wrote it.
+func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Message, e *execution.Execution, cancel context.CancelCauseFunc, log *slog.Logger) (latest *execution.Execution) {
 	next := c.cfg.Clock.Now().Add(c.cfg.Heartbeat)
 	attempt := e.Attempt
+	latest = e
 	for {
 		select {
 		case <-done:
-			return
+			return latest
 		case <-ctx.Done():
-			return
+			return latest
 		case <-c.cfg.Clock.After(c.cfg.CancelPoll):
 		}
 		now := c.cfg.Clock.Now()
 		if now.Before(next) {
 			x, err := cat(c).Execution(ctx, e.ID)
-			if err == nil && x.CancelRequested {
-				cancel(errCanceled)
+			if err == nil {
+				latest = x
+				if x.CancelRequested {
+					cancel(errCanceled)
+				}
 			}
 			continue
 		}
@@ -506,9 +524,12 @@ func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Mess
 		if err := c.cfg.Source.Extend(ctx, m, c.cfg.Visibility); err != nil {
 			log.Warn("extend message visibility", "error", err)
 		}
-		x, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
+		x, err := cat(c).MutateFrom(ctx, latest, func(x *execution.Execution) error {
 			return x.Beat(c.cfg.Node, attempt, now)
 		})
+		if err == nil {
+			latest = x
+		}
 		switch {
 		case err != nil:
 			log.Warn("heartbeat record", "error", err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -349,31 +348,13 @@ func TestDistributedGatewayFailover(t *testing.T) {
 	}
 }
 
-// scrapeCalls sums autogate_aws_api_calls_total at a /metrics URL.
-func scrapeCalls(tb testing.TB, url string) float64 {
-	tb.Helper()
-	resp, err := insecureHTTP.Get(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	total := 0.0
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "autogate_aws_api_calls_total{") {
-			var v float64
-			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
-			total += v
-		}
-	}
-	return total
-}
-
 // BenchmarkDispatch runs a no-op executable service through one gateway, the
 // SQS queue and 1, 2 or 4 runner processes (make bench-dispatch). It reports
 // executions per second, p50/p99 queue-to-start and end-to-end latency, and
 // the AWS API calls per execution seen by the gateway's and runners'
-// metrics (background lease and heartbeat calls included).
+// metrics: the execution's own path (receives included), and apart from it
+// the heartbeat calls of running executions and the background calls
+// (lease, node heartbeats, sweeps) spread over the runs.
 func BenchmarkDispatch(b *testing.B) {
 	for _, runners := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("runners=%d", runners), func(b *testing.B) {
@@ -394,10 +375,16 @@ func BenchmarkDispatch(b *testing.B) {
 					b.Fatalf("warm-up: %v %+v", err, e)
 				}
 			}
-			before := 0.0
-			for _, u := range metricURLs {
-				before += scrapeCalls(b, u)
+			scrape := func() awsCalls {
+				all := awsCalls{}
+				for _, u := range metricURLs {
+					for k, v := range scrapeAWSCalls(b, u) {
+						all[k] += v
+					}
+				}
+				return all
 			}
+			before := scrape()
 			var ids []string
 			start := time.Now()
 			for b.Loop() {
@@ -421,10 +408,7 @@ func BenchmarkDispatch(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			after := 0.0
-			for _, u := range metricURLs {
-				after += scrapeCalls(b, u)
-			}
+			delta := scrape().sub(before)
 			pct := func(d []time.Duration, p float64) float64 {
 				slices.Sort(d)
 				return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
@@ -434,7 +418,23 @@ func BenchmarkDispatch(b *testing.B) {
 			b.ReportMetric(pct(q2s, 0.99), "q2s-p99-ms")
 			b.ReportMetric(pct(e2e, 0.5), "e2e-p50-ms")
 			b.ReportMetric(pct(e2e, 0.99), "e2e-p99-ms")
-			b.ReportMetric((after-before)/float64(len(ids)), "aws-calls/exec")
+			// The execution's own path (what TestDistributedCallsPerExecution
+			// bounds), then what runs alongside: heartbeats of running
+			// executions, and lease, node and sweep calls.
+			path, _ := delta.perExecution(len(ids))
+			var hb, bg float64
+			for k, v := range delta {
+				switch scope, op, _ := strings.Cut(k, " "); {
+				case op == "SQS.ReceiveMessage":
+				case scope == "heartbeat":
+					hb += v
+				case scope == "background":
+					bg += v
+				}
+			}
+			b.ReportMetric(path, "aws-calls/exec")
+			b.ReportMetric(hb/float64(len(ids)), "heartbeat-calls/exec")
+			b.ReportMetric(bg/float64(len(ids)), "background-calls/exec")
 		})
 	}
 }

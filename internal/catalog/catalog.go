@@ -465,10 +465,31 @@ var ErrUnchanged = execution.ErrUnchanged
 // times). fn returning ErrUnchanged ends without writing; any other error
 // aborts. It returns the execution as last written or read.
 func (c *Catalog) MutateExecution(ctx context.Context, id string, fn func(e *execution.Execution) error) (*execution.Execution, error) {
+	return c.mutate(ctx, id, nil, fn)
+}
+
+// MutateFrom is MutateExecution starting from known, the execution as the
+// caller last read or wrote it (at known.Version), instead of a read: when
+// nobody wrote it since, the change costs one conditional write and no
+// read. A stale known costs a failed write, then it re-reads as
+// MutateExecution does. fn gets a copy; known itself is not changed.
+func (c *Catalog) MutateFrom(ctx context.Context, known *execution.Execution, fn func(e *execution.Execution) error) (*execution.Execution, error) {
+	if known == nil || known.Version == 0 {
+		return nil, fmt.Errorf("%w mutate: no known version of the execution", resource.ErrInvalid)
+	}
+	cp := *known
+	return c.mutate(ctx, known.ID, &cp, fn)
+}
+
+func (c *Catalog) mutate(ctx context.Context, id string, known *execution.Execution, fn func(e *execution.Execution) error) (*execution.Execution, error) {
 	for range 16 {
-		e, err := c.Execution(ctx, id)
-		if err != nil {
-			return nil, err
+		e := known
+		known = nil
+		if e == nil {
+			var err error
+			if e, err = c.Execution(ctx, id); err != nil {
+				return nil, err
+			}
 		}
 		if err := fn(e); err != nil {
 			if errors.Is(err, ErrUnchanged) {

@@ -93,6 +93,10 @@ type Execution struct {
 	ServiceType    resource.ServiceType `json:"serviceType"`
 	ServiceVersion int64                `json:"serviceVersion"`
 	Spec           *resource.Service    `json:"spec,omitempty"`
+	// Repository is the Spec's repository as it was at submission, so the
+	// runner that claims the record reads no repository record (absent on
+	// records of older releases: the runner reads it then).
+	Repository *resource.Repository `json:"repository,omitempty"`
 	// Inputs are as submitted, with sensitive values replaced by Redacted.
 	Inputs map[string]any `json:"inputs,omitempty"`
 	// SealedInputs holds the unredacted inputs encrypted, present only when

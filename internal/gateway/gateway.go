@@ -43,6 +43,13 @@ type Canceler interface {
 	Cancel(id string) bool
 }
 
+// Meter counts the AWS calls of one execution's path (package metrics
+// fits): TrackCalls returns a context whose calls count as the
+// execution's, and a function that records their number.
+type Meter interface {
+	TrackCalls(ctx context.Context) (context.Context, func() int64)
+}
+
 // Gateway is one cluster's control plane.
 type Gateway struct {
 	Catalog  *catalog.Catalog
@@ -56,6 +63,9 @@ type Gateway struct {
 	Clock        clock.Clock
 	Logger       *slog.Logger
 	Node         string
+	// Meter, if set, counts the AWS calls of submissions and waits as
+	// the executions' own (scope "execution"), apart from periodic work.
+	Meter Meter
 	// StartWindow is how long an accepted run may wait to be started before
 	// it is failed unstarted; 0 means DefaultStartWindow.
 	StartWindow time.Duration
@@ -319,6 +329,11 @@ func (g *Gateway) schema(ctx context.Context, name string) (*decorator.Schema, e
 // dispatches it. With a RequestKey seen before (by the same submitter), it
 // returns the earlier execution and dispatches nothing.
 func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execution, error) {
+	if g.Meter != nil {
+		var done func() int64
+		ctx, done = g.Meter.TrackCalls(ctx)
+		defer done()
+	}
 	if err := resource.ValidateName(req.Service); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -334,6 +349,13 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 	}
 	if req.Type != "" && req.Type != svc.Type {
 		return nil, fmt.Errorf("%w: service %s is %s, not %s", ErrWrongType, svc.Name, svc.Type, req.Type)
+	}
+	// Snapshot the repository with the service (the catalog caches both
+	// on the active gateway), so the runner reads neither. A missing one
+	// is left to the runner, which fails the run saying so, as before.
+	repo, err := g.Catalog.Repository(ctx, svc.Repository)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 	}
 	if req.Inputs == nil {
 		req.Inputs = map[string]any{}
@@ -363,7 +385,7 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 	now := g.Clock.Now().UTC()
 	e := &execution.Execution{
 		ID: execution.NewID(now), Cluster: g.Catalog.Cluster, Service: svc.Name,
-		ServiceType: svc.Type, ServiceVersion: svc.Version, Spec: svc,
+		ServiceType: svc.Type, ServiceVersion: svc.Version, Spec: svc, Repository: repo,
 		Inputs: recorded, RequestKey: req.RequestKey, Status: execution.Queued,
 		Submitter: req.Submitter, Epoch: g.Epoch.Load(), CreatedAt: now, Apply: req.Apply,
 		Deadline: now.Add(svc.Timeout() + time.Minute), StartBy: now.Add(g.startWindow()),
@@ -471,6 +493,10 @@ func (g *Gateway) Notify(e *execution.Execution) {
 // Notify when the runner is in-process, and otherwise re-reads the record
 // with a backoff from 100 ms up to 2 s, never in a tight loop.
 func (g *Gateway) Wait(ctx context.Context, id string) (*execution.Execution, error) {
+	if g.Meter != nil {
+		// The execution's calls, not observed as a submission's.
+		ctx, _ = g.Meter.TrackCalls(ctx)
+	}
 	delay := 100 * time.Millisecond
 	for {
 		ch := make(chan struct{})

@@ -370,3 +370,21 @@ func TestSweepNextStale(t *testing.T) {
 		t.Errorf("at NextStale: failed %d, %v; want the first attempt lost", r.Failed, err)
 	}
 }
+
+// The record carries the repository as it was at submission, so the runner
+// that claims it reads no repository record (and an edit after the
+// submission changes nothing for this run, as with the service's Spec).
+func TestSubmitSnapshotsRepository(t *testing.T) {
+	g, _, _ := newGateway(t)
+	e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := g.Catalog.Execution(t.Context(), e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Repository == nil || got.Repository.Name != "r" || got.Repository.URL != "/srv/r" || got.Repository.Version == 0 {
+		t.Errorf("recorded repository = %+v, want r at /srv/r with its version", got.Repository)
+	}
+}

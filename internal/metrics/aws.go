@@ -55,18 +55,19 @@ func (m *Metrics) addMiddleware(stack *middleware.Stack) error {
 func (m *Metrics) handleInitialize(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	out, md, err := next.HandleInitialize(ctx, in)
 	svc, op := operation(ctx)
-	if cc := callCounterFrom(ctx); cc != nil {
-		cc.addCall(svc + "." + op)
+	sc := scopeFrom(ctx)
+	if sc.cc != nil {
+		sc.cc.addCall(svc + "." + op)
 	}
 	if m != nil {
-		m.awsCalls.WithLabelValues(svc, op, outcome(err)).Inc()
+		m.awsCalls.WithLabelValues(svc, op, outcome(err), sc.name).Inc()
 	}
 	return out, md, err
 }
 
 func (m *Metrics) handleFinalize(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 	out, md, err := next.HandleFinalize(ctx, in)
-	if cc := callCounterFrom(ctx); cc != nil {
+	if cc := scopeFrom(ctx).cc; cc != nil {
 		cc.addAttempt()
 	}
 	if m != nil {
@@ -106,21 +107,52 @@ type CallCounter struct {
 	byOp     map[string]int64
 }
 
-type callCounterKey struct{}
+// The values of the scope label of autogate_aws_api_calls_total: what a
+// call was made for, so per-execution figures never hide the periodic work.
+const (
+	// ScopeExecution: on one execution's own path (a context from
+	// WithCallCounter or TrackCalls).
+	ScopeExecution = "execution"
+	// ScopeHeartbeat: keeping a running execution alive (record
+	// heartbeats, message visibility, cancel polls): grows with run time,
+	// not with the number of runs (a context from Heartbeat).
+	ScopeHeartbeat = "heartbeat"
+	// ScopeBackground: everything else: lease renewals, node heartbeats,
+	// queue receives and depth polls, the sweeper, cache warming.
+	ScopeBackground = "background"
+)
+
+// scope is what a context says about the calls made with it.
+type scope struct {
+	cc   *CallCounter // nil: counted by no execution
+	name string
+}
+
+type scopeKey struct{}
 
 // WithCallCounter returns a context carrying a new CallCounter, and the
 // counter. The middleware of AWSAPIOptions increments it for every call made
-// with that context or one derived from it. A counter attached here
-// replaces, for calls made with the returned context, any counter attached
-// further up: the outer one does not see them.
+// with that context or one derived from it, and labels those calls
+// scope="execution". A counter attached here replaces, for calls made with
+// the returned context, any counter attached further up: the outer one does
+// not see them.
 func WithCallCounter(ctx context.Context) (context.Context, *CallCounter) {
 	cc := &CallCounter{byOp: map[string]int64{}}
-	return context.WithValue(ctx, callCounterKey{}, cc), cc
+	return context.WithValue(ctx, scopeKey{}, scope{cc: cc, name: ScopeExecution}), cc
 }
 
-func callCounterFrom(ctx context.Context) *CallCounter {
-	cc, _ := ctx.Value(callCounterKey{}).(*CallCounter)
-	return cc
+// Heartbeat returns a context whose calls are labelled scope="heartbeat"
+// and counted by no CallCounter: the calls that keep a running execution
+// alive (they grow with its duration), reported apart from its own.
+func Heartbeat(ctx context.Context) context.Context {
+	return context.WithValue(ctx, scopeKey{}, scope{name: ScopeHeartbeat})
+}
+
+func scopeFrom(ctx context.Context) scope {
+	if sc, ok := ctx.Value(scopeKey{}).(scope); ok {
+		return sc
+	}
+	return scope{name: ScopeBackground}
 }
 
 // Total reports the number of API calls (operation invocations) counted.

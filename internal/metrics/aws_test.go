@@ -117,8 +117,12 @@ var calls = map[string]func(ctx context.Context, c *dynamodb.Client) error{
 
 func TestAWSMiddlewareCounts(t *testing.T) {
 	line := func(metric, op, outcome string, n int) string {
-		return fmt.Sprintf(`%s{aws_service="DynamoDB",%s,operation="%s",outcome="%s",role="runner"} %d`,
-			metric, `node="n1"`, op, outcome, n)
+		scope := ""
+		if metric == "autogate_aws_api_calls_total" {
+			scope = `,scope="execution"`
+		}
+		return fmt.Sprintf(`%s{aws_service="DynamoDB",%s,operation="%s",outcome="%s",role="runner"%s} %d`,
+			metric, `node="n1"`, op, outcome, scope, n)
 	}
 	tests := []struct {
 		name         string
@@ -256,9 +260,10 @@ func TestCallCounterPerContext(t *testing.T) {
 	t.Run("process totals include uncounted contexts", func(t *testing.T) {
 		got := samples(scrape(t, m), "autogate_aws_api_calls_total")
 		want := []string{
-			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="DescribeTable",outcome="error",role="runner"} 1`,
-			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="ok",role="runner"} 4`,
-			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="PutItem",outcome="error",role="runner"} 1`,
+			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="DescribeTable",outcome="error",role="runner",scope="execution"} 1`,
+			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="ok",role="runner",scope="background"} 1`,
+			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="ok",role="runner",scope="execution"} 3`,
+			`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="PutItem",outcome="error",role="runner",scope="execution"} 1`,
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("got  %q\nwant %q", got, want)
@@ -344,7 +349,43 @@ func TestCanceledContextIsAnErrorCall(t *testing.T) {
 		t.Errorf("Total: got %d, want 1", got)
 	}
 	got := samples(scrape(t, m), "autogate_aws_api_calls_total")
-	want := []string{`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="error",role="runner"} 1`}
+	want := []string{`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="error",role="runner",scope="execution"} 1`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// Heartbeat calls of a running execution and background calls are labelled
+// apart, and only the execution's own calls reach its counter, even when
+// the heartbeat context derives from the execution's.
+func TestCallScopes(t *testing.T) {
+	m := New("n1", RoleRunner)
+	_, client := newDynamo(t, m.AWSAPIOptions())
+	execCtx, cc := WithCallCounter(t.Context())
+	plan := []struct {
+		ctx context.Context
+		n   int
+	}{
+		{execCtx, 2},
+		{m.Heartbeat(execCtx), 3},
+		{t.Context(), 1},
+	}
+	for _, p := range plan {
+		for range p.n {
+			if err := calls["GetItem"](p.ctx, client); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := cc.Total(); got != 2 {
+		t.Errorf("execution counter: got %d calls, want 2 (heartbeat calls reported apart)", got)
+	}
+	got := samples(scrape(t, m), "autogate_aws_api_calls_total")
+	want := []string{
+		`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="ok",role="runner",scope="background"} 1`,
+		`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="ok",role="runner",scope="execution"} 2`,
+		`autogate_aws_api_calls_total{aws_service="DynamoDB",node="n1",operation="GetItem",outcome="ok",role="runner",scope="heartbeat"} 3`,
+	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

@@ -72,11 +72,17 @@
 //	autogate_lease_epoch                     gauge      (none)
 //	    The epoch of the last term this node held or observed, as passed to
 //	    LeaseState; 0 before any.
-//	autogate_aws_api_calls_total             counter    aws_service, operation, outcome
+//	autogate_aws_api_calls_total             counter    aws_service, operation, outcome, scope
 //	    AWS API operations invoked, once per operation whatever the retries.
 //	    aws_service is the SDK service ID ("DynamoDB", "SQS",
 //	    "Secrets Manager"); operation is the API name ("GetItem");
-//	    outcome is "ok" or "error" (the final result the caller saw).
+//	    outcome is "ok" or "error" (the final result the caller saw);
+//	    scope is "execution" (made with a context from WithCallCounter or
+//	    TrackCalls: one execution's own path), "heartbeat" (a context from
+//	    Heartbeat: keeping a running execution alive, which grows with its
+//	    duration) or "background" (any other: lease, node heartbeats,
+//	    receives, sweeps), so calls per execution and periodic work are
+//	    read apart and neither hides in the other.
 //	autogate_aws_api_attempts_total          counter    aws_service, operation, outcome
 //	    HTTP attempts behind those calls, counted inside the SDK's retry
 //	    loop; attempts minus calls is the retry volume (throttling, 5xx).

@@ -88,8 +88,8 @@ func New(node, role string) *Metrics {
 		}),
 		awsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "autogate_aws_api_calls_total",
-			Help: "AWS API operations invoked, once per operation whatever the retries.",
-		}, []string{"aws_service", "operation", "outcome"}),
+			Help: "AWS API operations invoked, once per operation whatever the retries, by scope (execution, heartbeat, background).",
+		}, []string{"aws_service", "operation", "outcome", "scope"}),
 		awsAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "autogate_aws_api_attempts_total",
 			Help: "HTTP attempts made for AWS API operations, retries included.",
@@ -212,6 +212,11 @@ func (m *Metrics) ObserveExecutionCalls(n int64) {
 	}
 	m.callsPerExecution.Observe(float64(n))
 }
+
+// Heartbeat returns a context whose AWS calls count as scope="heartbeat"
+// (see the package function Heartbeat); a method so that consumers reach it
+// through their Meter interface.
+func (m *Metrics) Heartbeat(ctx context.Context) context.Context { return Heartbeat(ctx) }
 
 // TrackCalls attaches a new CallCounter to ctx, like WithCallCounter, and
 // returns a function to call when the execution is over: the first call

@@ -26,7 +26,9 @@ import (
 	"github.com/autogate/autogate/internal/metrics"
 	"github.com/autogate/autogate/internal/queue"
 	sqsqueue "github.com/autogate/autogate/internal/queue/sqs"
+	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
+	"github.com/autogate/autogate/internal/store/cache"
 	"github.com/autogate/autogate/internal/store/fence"
 	"github.com/autogate/autogate/internal/wire"
 	"github.com/autogate/autogate/runner/node"
@@ -104,11 +106,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 
 	shared := fence.New(be.Store)
-	cat := &catalog.Catalog{Store: shared, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
-	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
+	// What every request reads and only the active writes (fenced), kept
+	// in memory for the term: a run costs no service, decorator,
+	// repository or token read, and the cache's own writes invalidate it,
+	// so an edit or a revocation takes effect at once.
+	cached := cache.New(shared, clk, 0, resource.KindService, resource.KindDecorator, resource.KindRepository, resource.KindToken)
+	cat := &catalog.Catalog{Store: cached, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
+	authn := &auth.Service{Store: cached, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()
 	src := newTermSource(q)
-	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, StartWindow: cfg.StartWindow,
+	gw := &gateway.Gateway{Catalog: cat, Queue: q, Clock: clk, Logger: log, Node: cfg.Node, Meter: meter, StartWindow: cfg.StartWindow,
 		MaxServiceTimeout: cfg.MaxServiceTimeout, MaxBacklog: cfg.MaxBacklog, Backlog: gateway.QueueBacklog{Queue: q}}
 	// The local runner takes work only during a term (src) and claims
 	// through the term-fenced store (shared): a deposed gateway starts
@@ -195,7 +202,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		duty.local = src
 	}
 	ld := &leader{
-		name: "autogate server", shared: shared, fenced: be.Fenced, lead: lead, auth: authn, passFile: passFile,
+		name: "autogate server", shared: shared, fenced: be.Fenced, cache: cached, lead: lead, auth: authn, passFile: passFile,
 		stdout: g.Stdout, stderr: g.Stderr, log: log, state: meter.LeaseState,
 		prepare: func(ctx context.Context, term lease.Term) {
 			src.end() // leftovers of an earlier term: Reconcile sends what is queued

@@ -56,6 +56,12 @@ func (l *leadership) activate(ctx context.Context, term lease.Term) {
 
 func (l *leadership) deactivate(term lease.Term) { l.state.Store(&leaderState{term: term}) }
 
+// termCache is a cache valid for one lease term (cache.Store).
+type termCache interface {
+	Begin(ctx context.Context)
+	End()
+}
+
 // adminEnsurer creates the first admin user (auth.Service).
 type adminEnsurer interface {
 	EnsureAdmin(ctx context.Context, passwordFile string) (bool, error)
@@ -65,9 +71,12 @@ type adminEnsurer interface {
 // store to the term's view, creates the first admin, runs prepare, goes
 // active and runs duty until the term's context ends.
 type leader struct {
-	name     string // "autogate server", "autogate manager"
-	shared   *fence.Store
-	fenced   func(lease.Term) store.Store
+	name   string // "autogate server", "autogate manager"
+	shared *fence.Store
+	fenced func(lease.Term) store.Store
+	// cache, if set, serves reads of what only the active writes during
+	// each term (store/cache); it starts and ends empty with the term.
+	cache    termCache
 	lead     *leadership
 	auth     adminEnsurer
 	passFile string
@@ -90,12 +99,18 @@ func (l *leader) callbacks() lease.Callbacks {
 // term is lease.Callbacks.OnStarted.
 func (l *leader) term(ctx context.Context, term lease.Term) {
 	l.shared.Begin(ctx, l.fenced(term))
+	if l.cache != nil {
+		l.cache.Begin(ctx)
+	}
 	l.lead.deactivate(term)
 	if l.state != nil {
 		l.state(true, term.Epoch)
 	}
 	defer func() {
 		l.lead.deactivate(term)
+		if l.cache != nil {
+			l.cache.End()
+		}
 		l.shared.End()
 		if l.state != nil {
 			l.state(false, term.Epoch)

@@ -20,6 +20,7 @@ import (
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
+	"github.com/autogate/autogate/internal/store/cache"
 	"github.com/autogate/autogate/internal/store/fence"
 )
 
@@ -395,4 +396,53 @@ func TestSweepWakesWhenARunTurnsStale(t *testing.T) {
 	eventually(t, "the first pass", func() bool { return sw.sweeps.Load() == 1 && clk.Waiters() == 1 })
 	clk.Advance(5 * time.Second)
 	eventually(t, "a pass when the attempt turns stale", func() bool { return sw.sweeps.Load() == 2 })
+}
+
+// The term's cache serves reads only while the term lasts and starts each
+// term empty: what another active wrote between our terms is read fresh.
+func TestTermCache(t *testing.T) {
+	f := newFixture(t)
+	c := cache.New(f.shared, clock.Real{}, 0, resource.KindService)
+	f.ld.cache = c
+	ctx := t.Context()
+	read := func() string {
+		t.Helper()
+		r, err := c.Get(ctx, rec("s").Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.Data)
+	}
+	l := &fakeLease{epoch: 1}
+	_, end, done := l.start(t, f.ld.callbacks())
+	eventually(t, "the node to go active", func() bool { a, _ := f.lead.Active(); return a })
+	if _, err := c.Create(ctx, rec("s")); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	read()
+	if hits, misses := c.Stats(); hits != 1 || misses != 1 {
+		t.Errorf("during the term: %d hits, %d misses; want 1, 1", hits, misses)
+	}
+	end()
+	<-done
+	// Another active's write, after our term.
+	cur, _ := f.raw.Get(ctx, rec("s").Key)
+	cur.Data = []byte(`{"by":"the other active"}`)
+	if _, err := f.raw.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != string(cur.Data) {
+		t.Errorf("between terms: read %s, want the other active's write", got)
+	}
+	_, end2, done2 := l.start(t, f.ld.callbacks())
+	eventually(t, "the second term", func() bool { a, term := f.lead.Active(); return a && term.Epoch == 3 })
+	if got := read(); got != string(cur.Data) {
+		t.Errorf("next term: read %s, want the other active's write", got)
+	}
+	if hits, misses := c.Stats(); hits != 1 || misses != 2 {
+		t.Errorf("after the next term's first read: %d hits, %d misses; want 1, 2 (it starts empty)", hits, misses)
+	}
+	end2()
+	<-done2
 }
