@@ -27,8 +27,8 @@ func TestMethodsFollowEdges(t *testing.T) {
 		"Retry":           func(e *Execution) error { e.Retry(now); return nil },
 		"Resend":          func(e *Execution) error { return e.Resend(now) },
 		"ExpireUnstarted": func(e *Execution) error { return e.ExpireUnstarted(now) },
-		"Progress": func(e *Execution) error { return e.Progress(node, 1, Output{Data: "x", Bytes: 1}, Output{}) },
-		"Follow":   func(e *Execution) error { return e.Follow(now, time.Minute) },
+		"Progress":        func(e *Execution) error { return e.Progress(node, 1, Output{Data: "x", Bytes: 1}, Output{}) },
+		"Follow":          func(e *Execution) error { return e.Follow(now, time.Minute) },
 		"MarkDeadLettered": func(e *Execution) error {
 			return e.MarkDeadLettered()
 		},
