@@ -49,6 +49,7 @@ type Gateway struct {
 	Queue    Dispatcher
 	Canceler Canceler // nil when runners are remote
 	Redriver Redriver // nil in local execution
+	Live     LiveSource // nil when runners are remote
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Node     string
@@ -459,13 +460,7 @@ func (g *Gateway) Notify(e *execution.Execution) {
 func (g *Gateway) Wait(ctx context.Context, id string) (*execution.Execution, error) {
 	delay := 100 * time.Millisecond
 	for {
-		ch := make(chan struct{})
-		g.mu.Lock()
-		if g.waiters == nil {
-			g.waiters = map[string][]chan struct{}{}
-		}
-		g.waiters[id] = append(g.waiters[id], ch)
-		g.mu.Unlock()
+		ch := g.addWaiter(id)
 		e, err := g.Catalog.Execution(ctx, id)
 		if err != nil || e.Status.Terminal() {
 			g.dropWaiter(id, ch)
@@ -481,6 +476,18 @@ func (g *Gateway) Wait(ctx context.Context, id string) (*execution.Execution, er
 			return e, ctx.Err()
 		}
 	}
+}
+
+// addWaiter returns a channel Notify closes when id ends.
+func (g *Gateway) addWaiter(id string) chan struct{} {
+	ch := make(chan struct{})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiters == nil {
+		g.waiters = map[string][]chan struct{}{}
+	}
+	g.waiters[id] = append(g.waiters[id], ch)
+	return ch
 }
 
 func (g *Gateway) dropWaiter(id string, ch chan struct{}) {

@@ -122,6 +122,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var sq *sqsqueue.Queue
 	if localRunner {
 		gw.Canceler = core
+		gw.Live = core
 	} else {
 		sq, err = sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{
 			QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
