@@ -47,8 +47,8 @@ type Canceler interface {
 type Gateway struct {
 	Catalog  *catalog.Catalog
 	Queue    Dispatcher
-	Canceler Canceler // nil when runners are remote
-	Redriver Redriver // nil in local execution
+	Canceler Canceler   // nil when runners are remote
+	Redriver Redriver   // nil in local execution
 	Live     LiveSource // nil when runners are remote
 	Clock    clock.Clock
 	Logger   *slog.Logger
