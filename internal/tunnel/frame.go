@@ -211,7 +211,7 @@ func (f *Frame) check() error {
 
 // forwardedRequestHeaders are the request headers the manager passes on.
 // Authorization never is: the gateway trusts the tunnel, not the token.
-var forwardedRequestHeaders = []string{"Accept", "Content-Type", "X-Request-Id"}
+var forwardedRequestHeaders = []string{"Accept", "Content-Type", "X-Request-Id", "Last-Event-ID"}
 
 // forwardedResponseHeaders are the response headers the manager passes back.
 var forwardedResponseHeaders = []string{"Content-Type", "Location", "Retry-After", "X-Request-Id", "Link"}
