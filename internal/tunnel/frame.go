@@ -226,7 +226,7 @@ func filter(h http.Header, keep []string) http.Header {
 	out := http.Header{}
 	for _, k := range keep {
 		if v := h.Values(k); len(v) > 0 {
-			out[k] = append([]string(nil), v...)
+			out[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 		}
 	}
 	return out
