@@ -101,6 +101,9 @@ func followTicker(t *testing.T, cl *client.Client, release string) {
 	if x.Status != execution.Running {
 		t.Errorf("status when the fifth line arrived: %s, want running (the run waits for the test)", x.Status)
 	}
+	// Each version is one write of the record: submission, claim, the
+	// followed mark, output flushes, heartbeats.
+	t.Logf("record version when the fifth line arrived, %v after the start: %d", time.Since(x.CreatedAt).Round(100*time.Millisecond), x.Version)
 	if err := os.WriteFile(release, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +206,9 @@ func TestLiveOutputDistributed(t *testing.T) {
 	d := newDistributed(t, 1)
 	cl := d.client(d.active(-1))
 	release := liveSetup(t, cl)
-	d.startRunner(0)
+	// A heartbeat far longer than the run: the lines can only come from the
+	// flushes a follower asks for.
+	d.startRunner(0, "--heartbeat", "30s")
 	followTicker(t, cl, release)
 }
 
