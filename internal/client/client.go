@@ -140,6 +140,16 @@ func (e *Error) Error() string {
 	return msg
 }
 
+// errorOf is a non-2xx answer as an *Error: its problem document, or its
+// text when it is not one.
+func errorOf(status int, raw []byte) *Error {
+	e := &Error{Status: status}
+	if json.Unmarshal(raw, &e.Problem) != nil {
+		e.Problem.Detail = strings.TrimSpace(string(raw))
+	}
+	return e
+}
+
 // StatusOf returns the HTTP status of an *Error in err's chain, or 0.
 func StatusOf(err error) int {
 	var e *Error
@@ -182,11 +192,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (in
 		return resp.StatusCode, fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(raw, &e.Problem) != nil {
-			e.Problem.Detail = strings.TrimSpace(string(raw))
-		}
-		return resp.StatusCode, e
+		return resp.StatusCode, errorOf(resp.StatusCode, raw)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -104,12 +104,8 @@ func (c *Client) followOnce(ctx context.Context, id, from string, fn func(Output
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(raw, &e.Problem) != nil {
-			e.Problem.Detail = strings.TrimSpace(string(raw))
-		}
-		return end, false, e
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20)) // a truncated problem still says something
+		return end, false, errorOf(resp.StatusCode, raw)
 	}
 	ended := false
 	err = readEvents(resp.Body, func(name, evID, data string) error {
