@@ -86,6 +86,11 @@ type Config struct {
 	// CancelPoll is how often the record is checked for a cancel request
 	// between heartbeats; default 1 s. In-process cancels are immediate.
 	CancelPoll time.Duration
+	// FollowFlush is how often the output of a running execution is
+	// written to its record while a gateway follows it (the record's
+	// followedUntil); otherwise it is written at heartbeats. Default 1 s;
+	// the check runs at CancelPoll ticks, so it is never more often.
+	FollowFlush time.Duration
 	// StaleAfter is how old a running record's heartbeat must be before
 	// another runner declares the attempt lost; default
 	// execution.StaleAfter(Heartbeat), the policy the gateway's sweeper uses.
@@ -107,6 +112,7 @@ type Core struct {
 	cfg     Config
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
+	live    map[string]*executor.Live
 	wg      sync.WaitGroup
 }
 
@@ -136,6 +142,9 @@ func New(cfg Config) (*Core, error) {
 	if cfg.CancelPoll <= 0 {
 		cfg.CancelPoll = time.Second
 	}
+	if cfg.FollowFlush <= 0 {
+		cfg.FollowFlush = time.Second
+	}
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = execution.StaleAfter(cfg.Heartbeat)
 	}
@@ -151,7 +160,7 @@ func New(cfg Config) (*Core, error) {
 	if cfg.StaleAfter <= cfg.Heartbeat {
 		return nil, fmt.Errorf("runner: stale-after %v must exceed heartbeat %v", cfg.StaleAfter, cfg.Heartbeat)
 	}
-	return &Core{cfg: cfg, running: map[string]context.CancelCauseFunc{}}, nil
+	return &Core{cfg: cfg, running: map[string]context.CancelCauseFunc{}, live: map[string]*executor.Live{}}, nil
 }
 
 // Outcome is what Handle did with a message.
@@ -239,6 +248,16 @@ func (c *Core) Cancel(id string) bool {
 		cancel(errCanceled)
 	}
 	return ok
+}
+
+// Live returns the live output of an execution this runner is running now
+// (see executor.Live): a gateway with its runner in-process streams from
+// it instead of the record. It stays until the result is recorded.
+func (c *Core) Live(id string) (*executor.Live, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.live[id]
+	return l, ok
 }
 
 // InFlight reports how many executions this runner is running.
@@ -389,12 +408,15 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, e *execution.Ex
 func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger) *execution.Execution {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	live := executor.NewLive()
 	c.mu.Lock()
 	c.running[e.ID] = cancel
+	c.live[e.ID] = live
 	c.mu.Unlock()
-	defer func() {
+	defer func() { // after the result is recorded: a follower then finds it there
 		c.mu.Lock()
 		delete(c.running, e.ID)
+		delete(c.live, e.ID)
 		c.mu.Unlock()
 	}()
 
@@ -403,10 +425,10 @@ func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution,
 	latest := e // the record as last read or written; the heartbeat's once it stops
 	go func() {
 		defer close(hbStopped)
-		latest = c.heartbeat(c.cfg.Metrics.Heartbeat(runCtx), hbDone, m, e, cancel, log)
+		latest = c.heartbeat(c.cfg.Metrics.Heartbeat(runCtx), hbDone, m, e, live, cancel, log)
 	}()
 
-	res, commit, runErr := c.execute(runCtx, e)
+	res, commit, runErr := c.execute(runCtx, e, live)
 	close(hbDone)
 	<-hbStopped
 
@@ -446,7 +468,7 @@ func (c *Core) run(ctx context.Context, m queue.Message, e *execution.Execution,
 }
 
 // execute resolves code, secrets and inputs, then runs the service.
-func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Result, string, error) {
+func (c *Core) execute(ctx context.Context, e *execution.Execution, live *executor.Live) (executor.Result, string, error) {
 	if e.Spec == nil {
 		return executor.Result{}, "", errors.New("execution has no service snapshot")
 	}
@@ -489,16 +511,19 @@ func (c *Core) execute(ctx context.Context, e *execution.Execution) (executor.Re
 	}
 	res, err := c.cfg.Executor.Run(ctx, executor.Job{
 		ExecutionID: e.ID, Service: svc, Inputs: inputs, SourceDir: dir,
-		Secrets: secrets, SensitiveInputs: sensitive, Apply: e.Apply,
+		Secrets: secrets, SensitiveInputs: sensitive, Apply: e.Apply, Live: live,
 	})
 	return res, commit, err
 }
 
-// heartbeat keeps the message invisible and the record fresh, and cancels
-// the run when a cancel request appears on the record. It returns the
-// record as it last read or wrote it.
-func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Message, e *execution.Execution, cancel context.CancelCauseFunc, log *slog.Logger) (latest *execution.Execution) {
+// heartbeat keeps the message invisible and the record fresh, cancels the
+// run when a cancel request appears on the record, and writes the output
+// kept so far to the record: with each heartbeat, and every FollowFlush
+// while a gateway follows the run (the record read for cancel requests
+// says so, at no extra cost). It returns the record as it last read or wrote it.
+func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Message, e *execution.Execution, live *executor.Live, cancel context.CancelCauseFunc, log *slog.Logger) (latest *execution.Execution) {
 	next := c.cfg.Clock.Now().Add(c.cfg.Heartbeat)
+	var flushed time.Time
 	attempt := e.Attempt
 	latest = e
 	for {
@@ -512,20 +537,41 @@ func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Mess
 		now := c.cfg.Clock.Now()
 		if now.Before(next) {
 			x, err := cat(c).Execution(ctx, e.ID)
-			if err == nil {
-				latest = x
-				if x.CancelRequested {
-					cancel(errCanceled)
+			if err != nil {
+				continue
+			}
+			latest = x
+			if x.CancelRequested {
+				cancel(errCanceled)
+			}
+			if x.Followed(now) && now.Sub(flushed) >= c.cfg.FollowFlush {
+				stdout, stderr := live.Output()
+				if x.Progress(c.cfg.Node, attempt, stdout, stderr) == nil { // else nothing new, or no longer ours
+					flushed = now
+					y, err := cat(c).MutateFrom(ctx, x, func(x *execution.Execution) error {
+						return x.Progress(c.cfg.Node, attempt, stdout, stderr)
+					})
+					if err != nil {
+						log.Warn("flush output", "error", err)
+					} else {
+						latest = y
+					}
 				}
 			}
 			continue
 		}
 		next = now.Add(c.cfg.Heartbeat)
+		flushed = now
 		if err := c.cfg.Source.Extend(ctx, m, c.cfg.Visibility); err != nil {
 			log.Warn("extend message visibility", "error", err)
 		}
+		stdout, stderr := live.Output()
 		x, err := cat(c).MutateFrom(ctx, latest, func(x *execution.Execution) error {
-			return x.Beat(c.cfg.Node, attempt, now)
+			if err := x.Beat(c.cfg.Node, attempt, now); err != nil {
+				return err
+			}
+			_ = x.Progress(c.cfg.Node, attempt, stdout, stderr) // ErrUnchanged: nothing new to add to the beat
+			return nil
 		})
 		if err == nil {
 			latest = x

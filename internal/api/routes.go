@@ -26,6 +26,7 @@ func (s *Server) register() {
 	crud[resource.Repository](s, hapi, "repositories", resource.KindRepository)
 	crud[resource.Secret](s, hapi, "secrets", resource.KindSecret)
 	s.registerExecutions(hapi)
+	s.registerOutput(hapi)
 	huma.Register(hapi, s.api.Op(http.MethodPost, "/v1/redrive", "redrive", "move dead-lettered executions back to the work queue", "executions", auth.Write),
 		func(ctx context.Context, in *struct{ Body wire.RedriveRequest }) (*struct{ Body wire.RedriveResult }, error) {
 			max := in.Body.Max

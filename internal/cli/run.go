@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
@@ -183,15 +184,26 @@ func (a *App) cancelCmd() *cobra.Command {
 }
 
 func (a *App) logsCmd() *cobra.Command {
-	var wait bool
+	var wait, follow bool
+	var from string
 	cmd := &cobra.Command{
 		Use:   "logs EXECUTION_ID",
-		Short: "Print an execution's captured stdout (to stdout) and stderr (to stderr)",
-		Args:  exactArgs(1, "an execution ID"),
+		Short: "Print an execution's captured stdout (to stdout) and stderr (to stderr); -f follows it live",
+		Long: `Print an execution's captured stdout (to stdout) and stderr (to stderr), redacted as stored.
+With -f, follow the output as the service writes it (GET /v1/executions/{id}/output,
+server-sent events), reconnecting after a dropped connection from where it left off,
+and exit when the run ends with the service's exit code (1..255), 0 when it
+succeeded, or when there is no exit code: 20 failed, 21 timed out, 22 canceled, 23 lost.`,
+		Example: `  autogate logs -f 01JD0000000000000000000000
+  autogate --cluster eu-1 logs -f 01JD0000000000000000000000   # through the manager`,
+		Args: exactArgs(1, "an execution ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, _, err := a.client()
 			if err != nil {
 				return err
+			}
+			if follow {
+				return a.followLogs(cmd, cl, args[0], from)
 			}
 			e, err := cl.Execution(cmd.Context(), args[0])
 			if err != nil {
@@ -205,13 +217,42 @@ func (a *App) logsCmd() *cobra.Command {
 			io.WriteString(a.Out, e.Stdout.Data)
 			io.WriteString(a.Err, e.Stderr.Data)
 			if !e.Status.Terminal() {
-				fmt.Fprintf(a.Err, "(execution %s is still %s; output appears when it ends)\n", e.ID, e.Status)
+				fmt.Fprintf(a.Err, "(execution %s is still %s; follow it with `autogate logs -f %s`)\n", e.ID, e.Status, e.ID)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "wait for the execution to end first")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the output as it is written and exit with the run's exit code")
+	cmd.Flags().StringVar(&from, "from", "", "with -f: resume after these byte offsets, STDOUT.STDERR (an event ID)")
 	return cmd
+}
+
+// followLogs prints the output as it streams and exits like the run.
+func (a *App) followLogs(cmd *cobra.Command, cl *client.Client, id, from string) error {
+	end, err := cl.FollowOutput(cmd.Context(), id, from, func(o client.Output) error {
+		w := a.Out
+		if o.Stream == "stderr" {
+			w = a.Err
+		}
+		_, err := io.WriteString(w, o.Text)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("execution %s %s", id, end.Status)
+	if end.ExitCode != nil {
+		msg += fmt.Sprintf(" (exit code %d)", *end.ExitCode)
+	}
+	switch {
+	case end.Status == execution.Succeeded:
+		return nil
+	case end.ExitCode != nil && *end.ExitCode > 0:
+		return exitErr{min(*end.ExitCode, 255), msg}
+	}
+	code := map[execution.Status]int{execution.Failed: 20, execution.TimedOut: 21, execution.Canceled: 22, execution.Lost: 23}[end.Status]
+	return exitErr{max(code, 1), msg}
 }
 
 var errNoDocs = errors.New("no resources in the input")

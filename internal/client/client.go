@@ -141,6 +141,16 @@ func (e *Error) Error() string {
 	return msg
 }
 
+// errorOf is a non-2xx answer as an *Error: its problem document, or its
+// text when it is not one.
+func errorOf(status int, raw []byte) *Error {
+	e := &Error{Status: status}
+	if json.Unmarshal(raw, &e.Problem) != nil {
+		e.Problem.Detail = strings.TrimSpace(string(raw))
+	}
+	return e
+}
+
 // StatusOf returns the HTTP status of an *Error in err's chain, or 0.
 func StatusOf(err error) int {
 	var e *Error
@@ -204,11 +214,7 @@ func (c *Client) once(ctx context.Context, method, path string, hasBody bool, ra
 		return resp.StatusCode, 0, true, fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(body, &e.Problem) != nil {
-			e.Problem.Detail = strings.TrimSpace(string(body))
-		}
-		return resp.StatusCode, retryAfter(resp.Header), false, e
+		return resp.StatusCode, retryAfter(resp.Header), false, errorOf(resp.StatusCode, body)
 	}
 	if out != nil && len(body) > 0 {
 		if err := json.Unmarshal(body, out); err != nil {

@@ -137,6 +137,41 @@ func (e *Execution) LoseStale(now time.Time, after time.Duration) (requeued bool
 	return e.LoseAttempt(now, fmt.Sprintf("runner %s stopped heartbeating during attempt %d", e.Node, e.Attempt))
 }
 
+// Progress records the output attempt on node has kept so far (the
+// executor's live view: redacted and bounded like the result), or returns
+// ErrUnchanged when the attempt no longer holds e or nothing is new.
+func (e *Execution) Progress(node string, attempt int, stdout, stderr Output) error {
+	if !e.HeldBy(node, attempt) {
+		return fmt.Errorf("%w: attempt %d on %s no longer holds execution %s", ErrUnchanged, attempt, node, e.ID)
+	}
+	if e.Stdout == stdout && e.Stderr == stderr {
+		return fmt.Errorf("%w: no new output of execution %s", ErrUnchanged, e.ID)
+	}
+	e.Stdout, e.Stderr = stdout, stderr
+	return nil
+}
+
+// Follow marks e as followed until now+ttl, so its holder flushes output
+// often (see FollowedUntil). It returns ErrUnchanged when e has ended or is
+// already marked for more than half of ttl: a follower renews the mark at
+// most every ttl/2, one write however often it polls.
+func (e *Execution) Follow(now time.Time, ttl time.Duration) error {
+	if e.Status.Terminal() {
+		return fmt.Errorf("%w: execution %s is %s", ErrUnchanged, e.ID, e.Status)
+	}
+	if e.FollowedUntil != nil && e.FollowedUntil.Sub(now) > ttl/2 {
+		return fmt.Errorf("%w: execution %s is followed until %v", ErrUnchanged, e.ID, e.FollowedUntil)
+	}
+	t := now.Add(ttl).UTC()
+	e.FollowedUntil = &t
+	return nil
+}
+
+// Followed reports whether someone follows e's output at now.
+func (e *Execution) Followed(now time.Time) bool {
+	return e.FollowedUntil != nil && now.Before(*e.FollowedUntil)
+}
+
 // RequestCancel asks for e to be canceled: a queued execution is canceled at
 // once; a running one is flagged for its runner, which stops the service
 // (ErrUnchanged if it already was). An ended one gives ErrFinished.

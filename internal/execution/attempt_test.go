@@ -27,6 +27,8 @@ func TestMethodsFollowEdges(t *testing.T) {
 		"Retry":           func(e *Execution) error { e.Retry(now); return nil },
 		"Resend":          func(e *Execution) error { return e.Resend(now) },
 		"ExpireUnstarted": func(e *Execution) error { return e.ExpireUnstarted(now) },
+		"Progress":        func(e *Execution) error { return e.Progress(node, 1, Output{Data: "x", Bytes: 1}, Output{}) },
+		"Follow":          func(e *Execution) error { return e.Follow(now, time.Minute) },
 		"MarkDeadLettered": func(e *Execution) error {
 			return e.MarkDeadLettered()
 		},
@@ -236,5 +238,47 @@ func TestStartAndFinish(t *testing.T) {
 	q := &Execution{ID: "y", Status: Queued, CancelRequested: true}
 	if err := q.Start("n", time.Second, now); err != nil || q.Status != Canceled || q.Attempt != 0 {
 		t.Errorf("Start of a cancel-requested run: %v, status %s attempt %d; want canceled unstarted", err, q.Status, q.Attempt)
+	}
+}
+
+func TestProgressAndFollow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	out := Output{Data: "line 1\n", Bytes: 7}
+	e := &Execution{ID: "x", Status: Running, Node: "n1", Attempt: 1}
+	if err := e.Progress("n2", 1, out, Output{}); !errors.Is(err, ErrUnchanged) || e.Stdout != (Output{}) {
+		t.Errorf("another node's progress: err %v, stdout %+v; want ErrUnchanged and nothing recorded", err, e.Stdout)
+	}
+	if err := e.Progress("n1", 1, out, Output{}); err != nil || e.Stdout != out {
+		t.Errorf("holder's progress: err %v, stdout %+v", err, e.Stdout)
+	}
+	if err := e.Progress("n1", 1, out, Output{}); !errors.Is(err, ErrUnchanged) {
+		t.Errorf("the same output again: err %v, want ErrUnchanged (no write)", err)
+	}
+
+	if e.Followed(now) {
+		t.Error("followed before anyone followed")
+	}
+	if err := e.Follow(now, time.Minute); err != nil || !e.Followed(now.Add(59*time.Second)) || e.Followed(now.Add(time.Minute)) {
+		t.Errorf("Follow: err %v, until %v", err, e.FollowedUntil)
+	}
+	if err := e.Follow(now.Add(29*time.Second), time.Minute); !errors.Is(err, ErrUnchanged) {
+		t.Errorf("renewing with more than half the ttl left: err %v, want ErrUnchanged", err)
+	}
+	if err := e.Follow(now.Add(31*time.Second), time.Minute); err != nil || !e.FollowedUntil.Equal(now.Add(91*time.Second)) {
+		t.Errorf("renewing with less than half left: err %v, until %v", err, e.FollowedUntil)
+	}
+	e.Status = Succeeded
+	if err := e.Follow(now.Add(50*time.Second), time.Minute); !errors.Is(err, ErrUnchanged) {
+		t.Errorf("following an ended run: err %v, want ErrUnchanged", err)
+	}
+}
+
+func TestRetryClearsTheLostAttemptsOutput(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	e := &Execution{ID: "x", Status: Running, Node: "n1", Attempt: 1, Spec: &resource.Service{Retryable: true},
+		Stdout: Output{Data: "half", Bytes: 4}, CreatedAt: now}
+	requeued, err := e.LoseAttempt(now, "gone")
+	if err != nil || !requeued || e.Stdout != (Output{}) {
+		t.Errorf("requeued %v, err %v, stdout %+v; want the next attempt to start with no output", requeued, err, e.Stdout)
 	}
 }

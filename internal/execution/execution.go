@@ -143,6 +143,10 @@ type Execution struct {
 	// HeartbeatEvery is the holder's heartbeat period, recorded at Start, so
 	// whoever judges it stale uses the holder's period, not its own setting.
 	HeartbeatEvery time.Duration `json:"heartbeatEvery,omitempty"`
+	// FollowedUntil is set by a gateway streaming the output of a run it
+	// does not hold (see Follow): until then the holder flushes the output
+	// to the record about every second instead of at heartbeats only.
+	FollowedUntil *time.Time `json:"followedUntil,omitempty"`
 }
 
 // Redacted replaces sensitive values in recorded inputs and output.
@@ -206,6 +210,9 @@ func (e *Execution) Retry(now time.Time) bool {
 	e.EndedAt = nil
 	e.StartedAt = nil
 	e.ExitCode = nil
+	// The lost attempt's output is not the next one's: a follower's offsets
+	// start again from 0 with the new attempt.
+	e.Stdout, e.Stderr = Output{}, Output{}
 	e.Reason = fmt.Sprintf("re-queued after attempt %d was lost", e.Attempt)
 	// The retry is sent now and gets the same start window as the first try.
 	t := now.UTC()

@@ -33,6 +33,8 @@ type capture struct {
 	out     []byte // redacted, at most limit bytes
 	total   int64  // bytes written, before redaction
 	dropped bool   // some redacted output did not fit
+
+	live *Live // nil, or shows out while the run goes on (guards out)
 }
 
 var redactedMarker = []byte(execution.Redacted)
@@ -53,6 +55,16 @@ func (c *capture) full() bool { return len(c.out) >= c.limit }
 
 // Write never fails: the child must never see EPIPE because of the cap.
 func (c *capture) Write(p []byte) (int, error) {
+	if c.live != nil {
+		c.live.mu.Lock()
+		defer c.live.mu.Unlock()
+		before, total := len(c.out), c.total
+		defer func() {
+			if len(c.out) != before || c.total != total {
+				c.live.notifyLocked()
+			}
+		}()
+	}
 	c.total += int64(len(p))
 	switch {
 	case c.full():
@@ -77,7 +89,10 @@ func (c *capture) emit(b []byte) {
 }
 
 // scan redacts and emits pending as far as it is decidable: everything when
-// final, else up to where a pattern could still begin.
+// final, else up to where the rest of pending could still begin a pattern
+// (see hold). A match before that point is certain: a longer pattern
+// starting at or before it would either be found whole or make the rest a
+// proper prefix of it.
 func (c *capture) scan(final bool) {
 	buf := c.pending
 	next := make([]int, len(c.patterns)) // next match of each pattern at or after i; -1 none
@@ -86,6 +101,10 @@ func (c *capture) scan(final bool) {
 	}
 	i := 0
 	for i < len(buf) && !c.full() {
+		h := len(buf)
+		if !final {
+			h = c.hold(buf, i)
+		}
 		j, k := -1, -1
 		for idx, pat := range c.patterns {
 			if next[idx] == -2 || next[idx] >= 0 && next[idx] < i {
@@ -99,24 +118,15 @@ func (c *capture) scan(final bool) {
 				j, k = next[idx], idx
 			}
 		}
-		// A match at j is certain once every longer pattern starting at j
-		// would fit in buf; then no pattern can start earlier either.
-		if j >= 0 && (final || j+c.maxLen <= len(buf)) {
+		if j >= 0 && j < h {
 			c.emit(buf[i:j])
 			c.emit(redactedMarker)
 			i = j + len(c.patterns[k])
 			continue
 		}
-		stop := len(buf)
-		if !final {
-			stop = len(buf) - (c.maxLen - 1)
-		}
-		if j >= 0 {
-			stop = min(stop, j)
-		}
-		if stop > i {
-			c.emit(buf[i:stop])
-			i = stop
+		if h > i {
+			c.emit(buf[i:h])
+			i = h
 		}
 		break
 	}
@@ -129,8 +139,30 @@ func (c *capture) scan(final bool) {
 	c.pending = buf[:n]
 }
 
+// hold is where the undecided tail of buf begins, at or after i: the first
+// position from which the rest of buf is a proper prefix of some pattern,
+// so more bytes could complete a secret there; len(buf) if there is none.
+// Holding back only such a tail, not always the longest pattern's length,
+// lets a line that cannot start a secret out at once, which is what a
+// follower of live output sees.
+func (c *capture) hold(buf []byte, i int) int {
+	for at := max(i, len(buf)-(c.maxLen-1)); at < len(buf); at++ {
+		rest := buf[at:]
+		for _, p := range c.patterns {
+			if len(p) > len(rest) && bytes.HasPrefix(p, rest) {
+				return at
+			}
+		}
+	}
+	return len(buf)
+}
+
 // output flushes the capture and returns it as recorded in an execution.
 func (c *capture) output() execution.Output {
+	if c.live != nil {
+		c.live.mu.Lock()
+		defer c.live.mu.Unlock()
+	}
 	c.scan(true)
 	o := execution.Output{Bytes: c.total}
 	if !c.dropped {

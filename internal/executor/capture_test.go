@@ -157,3 +157,60 @@ func TestRedactPatternsForms(t *testing.T) {
 		t.Errorf("patterns of values shorter than %d bytes: got %q want none", resource.MinRedactBytes, got)
 	}
 }
+
+// TestCaptureHoldsBackOnlyAPossibleSecret: with a secret to redact, output
+// that cannot begin it is emitted at once (a follower sees the line), and
+// only a tail that could still grow into it is held back.
+func TestCaptureHoldsBackOnlyAPossibleSecret(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-value-0123456789"
+	tests := []struct{ name, in, wantNow string }{
+		{"a line that cannot start it", "line 1\n", "line 1\n"},
+		{"a tail that could", "line 1\ns3cr", "line 1\n"},
+		{"a whole secret then text", "a " + secret + " b\n", "a " + execution.Redacted + " b\n"},
+		{"a partial secret that went wrong", "s3crex\n", "s3crex\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLive()
+			c, e := newCapture(1<<10, []string{secret}), newCapture(1<<10, nil)
+			l.bind(c, e)
+			feed(c, tt.in, 1)
+			if got, _ := l.Output(); got.Data != tt.wantNow || got.Bytes != int64(len(tt.in)) {
+				t.Errorf("live: got (%q, %d) want (%q, %d)", got.Data, got.Bytes, tt.wantNow, len(tt.in))
+			}
+		})
+	}
+}
+
+// TestLive: the view is redacted and bounded like the result, never ends
+// on half a character, wakes waiters, and is the result once finished.
+func TestLive(t *testing.T) {
+	t.Parallel()
+	l := NewLive()
+	out, errs := newCapture(8, []string{"topsecret"}), newCapture(100, nil)
+	l.bind(out, errs)
+	ch := l.Changed()
+	feed(errs, "é"[:1], 0)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("a write did not close the Changed channel")
+	}
+	if _, e := l.Output(); e.Data != "" || e.Bytes != 1 {
+		t.Errorf("half a character: got %q (%d bytes) want it held back", e.Data, e.Bytes)
+	}
+	feed(errs, "é"[1:], 0)
+	feed(out, "a topsecret and more", 3)
+	o, e := l.Output()
+	if e.Data != "é" || o.Data != "a [REDAC" || o.Bytes != 20 {
+		t.Errorf("got stdout %q (%d) stderr %q; want the redacted, capped prefix", o.Data, o.Bytes, e.Data)
+	}
+	if l.Ended() {
+		t.Error("ended before finish")
+	}
+	l.finish(out.output(), errs.output())
+	if o, _ := l.Output(); !o.Truncated || !strings.HasPrefix(o.Data, "a [REDAC\n[autogate: output truncated") || !l.Ended() {
+		t.Errorf("after finish: got %+v, want the result with its marker", o)
+	}
+}

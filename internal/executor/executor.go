@@ -150,6 +150,8 @@ type Job struct {
 	SensitiveInputs []string
 	// Apply makes an opentofu-plan service run `tofu apply` after the plan.
 	Apply bool
+	// Live, if set, shows the output while the run goes on (see Live).
+	Live *Live
 }
 
 // Result is how a run ended.
@@ -194,6 +196,7 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 	redact := redactPatterns(job.redactions())
 	stdout := newCapture(e.cfg.OutputLimit, redact)
 	stderr := newCapture(e.cfg.OutputLimit, redact)
+	job.Live.bind(stdout, stderr)
 	timeout := job.Service.Timeout()
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -220,6 +223,7 @@ func (e *Executor) Run(ctx context.Context, job Job) (Result, error) {
 		}
 	}
 	res.Stdout, res.Stderr = stdout.output(), stderr.output()
+	job.Live.finish(res.Stdout, res.Stderr)
 	log.InfoContext(ctx, "service run finished", "status", string(res.Status), "exit_code", res.ExitCode,
 		"duration_ms", time.Since(start).Milliseconds(), "stdout_bytes", res.Stdout.Bytes, "stderr_bytes", res.Stderr.Bytes)
 	return res, nil

@@ -60,6 +60,7 @@ type Gateway struct {
 	// take-over then re-sends nothing (see Reconcile). False for the
 	// in-process queue, which starts every term empty.
 	DurableQueue bool
+	Live         LiveSource // nil when runners are remote
 	Clock        clock.Clock
 	Logger       *slog.Logger
 	Node         string
@@ -499,13 +500,7 @@ func (g *Gateway) Wait(ctx context.Context, id string) (*execution.Execution, er
 	}
 	delay := 100 * time.Millisecond
 	for {
-		ch := make(chan struct{})
-		g.mu.Lock()
-		if g.waiters == nil {
-			g.waiters = map[string][]chan struct{}{}
-		}
-		g.waiters[id] = append(g.waiters[id], ch)
-		g.mu.Unlock()
+		ch := g.addWaiter(id)
 		e, err := g.Catalog.Execution(ctx, id)
 		if err != nil || e.Status.Terminal() {
 			g.dropWaiter(id, ch)
@@ -521,6 +516,18 @@ func (g *Gateway) Wait(ctx context.Context, id string) (*execution.Execution, er
 			return e, ctx.Err()
 		}
 	}
+}
+
+// addWaiter returns a channel Notify closes when id ends.
+func (g *Gateway) addWaiter(id string) chan struct{} {
+	ch := make(chan struct{})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiters == nil {
+		g.waiters = map[string][]chan struct{}{}
+	}
+	g.waiters[id] = append(g.waiters[id], ch)
+	return ch
 }
 
 func (g *Gateway) dropWaiter(id string, ch chan struct{}) {

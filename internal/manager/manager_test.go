@@ -1,9 +1,11 @@
 package manager
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -148,6 +150,19 @@ func (e *testEnv) gateway(t *testing.T, cluster, node string, epoch int64) *fake
 		}
 	})
 	mux.HandleFunc("POST /v1/echo", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+	mux.HandleFunc("GET /v1/executions/{id}/output", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: output\nid: 1.0\ndata: %s after %s\n\n", r.PathValue("id"), r.Header.Get("Last-Event-ID"))
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("flush through the tunnel: %v", err)
+		}
+		select {
+		case <-g.release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "event: end\ndata: {}\n\n")
+	})
 	conn, err := tunnel.NewConnector(tunnel.Config{URLs: []string{e.srv.URL}, Credential: tunnel.Secret(e.creds[cluster]),
 		Cluster: cluster, Node: node, Version: "v-test", Handler: mux,
 		Trust: func(ctx context.Context, c tunnel.Caller) context.Context {
@@ -541,5 +556,43 @@ func TestOpenAPIAndHealth(t *testing.T) {
 				t.Errorf("GET %s = %d %.200s, want %d containing %q", tt.path, st, body, tt.want, tt.has)
 			}
 		})
+	}
+}
+
+// TestRouteStreamsOutput: an execution's output stream comes through the
+// manager as the gateway writes it, not when it ends, and a resume's
+// Last-Event-ID reaches the gateway.
+func TestRouteStreamsOutput(t *testing.T) {
+	e := newEnv(t, time.Second) // shorter than the stream: streams get MaxRequestTimeout
+	g := e.gateway(t, "eu-1", "gw-1", 1)
+	e.waitRouted(t, "eu-1", "gw-1")
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.srv.URL+"/v1/clusters/eu-1/executions/X1/output", nil)
+	req.Header.Set("Authorization", "Bearer "+e.tokens[auth.Viewer])
+	req.Header.Set("Last-Event-ID", "7.2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	rd := bufio.NewReader(resp.Body)
+	var lines []string
+	for len(lines) < 3 {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the first event before the gateway ended: %v (got %q)", err, lines)
+		}
+		lines = append(lines, line)
+	}
+	if want := []string{"event: output\n", "id: 1.0\n", "data: X1 after 7.2\n"}; strings.Join(lines, "") != strings.Join(want, "") {
+		t.Errorf("first event %q, want %q", lines, want)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the routed-request timeout: the stream lives on
+	close(g.release)
+	rest, err := io.ReadAll(rd)
+	if err != nil || string(rest) != "\nevent: end\ndata: {}\n\n" {
+		t.Errorf("rest %q, %v", rest, err)
 	}
 }

@@ -69,19 +69,78 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	resp, err := link.RoundTrip(ctx, &tunnel.Request{Head: head, Body: body})
+	req := &tunnel.Request{Head: head, Body: body}
+	if isEventStream(r.Method, rest) {
+		s.routeStream(ctx, w, r, link, id, timeout, req)
+		return
+	}
+	resp, err := link.RoundTrip(ctx, req)
 	if err != nil {
 		s.routeError(w, r, id, timeout, err)
 		return
 	}
-	for k, v := range tunnel.FilterResponseHeader(resp.Head.Header) {
+	copyResponseHeader(w, resp.Head)
+	w.WriteHeader(resp.Head.Status)
+	if _, err := w.Write(resp.Body); err != nil {
+		s.Logger.Debug("routed response not delivered", "cluster", id, "error", err)
+	}
+}
+
+func copyResponseHeader(w http.ResponseWriter, h tunnel.ResponseHead) {
+	for k, v := range tunnel.FilterResponseHeader(h.Header) {
 		if k != "X-Request-Id" {
 			w.Header()[k] = v
 		}
 	}
-	w.WriteHeader(resp.Head.Status)
-	if _, err := w.Write(resp.Body); err != nil {
-		s.Logger.Debug("routed response not delivered", "cluster", id, "error", err)
+}
+
+// isEventStream tells the routes whose answer is a stream of server-sent
+// events (an execution's output).
+func isEventStream(method, rest string) bool {
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	return method == http.MethodGet && len(parts) == 3 && parts[0] == "executions" && parts[2] == "output"
+}
+
+// routeStream passes a streamed answer on as it arrives, each piece
+// flushed at once. It ends with the gateway's stream, the caller, or the
+// request's timeout (the client resumes from its last event ID).
+func (s *Server) routeStream(ctx context.Context, w http.ResponseWriter, r *http.Request, link *tunnel.Link, id string, timeout time.Duration, req *tunnel.Request) {
+	st, err := link.Open(ctx, req)
+	if err != nil {
+		s.routeError(w, r, id, timeout, err)
+		return
+	}
+	defer st.Close()
+	copyResponseHeader(w, st.Head)
+	if strings.HasPrefix(st.Head.Header.Get("Content-Type"), "text/event-stream") {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Accel-Buffering", "no")
+	}
+	rc := http.NewResponseController(w)
+	// The server's read deadline would end a long stream; each write gets
+	// its own deadline instead.
+	_ = rc.SetReadDeadline(time.Time{}) // best effort: a writer without deadlines has none to lift
+	w.WriteHeader(st.Head.Status)
+	buf := make([]byte, 32<<10)
+	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // best effort, as above
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		n, err := st.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				s.Logger.Debug("routed stream not delivered", "cluster", id, "error", werr)
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
+				s.Logger.Debug("routed stream ended early", "cluster", id, "error", err)
+			}
+			_ = rc.Flush() // what arrived last goes out
+			return
+		}
 	}
 }
 
@@ -149,6 +208,9 @@ func (s *Server) timeoutFor(method, rest string, q url.Values, body []byte) time
 				wait = 60
 			}
 		}
+	case isEventStream(method, rest):
+		// A stream runs as long as it may; the client resumes after it.
+		return MaxRequestTimeout
 	case method == http.MethodGet && len(parts) == 3 && parts[0] == "executions" && parts[2] == "wait":
 		n, err := strconv.Atoi(q.Get("timeout"))
 		if err != nil || n <= 0 {

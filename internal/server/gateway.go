@@ -138,6 +138,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	)
 	if localRunner {
 		gw.Canceler = core
+		gw.Live = core
 	} else {
 		sq, err = sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{
 			QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})

@@ -211,7 +211,7 @@ func (f *Frame) check() error {
 
 // forwardedRequestHeaders are the request headers the manager passes on.
 // Authorization never is: the gateway trusts the tunnel, not the token.
-var forwardedRequestHeaders = []string{"Accept", "Content-Type", "X-Request-Id"}
+var forwardedRequestHeaders = []string{"Accept", "Content-Type", "X-Request-Id", "Last-Event-ID"}
 
 // forwardedResponseHeaders are the response headers the manager passes back.
 var forwardedResponseHeaders = []string{"Content-Type", "Location", "Retry-After", "X-Request-Id", "Link"}
@@ -226,7 +226,7 @@ func filter(h http.Header, keep []string) http.Header {
 	out := http.Header{}
 	for _, k := range keep {
 		if v := h.Values(k); len(v) > 0 {
-			out[k] = append([]string(nil), v...)
+			out[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -111,18 +112,65 @@ type Link struct {
 	closeOnce sync.Once
 }
 
+// call is one request's answer as it arrives: the read loop delivers its
+// frames, the caller reads them (Stream), so a streamed answer (server-sent
+// events) reaches the caller frame by frame instead of at the end.
 type call struct {
-	once sync.Once
-	done chan struct{}
-	out  *Response // set in once
-	err  error     // set in once
-	// Only the read loop touches these until the call completes.
-	head *ResponseHead
-	body []byte
+	mu       sync.Mutex
+	head     *ResponseHead // from the response frame
+	buf      []byte        // body bytes not yet read
+	ended    bool          // the last frame arrived
+	err      error         // the call failed
+	wake     chan struct{} // cap 1: something changed
+	headc    chan struct{} // closed once head is set or the call failed
+	headOnce sync.Once
 }
 
-func (c *call) finish(r *Response) { c.once.Do(func() { c.out = r; close(c.done) }) }
-func (c *call) fail(err error)     { c.once.Do(func() { c.err = err; close(c.done) }) }
+func newCall() *call { return &call{wake: make(chan struct{}, 1), headc: make(chan struct{})} }
+
+func (c *call) signalLocked() {
+	if c.head != nil || c.err != nil {
+		c.headOnce.Do(func() { close(c.headc) })
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver adds frame f; unread bytes beyond max fail the call (a caller
+// that does not keep up must not make the manager buffer without bound).
+func (c *call) deliver(f *Frame, max int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil // already failed; the rest of the answer is dropped
+	}
+	if (f.Type == FrameResponse) != (c.head == nil) || c.ended {
+		return fmt.Errorf("%w: %s frame out of order for request %d", ErrBadFrame, f.Type, f.ID)
+	}
+	if f.Type == FrameResponse {
+		c.head = f.Response
+	}
+	if len(c.buf)+len(f.Body) > max {
+		return fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, max)
+	}
+	c.buf = append(c.buf, f.Body...)
+	c.ended = !f.More
+	c.signalLocked()
+	return nil
+}
+
+// fail ends the call with err unless its whole answer is in.
+func (c *call) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.ended {
+		return
+	}
+	c.err = err
+	c.signalLocked()
+}
 
 // Accept upgrades r to a WebSocket and reads the gateway's hello (within
 // cfg.HelloTimeout). It lifts the http.Server's read and write deadlines
@@ -329,22 +377,9 @@ func (l *Link) dispatch(f *Frame) {
 		if c == nil {
 			return // the caller gave up; the rest of the answer is dropped
 		}
-		if (f.Type == FrameResponse) != (c.head == nil) {
-			c.fail(fmt.Errorf("%w: %s frame out of order for request %d", ErrBadFrame, f.Type, f.ID))
+		if err := c.deliver(f, l.cfg.MaxResponse); err != nil {
+			c.fail(err)
 			l.control(&Frame{Type: FrameCancel, ID: f.ID})
-			return
-		}
-		if f.Type == FrameResponse {
-			c.head = f.Response
-		}
-		if len(c.body)+len(f.Body) > l.cfg.MaxResponse {
-			c.fail(fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, l.cfg.MaxResponse))
-			l.control(&Frame{Type: FrameCancel, ID: f.ID})
-			return
-		}
-		c.body = append(c.body, f.Body...)
-		if !f.More {
-			c.finish(&Response{Head: *c.head, Body: c.body})
 		}
 	default:
 		l.cfg.Logger.Warn("unexpected tunnel frame", "cluster", l.hello.Cluster, "frame", f.Type.String())
@@ -393,43 +428,85 @@ func (l *Link) Close(err error) {
 	})
 }
 
-// RoundTrip sends req to the gateway and waits for its answer until ctx
-// ends (a request made before Serve has sent the welcome waits for it). Requests are multiplexed: a slow one holds up no other. A request
+// RoundTrip sends req to the gateway and waits for its whole answer until
+// ctx ends (a request made before Serve has sent the welcome waits for
+// it). Requests are multiplexed: a slow one holds up no other. A request
 // whose frame would exceed the frame limit fails with ErrFrameTooLarge
-// before anything is sent, and the link stays up. When ctx ends first the
+// before anything is sent, and the link stays up; an answer over
+// MaxResponse fails with ErrResponseTooLarge. When ctx ends first the
 // gateway is told to cancel and ctx's error is returned (wrapped).
 func (l *Link) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
+	st, err := l.Open(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var body []byte
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := st.Read(buf)
+		body = append(body, buf[:n]...)
+		if len(body) > l.cfg.MaxResponse {
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, l.cfg.MaxResponse)
+		}
+		if errors.Is(err, io.EOF) {
+			return &Response{Head: st.Head, Body: body}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Stream is an answer whose body is read as the gateway sends it: a
+// streaming response (server-sent events) goes on as long as the gateway
+// writes, frame by frame. Close it; closing before the end tells the
+// gateway to stop.
+type Stream struct {
+	Head ResponseHead
+	ctx  context.Context
+	l    *Link
+	c    *call
+	id   uint64
+	once sync.Once
+}
+
+// Open sends req like RoundTrip and returns once the answer's status and
+// headers are in; the body follows through the Stream. At most
+// MaxResponse bytes may wait unread: a reader that falls further behind
+// fails with ErrResponseTooLarge and the gateway is told to stop.
+func (l *Link) Open(ctx context.Context, req *Request) (*Stream, error) {
 	if n := l.inFlight.Add(1); n > int64(l.cfg.MaxInFlight) {
 		l.inFlight.Add(-1)
 		return nil, fmt.Errorf("%w (%d)", ErrBusy, l.cfg.MaxInFlight)
 	}
-	defer l.inFlight.Add(-1)
 	id := l.nextID.Add(1)
+	st := &Stream{ctx: ctx, l: l, id: id}
+	fail := func(err error) (*Stream, error) {
+		st.Close()
+		return nil, err
+	}
 	buf, err := Encode(&Frame{Type: FrameRequest, ID: id, Request: &req.Head, Body: req.Body}, l.cfg.MaxFrame)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	select {
 	case <-l.ready:
 	case <-l.closing:
-		return nil, l.Err()
+		return fail(l.Err())
 	case <-ctx.Done():
-		return nil, fmt.Errorf("tunnel request: %w", context.Cause(ctx))
+		return fail(fmt.Errorf("tunnel request: %w", context.Cause(ctx)))
 	}
-	c := &call{done: make(chan struct{})}
+	c := newCall()
 	l.mu.Lock()
 	if l.cause != nil {
 		cause := l.cause
 		l.mu.Unlock()
-		return nil, cause
+		return fail(cause)
 	}
 	l.pending[id] = c
 	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		delete(l.pending, id)
-		l.mu.Unlock()
-	}()
+	st.c = c
 	// Writes run on the link's lifetime, not the caller's context: the
 	// library drops the socket when a write's context ends, and one caller
 	// giving up must not cost every other request its connection.
@@ -438,13 +515,67 @@ func (l *Link) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	cancel()
 	if err != nil {
 		l.Close(fmt.Errorf("%w: send request: %v", ErrClosed, err))
-		return nil, l.Err()
+		return fail(l.Err())
 	}
 	select {
-	case <-c.done:
-		return c.out, c.err
+	case <-c.headc:
 	case <-ctx.Done():
-		l.control(&Frame{Type: FrameCancel, ID: id})
-		return nil, fmt.Errorf("tunnel request %d: %w", id, context.Cause(ctx))
+		return fail(fmt.Errorf("tunnel request %d: %w", id, context.Cause(ctx)))
 	}
+	c.mu.Lock()
+	head, cerr := c.head, c.err
+	c.mu.Unlock()
+	if head == nil {
+		return fail(cerr)
+	}
+	st.Head = *head
+	return st, nil
+}
+
+// Read reads the body as it arrives; io.EOF after the last frame.
+func (s *Stream) Read(p []byte) (int, error) {
+	c := s.c
+	for {
+		c.mu.Lock()
+		switch {
+		case len(c.buf) > 0:
+			n := copy(p, c.buf)
+			c.buf = c.buf[n:]
+			c.mu.Unlock()
+			return n, nil
+		case c.ended:
+			c.mu.Unlock()
+			return 0, io.EOF
+		case c.err != nil:
+			err := c.err
+			c.mu.Unlock()
+			return 0, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-s.ctx.Done():
+			return 0, fmt.Errorf("tunnel request %d: %w", s.id, context.Cause(s.ctx))
+		}
+	}
+}
+
+// Close releases the request; before the end it tells the gateway to stop.
+func (s *Stream) Close() error {
+	s.once.Do(func() {
+		defer s.l.inFlight.Add(-1)
+		if s.c == nil {
+			return
+		}
+		s.l.mu.Lock()
+		delete(s.l.pending, s.id)
+		s.l.mu.Unlock()
+		s.c.mu.Lock()
+		ended := s.c.ended
+		s.c.mu.Unlock()
+		if !ended {
+			s.l.control(&Frame{Type: FrameCancel, ID: s.id})
+		}
+	})
+	return nil
 }

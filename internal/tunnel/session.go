@@ -312,7 +312,7 @@ func (s *Session) Serve(ctx context.Context, h http.Handler, trust TrustFunc) er
 					mu.Unlock()
 					cancel()
 				}()
-				rec := s.serveOne(rctx, h, trust, f)
+				rec := s.serveOne(rctx, connCtx, h, trust, f)
 				if sctx.Err() != nil {
 					return // deposed: nothing more goes out
 				}
@@ -334,8 +334,16 @@ func (s *Session) Serve(ctx context.Context, h http.Handler, trust TrustFunc) er
 }
 
 // serveOne runs one request through h and records the answer.
-func (s *Session) serveOne(ctx context.Context, h http.Handler, trust TrustFunc, f *Frame) (rec *recorder) {
+// A handler that flushes (server-sent events) streams: what it wrote so
+// far goes out at each flush, so the manager's caller sees it at once.
+func (s *Session) serveOne(ctx, connCtx context.Context, h http.Handler, trust TrustFunc, f *Frame) (rec *recorder) {
 	rec = &recorder{header: http.Header{}, limit: s.opts.MaxResponse}
+	rec.stream(func(fr *Frame) error {
+		if ctx.Err() != nil { // cancelled, timed out or deposed: nothing more goes out
+			return ctx.Err()
+		}
+		return s.write(connCtx, fr)
+	}, f.ID, s.chunk())
 	defer func() {
 		if p := recover(); p != nil {
 			s.opts.Logger.Error("tunnelled request panicked", "request_id", f.Request.Header.Get("X-Request-Id"), "panic", fmt.Sprint(p))
@@ -357,43 +365,84 @@ func (s *Session) serveOne(ctx context.Context, h http.Handler, trust TrustFunc,
 	req.RemoteAddr = "manager-tunnel"
 	req.RequestURI = u.RequestURI()
 	h.ServeHTTP(rec, req)
-	if rec.overflow {
+	if rec.overflow && !rec.streamed {
 		return problem(http.StatusBadGateway, fmt.Sprintf("the response exceeds the tunnel's %d-byte limit; ask for less (a smaller page)", s.opts.MaxResponse))
 	}
 	return rec
 }
 
-// respond sends rec in frames of at most DefaultChunk body bytes.
+func (s *Session) chunk() int { return min(DefaultChunk, s.maxFrame-headerRoom) }
+
+// respond sends the rest of rec in frames of at most DefaultChunk body
+// bytes, the last one without More.
 func (s *Session) respond(ctx context.Context, id uint64, rec *recorder) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
+	if rec.send == nil {
+		rec.stream(func(f *Frame) error { return s.write(ctx, f) }, id, s.chunk())
 	}
-	chunk := min(DefaultChunk, s.maxFrame-headerRoom)
-	body := rec.body.Bytes()
-	first := true
-	for first || len(body) > 0 {
-		n := min(len(body), chunk)
-		f := &Frame{Type: FrameBody, ID: id, Body: body[:n], More: n < len(body)}
-		if first {
-			f.Type = FrameResponse
-			f.Response = &ResponseHead{Status: rec.status, Header: FilterResponseHeader(rec.header)}
-			first = false
-		}
-		if err := s.write(ctx, f); err != nil {
-			s.opts.Logger.Debug("tunnel response not sent", "error", err)
-			return
-		}
-		body = body[n:]
+	if err := rec.sendBody(false); err != nil {
+		s.opts.Logger.Debug("tunnel response not sent", "error", err)
 	}
 }
 
-// recorder is an http.ResponseWriter that buffers up to limit body bytes.
+// recorder is an http.ResponseWriter that buffers up to limit body bytes
+// between flushes.
 type recorder struct {
 	header   http.Header
 	status   int
 	body     bytes.Buffer
 	limit    int
 	overflow bool
+
+	send     func(*Frame) error
+	id       uint64
+	chunk    int
+	streamed bool // the response frame is out
+	sendErr  error
+}
+
+func (r *recorder) stream(send func(*Frame) error, id uint64, chunk int) {
+	r.send, r.id, r.chunk = send, id, chunk
+}
+
+// FlushError sends what was written so far, marked More (see
+// http.ResponseController.Flush).
+func (r *recorder) FlushError() error {
+	if r.streamed && r.body.Len() == 0 {
+		return r.sendErr
+	}
+	return r.sendBody(true)
+}
+
+// sendBody sends the buffered body, the response frame first if it is not
+// out yet; more marks the last frame as not the end.
+func (r *recorder) sendBody(more bool) error {
+	if r.sendErr != nil {
+		return r.sendErr
+	}
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	body := r.body.Bytes()
+	for {
+		n := min(len(body), r.chunk)
+		last := n == len(body)
+		f := &Frame{Type: FrameBody, ID: r.id, Body: body[:n], More: more || !last}
+		if !r.streamed {
+			f.Type = FrameResponse
+			f.Response = &ResponseHead{Status: r.status, Header: FilterResponseHeader(r.header)}
+		}
+		if err := r.send(f); err != nil {
+			r.sendErr = err
+			return err
+		}
+		r.streamed = true
+		body = body[n:]
+		if last {
+			break
+		}
+	}
+	r.body.Reset()
+	return nil
 }
 
 func (r *recorder) Header() http.Header { return r.header }
@@ -405,6 +454,9 @@ func (r *recorder) WriteHeader(code int) {
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
+	if r.sendErr != nil {
+		return 0, r.sendErr
+	}
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}

@@ -506,3 +506,67 @@ func TestSecretRedacts(t *testing.T) {
 		t.Error("Secret logged itself")
 	}
 }
+
+// TestStreamingResponse: what a handler flushes crosses the tunnel at
+// once, before the handler ends; a reader that stops early cancels the
+// handler on the gateway.
+func TestStreamingResponse(t *testing.T) {
+	m := newFakeManager(t, LinkConfig{})
+	release := make(chan struct{})
+	canceled := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		fmt.Fprint(w, "event: one\n\n")
+		if err := rc.Flush(); err != nil {
+			t.Errorf("flush: %v", err)
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			close(canceled)
+			return
+		}
+		fmt.Fprint(w, "event: two\n\n")
+	})
+	dialGateway(t, m, 1, mux, DialOptions{})
+	l := m.link()
+	req := &Request{Head: RequestHead{Method: http.MethodGet, Path: "/v1/stream", TimeoutMillis: 10000,
+		Header: http.Header{"Last-Event-ID": {"3.4"}}}}
+
+	st, err := l.Open(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Head.Status != 200 || st.Head.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("head = %+v", st.Head)
+	}
+	buf := make([]byte, 64)
+	n, err := st.Read(buf)
+	if err != nil || string(buf[:n]) != "event: one\n\n" {
+		t.Fatalf("first read before the handler ended: %q, %v", buf[:n], err)
+	}
+	close(release)
+	rest, err := io.ReadAll(st)
+	if err != nil || string(rest) != "event: two\n\n" {
+		t.Errorf("rest: %q, %v", rest, err)
+	}
+	st.Close()
+
+	// A reader that gives up: the gateway's handler is cancelled.
+	release = make(chan struct{})
+	st, err = l.Open(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the stream did not cancel the handler")
+	}
+	if got := l.InFlight(); got != 0 {
+		t.Errorf("in flight after close: %d", got)
+	}
+}

@@ -59,3 +59,18 @@ func ExecutionOf(e *execution.Execution) *Execution {
 
 // Duration is how long the run took, or 0 if it has not ended.
 func (e *Execution) Duration() time.Duration { return execution.RunDuration(e.StartedAt, e.EndedAt) }
+
+// OutputEvent is the data of an `output` event of GET
+// /v1/executions/{id}/output: new text of one stream, redacted as stored.
+// The event's ID is the byte offsets "<stdout>.<stderr>" after it.
+type OutputEvent struct {
+	Stream string `json:"stream" enum:"stdout,stderr"`
+	Text   string `json:"text"`
+}
+
+// OutputEnd is the data of the `end` event: how the run ended. ExitCode is
+// null when no process exit code is known (lost, canceled before start).
+type OutputEnd struct {
+	Status   execution.Status `json:"status"`
+	ExitCode *int             `json:"exitCode"`
+}
