@@ -48,6 +48,14 @@ func requireManagerCmd(t testing.TB, bin string) {
 // "listening on" line.
 func startProc(t testing.TB, bin, dir string, env []string, args ...string) *server {
 	t.Helper()
+	return startExact(t, bin, dir, append(os.Environ(), env...), "listening on", args...)
+}
+
+// startExact runs bin with args and exactly the environment env, logging
+// under dir, and waits for a stdout line containing ready; the server's
+// URL is the first one on the "listening on" line, if there is one.
+func startExact(t testing.TB, bin, dir string, env []string, ready string, args ...string) *server {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +66,7 @@ func startProc(t testing.TB, bin, dir string, env []string, args ...string) *ser
 		t.Fatal(err)
 	}
 	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Env = env
 	s.cmd.Stderr = logf
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -75,7 +83,7 @@ func startProc(t testing.TB, bin, dir string, env []string, args ...string) *ser
 		}
 		close(s.lines)
 	}()
-	s.url = regexp.MustCompile(`https?://[0-9.:]+`).FindString(s.waitLine("listening on"))
+	s.url = regexp.MustCompile(`https?://[0-9.:]+`).FindString(s.waitLine(ready))
 	t.Cleanup(s.stop)
 	return s
 }
