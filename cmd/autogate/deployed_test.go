@@ -508,7 +508,7 @@ func newLB(t testing.TB, tg map[string]any) *lb {
 			pr.SetXForwarded()
 		},
 		Transport: l.tr, FlushInterval: -1,
-		ErrorLog:  log.New(io.Discard, "", 0), // a dead target's 502s are counted, not logged
+		ErrorLog: log.New(io.Discard, "", 0), // a dead target's 502s are counted, not logged
 	}
 	l.srv = httptest.NewUnstartedServer(l)
 	l.srv.StartTLS()
