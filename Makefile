@@ -5,7 +5,7 @@ BIN     := bin/autogate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-go test-e2e deps vet fmt bench bench-failover bench-dispatch bench-manager clean help
+.PHONY: all build demo test test-go test-e2e deps vet fmt bench bench-failover bench-failover-lb bench-dispatch bench-manager clean help
 all: build
 
 help: ## list targets
@@ -29,7 +29,7 @@ fmt:
 
 test: deps vet test-go test-openapi test-e2e test-infra synth ## every test: Go (race), emulators, the OpenAPI contract, the five-model suite, CDK assertions, cdk synth
 
-test-go: emulators ## Go tests with -race (starts the AWS-API emulators itself); the OpenAPI contract runs in test-openapi
+test-go: emulators node_modules/.installed ## Go tests with -race (starts the AWS-API emulators itself); the OpenAPI contract runs in test-openapi
 	$(GO) test -race -count=1 -timeout 20m -skip '^TestOpenAPIContract$$' ./...
 
 test-e2e: emulators ## the five-model end-to-end suite; prints accepted/succeeded/lost/unaccounted per model
@@ -42,6 +42,9 @@ bench: build ## API run (sync, async) vs bare os/exec of the same no-op, on the 
 
 bench-failover: emulators ## kill -9 the active gateway N times (BENCH_TRIALS, default 30): failover p50/p99/max and lease cost
 	CI=true $(GO) test -run '^$$' -bench BenchmarkFailover -benchtime $${BENCH_TRIALS:-30}x -count 1 -v ./cmd/autogate/ | grep -E 'Benchmark|lease cost|ok|FAIL'
+
+bench-failover-lb: emulators node_modules/.installed ## deployed shape: kill -9 the active gateway behind the in-test load balancer (BENCH_TRIALS, default 20): client-visible failover p50/p99, failed requests
+	CI=true $(GO) test -run '^$$' -bench BenchmarkFailoverLB -benchtime $${BENCH_TRIALS:-20}x -count 1 -timeout 30m -v ./cmd/autogate/ | grep -E 'Benchmark|failover-lb|ok|FAIL'
 
 bench-dispatch: emulators ## no-op runs through 1 gateway, SQS and 1/2/4 runners (BENCH_RUNS, default 200 per case)
 	CI=true $(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime $${BENCH_RUNS:-200}x -count 1 ./cmd/autogate/ | grep -E 'Benchmark|ok|FAIL'

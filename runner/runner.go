@@ -548,7 +548,7 @@ func (c *Core) heartbeat(ctx context.Context, done <-chan struct{}, m queue.Mess
 				stdout, stderr := live.Output()
 				if x.Progress(c.cfg.Node, attempt, stdout, stderr) == nil { // else nothing new, or no longer ours
 					flushed = now
-					y, err := cat(c).MutateFrom(ctx, x, func(x *execution.Execution) error {
+					y, err := cat(c).MutateExecution(ctx, e.ID, func(x *execution.Execution) error {
 						return x.Progress(c.cfg.Node, attempt, stdout, stderr)
 					})
 					if err != nil {

@@ -131,9 +131,8 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		Name: "manager", Describe: "Gateway Manager", Net: net, Cluster: ecsCluster,
 		Image: image, Role: m.Role, Size: mgr.Task, Arch: mgr.Architecture,
 		Command: []string{"manager"}, Env: env, Secrets: map[string]awsecs.Secret{}, Port: managerPort,
-		Count: *mgr.Managers, HealthPath: readyPath, Internal: mgr.Internal, AllowedCIDRs: mgr.AllowedCIDRs,
+		Count: *mgr.Managers, HealthPath: livePath, Internal: mgr.Internal, AllowedCIDRs: mgr.AllowedCIDRs,
 		CertARN: mgr.CertificateARN, Retention: retention, LogDays: mgr.LogRetentionDays,
-		EndpointEnv: "AUTOGATE_MANAGER_ADVERTISE_ADDR", Domain: mgr.DomainName,
 		// How an operator reads the first admin password.
 		ECSExec: mgr.ECSExec,
 	})
@@ -147,7 +146,7 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Minimum"),
 	}).CreateAlarm(scope, jsii.String("NoActiveManager"), &awscloudwatch.CreateAlarmOptions{
 		AlarmName:          jsii.String("autogate-manager-no-active-manager"),
-		AlarmDescription:   jsii.String("No manager task passes /readyz: the Gateway Manager has no active node, and clusters cannot be reached through it."),
+		AlarmDescription:   jsii.String("No manager task passes its health check (/healthz): the Gateway Manager is down, and clusters cannot be reached through it."),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(3),

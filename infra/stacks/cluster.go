@@ -32,12 +32,18 @@ const (
 	// gatewayPort serves the API, /healthz and /readyz over HTTPS (see
 	// [newFronted] for the TLS between the load balancer and the tasks).
 	gatewayPort = 8443
-	// readyPath answers 200 only on the active gateway, so the load balancer
-	// sends traffic to the active gateway alone.
-	readyPath = "/readyz"
+	// livePath answers 200 on every live gateway or manager, active or
+	// standby (a standby forwards requests to the active), so the load
+	// balancer may send traffic to any of them. /readyz stays 200 on the
+	// active only, for operators.
+	livePath = "/healthz"
 	// lambdaEntrypoint is the Lambda runner binary inside the image.
 	lambdaEntrypoint = "/usr/local/bin/autogate-lambda-runner"
 )
+
+// HealthCheckGrace is how long ECS ignores a new task's health check: its
+// start-up (table check, first certificate) and two passing checks.
+const HealthCheckGrace = 60 * time.Second
 
 // NoAttestationsEnv turns BuildKit's default provenance attestation off
 // for the image build of `cdk deploy`.
@@ -323,13 +329,12 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 		Name: "gateway", Describe: "gateways of " + cfg.ID, Net: c.net, Cluster: c.ECSCluster,
 		Image: c.ecsImage, Role: c.GatewayRole, Size: cfg.Gateway, Arch: cfg.Architecture,
 		Command: []string{"server"}, Env: env, Secrets: secrets, Port: gatewayPort, Count: *cfg.Gateways,
-		HealthPath: readyPath, Internal: cfg.Internal, AllowedCIDRs: cfg.AllowedCIDRs, CertARN: cfg.CertificateARN,
+		HealthPath: livePath, Internal: cfg.Internal, AllowedCIDRs: cfg.AllowedCIDRs, CertARN: cfg.CertificateARN,
 		Retention: c.retention, LogDays: cfg.LogRetentionDays,
 		// ECS Exec: how an operator reads the first admin password (see
 		// README.md, "Deploying a cluster to AWS"); off unless the cluster
 		// config turns it on.
-		ECSExec:     cfg.ECSExec,
-		EndpointEnv: "AUTOGATE_ADVERTISE_ADDR", Domain: cfg.DomainName,
+		ECSExec: cfg.ECSExec,
 	})
 	c.Gateway, c.LoadBalancer, c.TargetGroup, c.gatewayLogs = f.Service, f.LoadBalancer, f.TargetGroup, f.Logs
 	if cfg.ECSExec {
@@ -606,7 +611,7 @@ func (c *Cluster) addAlarms() {
 	})
 	c.alarm("NoActiveGateway", &awscloudwatch.CreateAlarmOptions{
 		AlarmName:          jsii.String("autogate-" + cfg.ID + "-no-active-gateway"),
-		AlarmDescription:   jsii.String("No gateway of cluster " + cfg.ID + " passes /readyz: the cluster has no active gateway and its API is down."),
+		AlarmDescription:   jsii.String("No gateway of cluster " + cfg.ID + " passes its health check (/healthz): the cluster's API is down."),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(3),

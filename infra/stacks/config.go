@@ -87,8 +87,7 @@ type ManagerConfig struct {
 	// (required; same account and region as the manager).
 	CertificateARN string `yaml:"certificateArn"`
 	// DomainName, when set, is the name clients and gateways use for the
-	// manager (the certificate's name); AUTOGATE_MANAGER_ADVERTISE_ADDR
-	// becomes https://<domainName>, otherwise the load balancer's DNS name.
+	// manager (the certificate's name): the default of URL.
 	DomainName string `yaml:"domainName"`
 	// URL is the manager's address as the gateways dial it,
 	// https://host[:port] (the only form the binary's tunnel accepts on a
@@ -174,8 +173,8 @@ type ClusterConfig struct {
 	// same account and region as the cluster).
 	CertificateARN string `yaml:"certificateArn"`
 	// DomainName, when set, is the name clients use for the cluster endpoint
-	// (the certificate's name); AUTOGATE_ADVERTISE_ADDR becomes
-	// https://<domainName>, otherwise the load balancer's DNS name.
+	// (the certificate's name). The tasks advertise their own addresses
+	// (standbys forward to the active task), never this name.
 	DomainName string `yaml:"domainName"`
 	// Internal makes the load balancer internal (no public address).
 	Internal bool `yaml:"internal"`

@@ -376,3 +376,46 @@ func TestRoleActionsMatchSDKCalls(t *testing.T) {
 		t.Error("the product calls an action the stacks dropped as unused; grant it again")
 	}
 }
+
+// TestStandbysReachTheActive (14.1): the tasks of a service may reach each
+// other on the service port (a standby forwards to the active task), and
+// no task is told to advertise the load balancer's name (the lease item
+// must name the active task itself, or a standby would forward to the
+// load balancer).
+func TestStandbysReachTheActive(t *testing.T) {
+	doc := managerYAML("  url: https://m.example.com\n") + "clusters:" + clusterYAML("fwd", acctA, regionA, 2, RunnersNone, "    domainName: fwd.example.com\n")
+	_, st, _ := build(t, doc)
+	_, craw := templateOf(t, st.Clusters["fwd"])
+	_, mraw := templateOf(t, st.Manager)
+	for name, tc := range map[string]struct {
+		raw  map[string]any
+		port float64
+	}{"cluster": {craw, gatewayPort}, "manager": {mraw, managerPort}} {
+		raw := tc.raw
+		found := false
+		for id, r := range resources(raw, "AWS::EC2::SecurityGroupIngress") {
+			p := props(r)
+			if p["Description"] != "standbys forward to the active" {
+				continue
+			}
+			found = true
+			g, _ := json.Marshal(p["GroupId"])
+			src, _ := json.Marshal(p["SourceSecurityGroupId"])
+			if string(g) != string(src) || p["FromPort"] != tc.port || p["ToPort"] != tc.port {
+				t.Errorf("%s: ingress %s = %v, want the service's own group on port %v", name, id, p, tc.port)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no ingress rule lets standbys reach the active task", name)
+		}
+		for kind, envs := range stackEnv(t, raw) {
+			for _, env := range envs {
+				for k := range env {
+					if strings.HasSuffix(k, "ADVERTISE_ADDR") {
+						t.Errorf("%s %s: %s is set; the task must advertise its own address", name, kind, k)
+					}
+				}
+			}
+		}
+	}
+}

@@ -176,7 +176,7 @@ type frontedProps struct {
 	Secrets  map[string]awsecs.Secret
 	Port     int
 	Count    int
-	// HealthPath is the target group's health check path.
+	// HealthPath is the target group's health check path (livePath).
 	HealthPath   string
 	Internal     bool
 	AllowedCIDRs []string
@@ -187,14 +187,12 @@ type frontedProps struct {
 	LogDays   int
 	// ECSExec turns on ECS Exec for the service.
 	ECSExec bool
-	// EndpointEnv names the variable that gets https://<domain or load
-	// balancer DNS name> (the server's advertise address).
-	EndpointEnv string
-	Domain      string
 }
 
 // fronted is an active/standby server behind an HTTPS load balancer, the
-// way the gateways and the manager run.
+// way the gateways and the manager run: every live task is a target, and a
+// standby forwards what it gets to the active task (see the binary's
+// httpapi.Forwarder).
 type fronted struct {
 	Service      awsecs.FargateService
 	Task         awsecs.FargateTaskDefinition
@@ -228,8 +226,10 @@ func newFronted(scope constructs.Construct, p *frontedProps) *fronted {
 	})
 	sg := awsec2.NewSecurityGroup(scope, jsii.String(id+"SG"), &awsec2.SecurityGroupProps{
 		Vpc:         p.Net.VPC,
-		Description: jsii.String(fmt.Sprintf("Autogate %s: HTTPS %d from the load balancer only", p.Describe, p.Port)),
+		Description: jsii.String(fmt.Sprintf("Autogate %s: HTTPS %d from the load balancer and from each other", p.Describe, p.Port)),
 	})
+	// Standbys forward requests to the active task over HTTPS.
+	sg.AddIngressRule(sg, awsec2.Port_Tcp(jsii.Number(float64(p.Port))), jsii.String("standbys forward to the active"), nil)
 	lbSG := awsec2.NewSecurityGroup(scope, jsii.String("LoadBalancerSG"), &awsec2.SecurityGroupProps{
 		Vpc:              p.Net.VPC,
 		Description:      jsii.String("Autogate load balancer of " + p.Describe + ": HTTPS 443 from the allowed CIDRs"),
@@ -256,17 +256,13 @@ func newFronted(scope constructs.Construct, p *frontedProps) *fronted {
 	})
 	f.LoadBalancer.LogAccessLogs(accessLogBucket(scope, p.LogDays), jsii.String("alb"))
 
+	// No advertise address: each task advertises its own (its ENI's
+	// address and the port), which the lease item names so that standbys
+	// forward to the active task, never to the load balancer.
 	env := map[string]*string{}
 	for k, v := range p.Env {
 		env[k] = v
 	}
-	// Clients reach the server through the load balancer (or the DNS name
-	// that points at it), never a task's own address.
-	endpoint := f.LoadBalancer.LoadBalancerDnsName()
-	if p.Domain != "" {
-		endpoint = jsii.String(p.Domain)
-	}
-	env[p.EndpointEnv] = jsii.String("https://" + *endpoint)
 	secrets := p.Secrets
 	f.Task.AddContainer(jsii.String(p.Name), &awsecs.ContainerDefinitionOptions{
 		Image:       p.Image,
@@ -289,17 +285,14 @@ func newFronted(scope constructs.Construct, p *frontedProps) *fronted {
 		SecurityGroups: &[]awsec2.ISecurityGroup{sg},
 		VpcSubnets:     p.Net.taskSubnets(),
 		AssignPublicIp: jsii.Bool(p.Net.nat == 0),
-		// ECS stops a task whose target is unhealthy once the grace period
-		// is over, and ECS has no readiness check: standbys answer /readyz
-		// with 503 by design, so without this they would be killed over
-		// and over. The grace period is therefore the maximum (ECS ignores
-		// the load balancer's verdict; a server that is broken must exit,
-		// and ECS replaces exited tasks), and deployments may stop old
-		// tasks before new ones are "healthy" (only one task, the active,
-		// ever is): minHealthyPercent 0, maxHealthyPercent 200 start the
-		// new tasks as hot standbys next to the old ones.
-		HealthCheckGracePeriod: awscdk.Duration_Seconds(jsii.Number(2147483647)),
-		MinHealthyPercent:      jsii.Number(0),
+		// Every live task passes the health check (/healthz: standbys
+		// forward to the active), so a deployment reaches steady state
+		// the ECS way: new tasks start next to the old ones (max 200%),
+		// and the old ones stop once the new ones are healthy (min 100%).
+		// The grace period covers the start-up (table check, first
+		// certificate); a task that stops answering after it is replaced.
+		HealthCheckGracePeriod: awscdk.Duration_Seconds(jsii.Number(HealthCheckGrace.Seconds())),
+		MinHealthyPercent:      jsii.Number(100),
 		MaxHealthyPercent:      jsii.Number(200),
 		CircuitBreaker:         &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
 		EnableExecuteCommand:   jsii.Bool(p.ECSExec),
@@ -310,12 +303,16 @@ func newFronted(scope constructs.Construct, p *frontedProps) *fronted {
 		Port:       jsii.Number(float64(p.Port)),
 		Protocol:   awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
 		TargetType: awselasticloadbalancingv2.TargetType_IP,
+		// The shortest check the load balancer allows: a task that died
+		// stops getting requests after 2 × 5 s (ECS deregisters a stopped
+		// task sooner); until then its requests fail, while the others
+		// reach the new active through the standby.
 		HealthCheck: &awselasticloadbalancingv2.HealthCheck{
 			Path:                    jsii.String(p.HealthPath),
 			Protocol:                awselasticloadbalancingv2.Protocol_HTTPS,
 			HealthyHttpCodes:        jsii.String("200"),
-			Interval:                awscdk.Duration_Seconds(jsii.Number(10)),
-			Timeout:                 awscdk.Duration_Seconds(jsii.Number(5)),
+			Interval:                awscdk.Duration_Seconds(jsii.Number(5)),
+			Timeout:                 awscdk.Duration_Seconds(jsii.Number(4)),
 			HealthyThresholdCount:   jsii.Number(2),
 			UnhealthyThresholdCount: jsii.Number(2),
 		},

@@ -324,13 +324,14 @@ func TestDeploymentModels(t *testing.T) {
 				tmpl.HasResource(jsii.String("AWS::S3::Bucket"), map[string]any{"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"})
 			})
 
-			// Gateways behind HTTPS, health-checked on /readyz.
+			// Gateways behind HTTPS, every live one healthy on /healthz
+			// (14.1): ECS's ordinary rolling deployment.
 			count("AWS::ECS::Service", map[bool]int{false: 1, true: 2}[cc.HasECSRunner()])
 			has("AWS::ECS::Service", map[string]any{
 				"ServiceName":                   "gateway",
 				"DesiredCount":                  m.gateways,
-				"HealthCheckGracePeriodSeconds": 2147483647,
-				"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 0}),
+				"HealthCheckGracePeriodSeconds": HealthCheckGrace.Seconds(),
+				"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 100, "MaximumPercent": 200}),
 				"LoadBalancers":                 []any{map[string]any{"ContainerName": "gateway", "ContainerPort": 8443, "TargetGroupArn": assertions.Match_AnyValue()}},
 			})
 			if cc.ECSExec {
@@ -340,7 +341,7 @@ func TestDeploymentModels(t *testing.T) {
 			}
 			has("AWS::ElasticLoadBalancingV2::TargetGroup", map[string]any{
 				"Port": 8443, "Protocol": "HTTPS", "TargetType": "ip",
-				"HealthCheckPath": "/readyz", "HealthCheckProtocol": "HTTPS",
+				"HealthCheckPath": "/healthz", "HealthCheckProtocol": "HTTPS",
 				"Matcher": map[string]any{"HttpCode": "200"},
 			})
 			has("AWS::ElasticLoadBalancingV2::Listener", map[string]any{
@@ -589,12 +590,12 @@ func TestManagerStack(t *testing.T) {
 	})
 	has("AWS::ECS::Service", map[string]any{
 		"ServiceName": "manager", "DesiredCount": 2,
-		"HealthCheckGracePeriodSeconds": 2147483647,
-		"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 0}),
+		"HealthCheckGracePeriodSeconds": HealthCheckGrace.Seconds(),
+		"DeploymentConfiguration":       assertions.Match_ObjectLike(&map[string]any{"MinimumHealthyPercent": 100, "MaximumPercent": 200}),
 		"LoadBalancers":                 []any{map[string]any{"ContainerName": "manager", "ContainerPort": 9443, "TargetGroupArn": assertions.Match_AnyValue()}},
 	})
 	has("AWS::ElasticLoadBalancingV2::TargetGroup", map[string]any{
-		"Port": 9443, "Protocol": "HTTPS", "HealthCheckPath": "/readyz", "HealthCheckProtocol": "HTTPS",
+		"Port": 9443, "Protocol": "HTTPS", "HealthCheckPath": "/healthz", "HealthCheckProtocol": "HTTPS",
 	})
 	has("AWS::ElasticLoadBalancingV2::Listener", map[string]any{
 		"Port": 443, "Protocol": "HTTPS",

@@ -213,7 +213,7 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	h := func(name, text string) string { return fmt.Sprintf("%s (env %s)", text, env[name]) }
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, h("data-dir", "directory for the embedded store, keys, TLS files and caches"))
 	fs.StringVar(&c.Listen, "listen", c.Listen, h("listen", "address the API listens on"))
-	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "address other nodes and clients should use (default: the listen address)"))
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "this node's own address, where standbys forward API requests while it is active; never a load balancer's (default: the listen address, with an unspecified host replaced by this host's first non-loopback IPv4)"))
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, h("cluster", "cluster ID; namespaces every resource"))
 	fs.StringVar(&c.Node, "node", c.Node, h("node", "this node's ID (default: host name and PID)"))
 	fs.StringVar(&c.Store, "store", c.Store, h("store", "resource store: bolt (embedded) or dynamodb"))

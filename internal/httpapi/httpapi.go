@@ -206,23 +206,27 @@ func noun(cfg Config) string {
 	return cfg.Noun
 }
 
-func (a *API) describe(t lease.Term) string {
-	if t.Holder == "" {
-		return "unknown (no active " + a.noun() + ")"
-	}
-	if t.Address != "" {
-		return fmt.Sprintf("%s at %s", t.Holder, t.Address)
-	}
-	return t.Holder
-}
-
 // StandbyDetail is the 503 detail of a standby, naming the active.
-func (a *API) StandbyDetail(t lease.Term) string {
-	noun := ""
-	if a.cfg.Noun != "" {
-		noun = " " + a.cfg.Noun
+func (a *API) StandbyDetail(t lease.Term) string { return StandbyMessage(a.cfg.Noun, t) }
+
+// StandbyMessage is a standby's 503 detail naming the active; noun is ""
+// for a gateway, "manager" for the Gateway Manager.
+func StandbyMessage(noun string, t lease.Term) string {
+	n := noun
+	if n == "" {
+		n = "gateway"
 	}
-	return fmt.Sprintf("standby; the active%s is %s", noun, a.describe(t))
+	who := "unknown (no active " + n + ")"
+	switch {
+	case t.Holder != "" && t.Address != "":
+		who = fmt.Sprintf("%s at %s", t.Holder, t.Address)
+	case t.Holder != "":
+		who = t.Holder
+	}
+	if noun != "" {
+		noun = " " + noun
+	}
+	return fmt.Sprintf("standby; the active%s is %s", noun, who)
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
@@ -241,6 +245,14 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fmt.Fprintln(w, "active")
+}
+
+// Standby reports whether this node is not active now. Its 503 answers
+// then carry StandbyHeader, so a forwarding standby knows the request was
+// not acted on.
+func (a *API) Standby() bool {
+	active, _ := a.cfg.Leader.Active()
+	return !active
 }
 
 // Authenticate applies the standby rule and checks a bearer token (or
@@ -279,6 +291,7 @@ func (a *API) authorize(ctx huma.Context, next func(huma.Context)) {
 	ctx = huma.WithValue(ctx, operationKey, op.OperationID)
 	if op.Metadata[metaPublic] == true {
 		if active, term := a.cfg.Leader.Active(); !active {
+			ctx.SetHeader(StandbyHeader, a.cfg.Node)
 			_ = huma.WriteErr(a, ctx, http.StatusServiceUnavailable, a.StandbyDetail(term)) // the response is all we can do here
 			return
 		}
@@ -287,6 +300,9 @@ func (a *API) authorize(ctx huma.Context, next func(huma.Context)) {
 	}
 	p, st, msg := a.Authenticate(ctx.Context(), ctx.Header("Authorization"))
 	if st != 0 {
+		if a.Standby() {
+			ctx.SetHeader(StandbyHeader, a.cfg.Node)
+		}
 		if st == http.StatusUnauthorized {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="`+a.cfg.Realm+`"`)
 		}

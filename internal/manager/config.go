@@ -95,7 +95,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	h := func(name, text string) string { return fmt.Sprintf("%s (env %s)", text, env[name]) }
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, h("data-dir", "directory for the embedded store and TLS files"))
 	fs.StringVar(&c.Listen, "listen", c.Listen, h("listen", "address the manager's API and tunnel endpoint listen on"))
-	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "address to name in \"standby; the active manager is …\" (default: the listen address)"))
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "this manager's own address, where standby managers forward requests while it is active; never a load balancer's (default: the listen address, with an unspecified host replaced by this host's first non-loopback IPv4)"))
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, h("cluster", "the manager's own namespace in the store (users, tokens, registry, lease); no cluster may use it"))
 	fs.StringVar(&c.Node, "node", c.Node, h("node", "this manager's node ID (default: host name and PID)"))
 	fs.StringVar(&c.Store, "store", c.Store, h("store", "bolt (embedded) or dynamodb"))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/autogate/autogate/internal/httpapi"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/tunnel"
@@ -29,6 +30,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	info.Cluster = id
 	p, st, msg := s.api.Authenticate(r.Context(), r.Header.Get("Authorization"))
 	if st != 0 {
+		if s.api.Standby() {
+			w.Header().Set(httpapi.StandbyHeader, s.Node)
+		}
 		if st == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="autogate-manager"`)
 		}

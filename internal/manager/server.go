@@ -84,6 +84,7 @@ const connectPath = "/v1/connect"
 // cluster credential before the upgrade.
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	if active, term := s.Leader.Active(); !active {
+		w.Header().Set(httpapi.StandbyHeader, s.Node)
 		writeProblem(w, http.StatusServiceUnavailable, s.api.StandbyDetail(term))
 		return
 	}

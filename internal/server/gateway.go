@@ -179,8 +179,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if !cfg.Plaintext {
 		tf = &tlsFiles{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, dir: tlsDir}
 	}
-	// Sync runs hold a request up to 5 min.
-	httpSrv, err := newHTTPServer(handler, 6*time.Minute, tf, clk, g.Stderr, log)
+	// Sync runs hold a request up to 5 min. The tunnel above serves the
+	// API itself; only the listener forwards (a tunnel runs on the active).
+	front := forwarding(handler, forwardConfig{lead: lead, node: cfg.Node, leaseDuration: cfg.LeaseDuration, maxBody: srv.MaxBodyBytes}, clk, log)
+	httpSrv, err := newHTTPServer(front, 6*time.Minute, tf, clk, g.Stderr, log)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/devcert"
+	"github.com/autogate/autogate/internal/httpapi"
+	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
 )
 
 // NewLogger returns the JSON (or text) logger at level on w; level and
@@ -35,7 +37,10 @@ type endpoint struct {
 	advertise string
 }
 
-// listen binds addr; advertise "" becomes scheme://bound-address.
+// listen binds addr; advertise "" becomes scheme://bound-address, with
+// an unspecified host (":8443", as on ECS) replaced by this host's own
+// address: the advertise address is where standbys forward requests to,
+// so it must reach this node, never a load balancer in front of it.
 func listen(addr, advertise string, plaintext bool) (*endpoint, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -46,9 +51,83 @@ func listen(addr, advertise string, plaintext bool) (*endpoint, error) {
 		e.scheme = "http"
 	}
 	if e.advertise == "" {
-		e.advertise = fmt.Sprintf("%s://%s", e.scheme, ln.Addr())
+		bound := ln.Addr().(*net.TCPAddr)
+		host := bound.IP
+		if host.IsUnspecified() {
+			host = hostIP()
+		}
+		e.advertise = fmt.Sprintf("%s://%s", e.scheme, net.JoinHostPort(host.String(), fmt.Sprint(bound.Port)))
 	}
 	return e, nil
+}
+
+// hostIP is this host's first non-loopback IPv4 address (a Fargate task's
+// ENI address), else 127.0.0.1.
+func hostIP() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.To4()
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1).To4()
+}
+
+// localPaths are served by every node, whatever its role: the load
+// balancer's and the operators' probes and this node's own metrics.
+var localPaths = []string{"/healthz", "/readyz", "/metrics"}
+
+// forwardConfig is how a standby forwards to the active.
+type forwardConfig struct {
+	lead *leadership
+	node string
+	// noun is "" for the gateway, "manager" for the manager.
+	noun          string
+	leaseDuration time.Duration
+	maxBody       int64
+}
+
+// forwardWait bounds how long a standby holds a request for an active: a
+// takeover after the active died needs up to a lease duration plus a poll
+// (2.9 s with the defaults); twice the lease duration leaves room for the
+// new active's set-up.
+func forwardWait(leaseDuration time.Duration) time.Duration {
+	if leaseDuration <= 0 {
+		leaseDuration = leasedynamo.DefaultLeaseDuration
+	}
+	return 2 * leaseDuration
+}
+
+// forwarding wraps h so that a standby forwards every request but the
+// probes to the active the lease names (httpapi.Forwarder): any live node
+// may sit behind the load balancer.
+func forwarding(h http.Handler, fc forwardConfig, clk clock.Clock, log *slog.Logger) http.Handler {
+	return httpapi.NewForwarder(httpapi.ForwardConfig{
+		Leader: fc.lead, Node: fc.node, Noun: fc.noun, Local: h, LocalPaths: localPaths,
+		Transport: forwardTransport(), Wait: forwardWait(fc.leaseDuration), MaxBodyBytes: fc.maxBody,
+		Clock: clk, Logger: log,
+	})
+}
+
+// forwardTransport reaches the active inside the VPC over TLS. It does not
+// verify the active's certificate: each task serves its own self-signed
+// one, and the address comes from the lease item, which only the
+// cluster's roles can write. That is the trust the load balancer places
+// in its targets (it does not verify them either); the traffic stays
+// encrypted. No proxy from the environment: this is node-to-node traffic.
+// Dials are short: a stopped task's address drops packets, and the
+// request should move on to the next active, not hang.
+func forwardTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // see above
+		TLSHandshakeTimeout: 2 * time.Second,
+		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     90 * time.Second,
+	}
 }
 
 // tlsFiles says where the certificate comes from: certFile/keyFile if

@@ -80,7 +80,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		tf = &tlsFiles{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, dir: tlsDir}
 	}
 	// Routed sync runs; tunnels lift it.
-	httpSrv, err := newHTTPServer(srv.Handler(), manager.MaxRequestTimeout+time.Minute, tf, clk, m.Stderr, log)
+	handler := srv.Handler() // sets the body cap's default
+	front := forwarding(handler, forwardConfig{lead: lead, node: cfg.Node, noun: "manager", leaseDuration: cfg.LeaseDuration, maxBody: srv.MaxBodyBytes}, clk, log)
+	httpSrv, err := newHTTPServer(front, manager.MaxRequestTimeout+time.Minute, tf, clk, m.Stderr, log)
 	if err != nil {
 		return err
 	}

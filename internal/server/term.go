@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 
 	"github.com/autogate/autogate/internal/lease"
 	"github.com/autogate/autogate/internal/store"
@@ -13,48 +13,60 @@ import (
 )
 
 // leadership answers "am I active, and who is?" for the HTTP servers
-// (api.Leadership, manager.Leadership). It reports inactive from the
-// moment the term's context is done, before the duties have wound down.
+// (api.Leadership, manager.Leadership) and the standby's forwarder. It
+// reports inactive from the moment the term's context is done, before the
+// duties have wound down, and then names the holder last observed in the
+// lease item: a deposed active that saw the new holder's epoch forwards
+// there at once instead of naming itself.
 type leadership struct {
-	state atomic.Pointer[leaderState]
-}
-
-type leaderState struct {
-	term lease.Term
-	// active is nil while not active, else the term's ctx.Done(): the
-	// node stops reporting active the moment the term ends.
+	mu sync.Mutex
+	// observed is the holder last seen in the lease item, this node
+	// included; it is recorded even while this node is active.
+	observed lease.Term
+	// own is this node's running (or last) term.
+	own lease.Term
+	// active is nil while not active, else the term's ctx.Done().
 	active <-chan struct{}
 }
 
-// Active reports whether this node is active and the last known term.
+// Active reports whether this node is active and the term it knows: its
+// own while active, else the last observed holder.
 func (l *leadership) Active() (bool, lease.Term) {
-	s := l.state.Load()
-	if s == nil {
-		return false, lease.Term{}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.active != nil {
+		select {
+		case <-l.active:
+		default:
+			return true, l.own
+		}
 	}
-	if s.active == nil {
-		return false, s.term
-	}
-	select {
-	case <-s.active:
-		return false, s.term
-	default:
-		return true, s.term
-	}
+	return false, l.observed
 }
 
-// observe records term as the known holder while this node is not active.
+// observe records term as the holder the lease item names now.
 func (l *leadership) observe(term lease.Term) {
-	if active, _ := l.Active(); !active {
-		l.state.Store(&leaderState{term: term})
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.observed = term
 }
 
 func (l *leadership) activate(ctx context.Context, term lease.Term) {
-	l.state.Store(&leaderState{term: term, active: ctx.Done()})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.own, l.active = term, ctx.Done()
 }
 
-func (l *leadership) deactivate(term lease.Term) { l.state.Store(&leaderState{term: term}) }
+// deactivate ends the node's active state; until the lease names another
+// holder, the observed one (for a fresh term, this node) stays.
+func (l *leadership) deactivate(term lease.Term) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.own, l.active = term, nil
+	if l.observed == (lease.Term{}) {
+		l.observed = term
+	}
+}
 
 // termCache is a cache valid for one lease term (cache.Store).
 type termCache interface {

@@ -282,8 +282,14 @@ func TestStandbyObservesTheLeader(t *testing.T) {
 		t.Errorf("active: got %v %+v want true %+v", active, term, mine)
 	}
 	cancel()
-	if active, _ := lead.Active(); active {
-		t.Error("active after the term's ctx ended")
+	// Deposed, it names the holder the lease item named last (where its
+	// standby forwarder sends requests), not itself.
+	if active, term := lead.Active(); active || term != other {
+		t.Errorf("after the term's ctx ended: got %v %+v want false %+v", active, term, other)
+	}
+	lead.deactivate(mine)
+	if _, term := lead.Active(); term != other {
+		t.Errorf("after deactivate: names %+v, want the observed %+v", term, other)
 	}
 }
 
