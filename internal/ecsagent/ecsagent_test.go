@@ -2,72 +2,23 @@ package ecsagent_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/autogate/autogate/internal/ecsagent"
+	"github.com/autogate/autogate/internal/ecsagent/ecsagenttest"
 )
 
-// agent is a fake ECS agent: it records each PUT body and answers with the
-// next canned reply (status, body); past the list it reports the state asked.
-type agent struct {
-	mu      sync.Mutex
-	bodies  []map[string]any
-	replies []reply
-}
-
-type reply struct {
-	status int
-	body   string
-}
-
-func (a *agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPut || r.URL.Path != "/v3/abc/task-protection/v1/state" || r.Header.Get("Content-Type") != "application/json" {
-		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
-		return
-	}
-	raw, _ := io.ReadAll(r.Body)
-	var b map[string]any
-	if err := json.Unmarshal(raw, &b); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	a.mu.Lock()
-	a.bodies = append(a.bodies, b)
-	var rep reply
-	if len(a.replies) > 0 {
-		rep, a.replies = a.replies[0], a.replies[1:]
-	}
-	a.mu.Unlock()
-	if rep.status == 0 {
-		rep = reply{200, `{"protection":{"ExpirationDate":null,"ProtectionEnabled":` + jsonBool(b["ProtectionEnabled"]) + `,"TaskArn":"arn:aws:ecs:us-east-1:111111111111:task/c/abc"}}`}
-	}
-	w.WriteHeader(rep.status)
-	io.WriteString(w, rep.body)
-}
-
-func jsonBool(v any) string {
-	if v == true {
-		return "true"
-	}
-	return "false"
-}
-
-func newAgent(t *testing.T, replies ...reply) (*agent, *ecsagent.Client) {
+func client(t *testing.T, replies ...ecsagenttest.Reply) (*ecsagenttest.Agent, *ecsagent.Client) {
 	t.Helper()
-	a := &agent{replies: replies}
-	srv := httptest.NewServer(a)
-	t.Cleanup(srv.Close)
+	a, uri := ecsagenttest.Start(t, replies...)
 	c, ok, err := ecsagent.FromEnv(func(k string) string {
 		if k == ecsagent.URIEnv {
-			return srv.URL + "/v3/abc"
+			return uri
 		}
 		return ""
 	})
@@ -78,7 +29,7 @@ func newAgent(t *testing.T, replies ...reply) (*agent, *ecsagent.Client) {
 }
 
 func TestSetProtectionBodies(t *testing.T) {
-	a, c := newAgent(t)
+	a, c := client(t)
 	ctx := t.Context()
 	if err := c.SetProtection(ctx, true, 10*time.Minute); err != nil {
 		t.Fatal(err)
@@ -89,22 +40,14 @@ func TestSetProtectionBodies(t *testing.T) {
 	if err := c.SetProtection(ctx, false, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	want := []map[string]any{
-		{"ProtectionEnabled": true, "ExpiresInMinutes": 10.0},
-		{"ProtectionEnabled": true, "ExpiresInMinutes": 2.0},
-		{"ProtectionEnabled": false},
-	}
-	if len(a.bodies) != len(want) {
-		t.Fatalf("bodies %v, want %v", a.bodies, want)
+	want := []ecsagenttest.Call{{Enabled: true, Minutes: 10, Fields: 2}, {Enabled: true, Minutes: 2, Fields: 2}, {Enabled: false, Fields: 1}}
+	got := a.Calls()
+	if len(got) != len(want) {
+		t.Fatalf("calls %+v, want %+v", got, want)
 	}
 	for i := range want {
-		if len(a.bodies[i]) != len(want[i]) {
-			t.Errorf("body %d = %v, want %v", i, a.bodies[i], want[i])
-		}
-		for k, v := range want[i] {
-			if a.bodies[i][k] != v {
-				t.Errorf("body %d = %v, want %v", i, a.bodies[i], want[i])
-			}
+		if got[i] != want[i] {
+			t.Errorf("call %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
 }
@@ -112,19 +55,20 @@ func TestSetProtectionBodies(t *testing.T) {
 func TestSetProtectionErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		reply reply
+		reply ecsagenttest.Reply
 		want  string
 	}{
-		{"access denied", reply{400, `{"requestID":"r1","error":{"Arn":"arn:aws:ecs:us-east-1:1:task/c/abc","Code":"AccessDeniedException","Message":"not authorized to perform: ecs:UpdateTaskProtection"}}`}, "AccessDeniedException"},
-		{"throttled", reply{200, `{"error":{"Code":"ThrottlingException","Message":"Rate exceeded"}}`}, "ThrottlingException"},
-		{"failure", reply{200, `{"failure":{"Arn":"arn:aws:ecs:us-east-1:1:task/c/abc","Detail":null,"Reason":"TASK_NOT_VALID"}}`}, "TASK_NOT_VALID"},
-		{"server error", reply{500, "agent broken"}, "HTTP 500: agent broken"},
-		{"not json", reply{200, "<html>"}, "unexpected answer"},
-		{"other state", reply{200, `{"protection":{"ProtectionEnabled":false}}`}, "reports false"},
+		{"access denied", ecsagenttest.AccessDenied, "AccessDeniedException"},
+		{"throttled", ecsagenttest.Throttled, "ThrottlingException"},
+		{"failure", ecsagenttest.NotValid, "TASK_NOT_VALID"},
+		{"error with 200", ecsagenttest.Reply{Status: 200, Body: `{"error":{"Code":"RequestCanceled","Message":"Timed out calling Amazon ECS Task Protection API"}}`}, "RequestCanceled"},
+		{"server error", ecsagenttest.Reply{Status: 500, Body: "agent broken"}, "HTTP 500: agent broken"},
+		{"not json", ecsagenttest.Reply{Status: 200, Body: "<html>"}, "unexpected answer"},
+		{"other state", ecsagenttest.Reply{Status: 200, Body: `{"protection":{"ProtectionEnabled":false}}`}, "reports false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, c := newAgent(t, tt.reply)
+			_, c := client(t, tt.reply)
 			err := c.SetProtection(t.Context(), true, time.Minute)
 			if !errors.Is(err, ecsagent.ErrProtection) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want ErrProtection mentioning %q", err, tt.want)
@@ -134,14 +78,14 @@ func TestSetProtectionErrors(t *testing.T) {
 }
 
 func TestSetProtectionRejectsBadExpiry(t *testing.T) {
-	a, c := newAgent(t)
+	a, c := client(t)
 	for _, d := range []time.Duration{0, -time.Minute, ecsagent.MaxExpiry + time.Minute} {
 		if err := c.SetProtection(t.Context(), true, d); !errors.Is(err, ecsagent.ErrProtection) {
 			t.Errorf("expiry %v: err = %v, want ErrProtection", d, err)
 		}
 	}
-	if len(a.bodies) != 0 {
-		t.Errorf("the agent was called with a bad expiry: %v", a.bodies)
+	if calls := a.Calls(); len(calls) != 0 {
+		t.Errorf("the agent was called with a bad expiry: %+v", calls)
 	}
 }
 
