@@ -105,6 +105,13 @@ type Config struct {
 	OnDone func(*execution.Execution)
 	// Metrics, if set, counts runs and the AWS calls each one costs.
 	Metrics Meter
+	// Protector, if set, protects the runner's task from scale-in while it
+	// handles a message (from receipt to ack) and drops the protection when
+	// idle. ProtectFor is how long each call protects for (default
+	// DefaultProtectFor); Run renews it at half of that, checking every
+	// Heartbeat, and retries failed calls on the same tick.
+	Protector  Protector
+	ProtectFor time.Duration
 }
 
 // Core is the runner core.
@@ -114,6 +121,7 @@ type Core struct {
 	running map[string]context.CancelCauseFunc
 	live    map[string]*executor.Live
 	wg      sync.WaitGroup
+	guard   *guard // nil without a Protector
 }
 
 // New validates cfg and returns a Core.
@@ -157,10 +165,17 @@ func New(cfg Config) (*Core, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMeter{}
 	}
+	if cfg.ProtectFor <= 0 {
+		cfg.ProtectFor = DefaultProtectFor
+	}
 	if cfg.StaleAfter <= cfg.Heartbeat {
 		return nil, fmt.Errorf("runner: stale-after %v must exceed heartbeat %v", cfg.StaleAfter, cfg.Heartbeat)
 	}
-	return &Core{cfg: cfg, running: map[string]context.CancelCauseFunc{}, live: map[string]*executor.Live{}}, nil
+	if cfg.Protector != nil && cfg.ProtectFor/2 <= cfg.Heartbeat {
+		return nil, fmt.Errorf("runner: protection of %v is renewed at half of it, which must exceed heartbeat %v", cfg.ProtectFor, cfg.Heartbeat)
+	}
+	return &Core{cfg: cfg, running: map[string]context.CancelCauseFunc{}, live: map[string]*executor.Live{},
+		guard: newGuard(cfg.Protector, cfg.Clock, cfg.Logger, cfg.ProtectFor)}, nil
 }
 
 // Outcome is what Handle did with a message.
@@ -191,6 +206,11 @@ var errCanceled = errors.New("canceled on request")
 // are killed and their attempts recorded lost.
 func (c *Core) Run(recvCtx, workCtx context.Context) error {
 	slots := make(chan struct{}, c.cfg.Concurrency)
+	// Renew (and retry) the scale-in protection until the last execution
+	// has finished: the deferred stop runs after the deferred Wait.
+	gctx, stopGuard := context.WithCancel(context.WithoutCancel(workCtx))
+	defer stopGuard()
+	go c.guard.loop(gctx, c.cfg.Heartbeat)
 	defer c.wg.Wait()
 	for {
 		select {
@@ -280,6 +300,8 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 		log.Error("message for another cluster", "cluster", env.Cluster)
 		return Failed
 	}
+	// Held work keeps the task from scale-in until the message is settled.
+	defer c.guard.hold(ctx)()
 	// Count the AWS calls of this delivery, from the first read to the ack.
 	ctx, calls := c.cfg.Metrics.TrackCalls(ctx)
 	cat := c.cfg.Catalog

@@ -17,6 +17,7 @@ import (
 
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/config"
+	"github.com/autogate/autogate/internal/ecsagent"
 	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
 	"github.com/autogate/autogate/internal/metrics"
 	sqsqueue "github.com/autogate/autogate/internal/queue/sqs"
@@ -39,7 +40,7 @@ type Runner struct {
 	Version string
 	Stdout  io.Writer
 	Logger  *slog.Logger
-	// Getenv reads AUTOGATE_SECRET_KEY; nil is os.Getenv.
+	// Getenv reads AUTOGATE_SECRET_KEY and ECS_AGENT_URI; nil is os.Getenv.
 	Getenv func(string) string
 	// ShimPath is the services' supervising shim (see node.Config.ShimPath).
 	ShimPath string
@@ -92,10 +93,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	protector, err := taskProtector(getenv, log)
+	if err != nil {
+		return err
+	}
 	n, err := node.New(node.Config{
 		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat, ShimPath: r.ShimPath,
-		Store: st, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter,
+		Store: st, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter, Protector: protector,
 	})
 	if err != nil {
 		return err
@@ -176,6 +181,23 @@ func (r *Runner) Run(ctx context.Context) error {
 		_ = metricsSrv.Shutdown(sctx) // best effort: the process is exiting
 	}
 	return errors.Join(runErr, g.Wait())
+}
+
+// taskProtector is the ECS task scale-in protection of the task this runner
+// runs in (ECS_AGENT_URI, which the ECS agent sets), or nil outside ECS.
+// Scaling in would otherwise stop a task in the middle of a service: the
+// stop timeout (120 s at most on Fargate) is far shorter than a service may
+// run.
+func taskProtector(getenv func(string) string, log *slog.Logger) (runner.Protector, error) {
+	c, ok, err := ecsagent.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		log.Info("not on ECS (" + ecsagent.URIEnv + " unset): no task scale-in protection")
+		return nil, nil
+	}
+	return c, nil
 }
 
 // runnerHandler serves the runner's /healthz and /metrics.

@@ -58,6 +58,10 @@ type Config struct {
 	// Metrics and OnDone are optional (see runner.Config).
 	Metrics runner.Meter
 	OnDone  func(*execution.Execution)
+	// Protector and ProtectFor are the task scale-in protection (see
+	// runner.Config); nil outside ECS and for in-process and Lambda runners.
+	Protector  runner.Protector
+	ProtectFor time.Duration
 }
 
 // Node is a built runner node; Catalog and Repos are exposed for callers
@@ -113,6 +117,7 @@ func New(cfg Config) (*Node, error) {
 		Node: cfg.Node, Catalog: cat, Claims: claims, Source: cfg.Source, Executor: exe, Repos: repos,
 		Clock: cfg.Clock, Logger: cfg.Logger, Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
 		CancelPoll: cfg.CancelPoll, OnDone: cfg.OnDone, Metrics: cfg.Metrics,
+		Protector: cfg.Protector, ProtectFor: cfg.ProtectFor,
 	}
 	core, err := runner.New(rc)
 	if err != nil {

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -87,5 +88,30 @@ func TestNewRejects(t *testing.T) {
 				t.Errorf("got %v want node.ErrConfig", err)
 			}
 		})
+	}
+}
+
+// recordingProtector records the protection states asked for.
+type recordingProtector struct{ calls []bool }
+
+func (p *recordingProtector) SetProtection(_ context.Context, enabled bool, _ time.Duration) error {
+	p.calls = append(p.calls, enabled)
+	return nil
+}
+
+// TestNewCarriesProtector: the ECS runner's task protection reaches the
+// core, which holds it while it handles a message.
+func TestNewCarriesProtector(t *testing.T) {
+	cfg := base(t, openStore(t))
+	p := &recordingProtector{}
+	cfg.Protector = p
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := queue.Message{Envelope: queue.Envelope{V: queue.EnvelopeVersion, ExecutionID: execution.NewID(time.Now()), Cluster: "c1", Service: "s"}}
+	n.Core.Handle(t.Context(), m) // an unknown execution: dropped
+	if len(p.calls) != 2 || !p.calls[0] || p.calls[1] {
+		t.Errorf("protection calls %v, want on while handling, then off", p.calls)
 	}
 }
