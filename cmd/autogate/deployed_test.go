@@ -786,7 +786,7 @@ func (w *world) launchOn(spec *taskSpec, l *lb) *fleet {
 func apiLogin2(t testing.TB, hc *http.Client, base, password string) string {
 	t.Helper()
 	b, _ := json.Marshal(wire.LoginRequest{Username: "admin", Password: password})
-	resp := postJSON[wire.LoginResponse](t, hc, base+"/v1/login", "", string(b))
+	resp := postJSON[wire.LoginToken](t, hc, base+"/v1/login", "", string(b))
 	return resp.Token
 }
 
