@@ -89,8 +89,9 @@ type server struct {
 	logPath string
 	done    chan error
 	lines   chan string
-	exited  bool // done was received
-	killed  bool // a test killed it on purpose
+	seen    []string // lines read by waitLine that it was not waiting for
+	exited  bool     // done was received
+	killed  bool     // a test killed it on purpose
 }
 
 func startServer(t testing.TB, dataDir, wheels string, extra ...string) *server {
@@ -139,6 +140,14 @@ func startServerEnv(t testing.TB, dataDir, wheels string, env []string, extra ..
 // waitLine waits up to 90 s for a stdout line containing want.
 func (s *server) waitLine(want string) string {
 	s.t.Helper()
+	// A line read while waiting for another one still counts: the server
+	// may say "active" before "listening on".
+	for i, l := range s.seen {
+		if strings.Contains(l, want) {
+			s.seen = append(s.seen[:i:i], s.seen[i+1:]...)
+			return l
+		}
+	}
 	timeout := time.After(90 * time.Second)
 	for {
 		select {
@@ -150,6 +159,7 @@ func (s *server) waitLine(want string) string {
 			if strings.Contains(l, want) {
 				return l
 			}
+			s.seen = append(s.seen, l)
 		case <-timeout:
 			raw, _ := os.ReadFile(s.logPath)
 			if len(raw) > 8<<10 {

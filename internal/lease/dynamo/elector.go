@@ -208,7 +208,6 @@ func (e *Elector) Run(ctx context.Context, cb lease.Callbacks) error {
 	if !e.runMu.TryLock() {
 		return fmt.Errorf("lease %s: %w", e.cfg.Cluster, ErrRunning)
 	}
-	defer e.runMu.Unlock()
 	done := make(chan struct{})
 	e.mu.Lock()
 	e.runDone = done
@@ -217,6 +216,9 @@ func (e *Elector) Run(ctx context.Context, cb lease.Callbacks) error {
 		e.mu.Lock()
 		e.runDone = nil
 		e.mu.Unlock()
+		// Unlock before signalling: a Release woken by done must find
+		// runMu free.
+		e.runMu.Unlock()
 		close(done)
 	}()
 
