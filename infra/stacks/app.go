@@ -2,6 +2,7 @@ package stacks
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -69,6 +70,10 @@ const (
 	ManagerTableName = "autogate-manager-registry"
 )
 
+// managerStopTimeout is the manager container's stop timeout: the lease
+// hand-over and in-flight requests (it runs no services).
+const managerStopTimeout = 60 * time.Second
+
 // Manager is the Gateway Manager's stack content.
 type Manager struct {
 	Table        awsdynamodb.Table
@@ -133,6 +138,9 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		Command: []string{"manager"}, Env: env, Secrets: map[string]awsecs.Secret{}, Port: managerPort,
 		Count: *mgr.Managers, HealthPath: livePath, Internal: mgr.Internal, AllowedCIDRs: mgr.AllowedCIDRs,
 		CertARN: mgr.CertificateARN, Retention: retention, LogDays: mgr.LogRetentionDays,
+		// Time to release the lease and finish in-flight requests (the
+		// manager runs no services).
+		StopTimeout: managerStopTimeout,
 		// How an operator reads the first admin password.
 		ECSExec: mgr.ECSExec,
 	})

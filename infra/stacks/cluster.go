@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
@@ -44,6 +45,35 @@ const (
 // HealthCheckGrace is how long ECS ignores a new task's health check: its
 // start-up (table check, first certificate) and two passing checks.
 const HealthCheckGrace = 60 * time.Second
+
+// StopTimeout is the container stop timeout of the nodes that run services
+// (the ECS runner, and the gateway, which runs them itself without
+// runners): Fargate's maximum, so the longest ECS allows between SIGTERM
+// and SIGKILL. It cannot keep a 10-30 min service alive: scale-in
+// protection does that (a runner protects its task while it holds work, so
+// scale-in never picks it); the stop timeout only covers a task that is
+// stopped anyway (a deployment, a failed health check, a protection that
+// lapsed).
+const StopTimeout = 120 * time.Second
+
+// KillMargin is the part of [StopTimeout] kept for the kill path once the
+// shutdown grace is over: killing the services' process groups (SIGTERM,
+// then SIGKILL after the executor's wait delay), recording their attempts
+// lost, handing the messages back to the queue and leaving the node list.
+const KillMargin = 30 * time.Second
+
+// ShutdownGrace is AUTOGATE_SHUTDOWN_GRACE of the nodes that run services:
+// how long SIGTERM lets running services finish before they are killed,
+// derived so the kill path ends before ECS sends SIGKILL.
+const ShutdownGrace = StopTimeout - KillMargin
+
+// KMSContextCluster is the encryption-context key naming the cluster in
+// every KMS call of the binary's keyring (internal/secret/kms): the roles'
+// KMS grants are conditioned on it.
+const KMSContextCluster = "autogate:cluster"
+
+// KeyAlias is the alias of a cluster's KMS key.
+func KeyAlias(clusterID string) string { return "alias/autogate-" + clusterID }
 
 // NoAttestationsEnv turns BuildKit's default provenance attestation off
 // for the image build of `cdk deploy`.
@@ -86,6 +116,8 @@ type Cluster struct {
 	Lambda       awslambda.Function    // nil without the Lambda runner
 	LambdaRole   awsiam.Role           // nil without the Lambda runner
 	Alarms       []awscloudwatch.Alarm
+	// Key wraps the data keys of the cluster's stored secrets.
+	Key awskms.Key
 
 	secret      awssecretsmanager.ISecret
 	net         *network
@@ -102,9 +134,15 @@ func NewCluster(scope constructs.Construct, id string, props *ClusterProps) *Clu
 	cfg := props.Config
 	c := &Cluster{Scope: constructs.NewConstruct(scope, jsii.String(id)), Config: cfg}
 	c.retention = retentionDays[cfg.LogRetentionDays]
-	c.secret = awssecretsmanager.Secret_FromSecretNameV2(c.Scope, jsii.String("SecretKey"), jsii.String(cfg.SecretKeySecret))
+	// The KMS key seals stored secrets; the legacy secret key, only when
+	// the cluster config names one, still opens values sealed before it
+	// (the binary needs one or the other, and takes both).
+	if cfg.SecretKeySecret != "" {
+		c.secret = awssecretsmanager.Secret_FromSecretNameV2(c.Scope, jsii.String("SecretKey"), jsii.String(cfg.SecretKeySecret))
+	}
 
 	c.addTable()
+	c.addKey()
 	if cfg.HasQueue() {
 		c.addQueues()
 	}
@@ -163,6 +201,46 @@ func (c *Cluster) addTable() {
 	})
 	addStoreIndexes(table)
 	c.Table = table
+}
+
+// addKey creates the cluster's KMS key, which wraps the data keys of its
+// stored secrets (envelope encryption, internal/secret/kms). It outlives the
+// stack like the table whose secrets it opens, but not a first create that
+// rolls back. Its alias is destroyed with the stack, so a new stack of the
+// same cluster can take it.
+func (c *Cluster) addKey() {
+	cfg := c.Config
+	c.Key = awskms.NewKey(c.Scope, jsii.String("SecretsKey"), &awskms.KeyProps{
+		Alias:             jsii.String(KeyAlias(cfg.ID)),
+		Description:       jsii.String("Autogate cluster " + cfg.ID + ": wraps the data keys of stored secrets"),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
+	})
+}
+
+// grantKey lets a node's role make the KMS calls its keyring makes at run
+// time: GenerateDataKey (the first process to open the keyring creates its
+// record, whichever node that is) and Decrypt (unwrap a data key), only on
+// the cluster's key and only with an encryption context naming the cluster.
+// ReEncrypt is the operator's `autogate rotate secret-key`, not a node's.
+func (c *Cluster) grantKey(role awsiam.Role) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("SecretDataKeys"),
+		Actions:   jsii.Strings("kms:GenerateDataKey", "kms:Decrypt"),
+		Resources: jsii.Strings(*c.Key.KeyArn()),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"kms:EncryptionContext:" + KMSContextCluster: c.Config.ID},
+		},
+	}))
+}
+
+// keyEnv adds what a node's binary reads to open the cluster's secrets:
+// the KMS key, and the legacy key's ECS secret when there is one.
+func (c *Cluster) keyEnv(env map[string]*string, secrets map[string]awsecs.Secret) {
+	env["AUTOGATE_KMS_KEY_ID"] = c.Key.KeyArn()
+	if c.secret != nil && secrets != nil {
+		secrets["AUTOGATE_SECRET_KEY"] = awsecs.Secret_FromSecretsManager(c.secret, nil)
+	}
 }
 
 // addQueues creates the work queue and its dead-letter queue.
@@ -287,6 +365,7 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	c.GatewayRole = newTaskRole(c.Scope, "GatewayTaskRole", GatewayRoleName(cfg.ID),
 		"Autogate gateway tasks of cluster "+cfg.ID, cfg.Account, cfg.Region)
 	grantTable(c.GatewayRole, *c.Table.TableArn(), cfg.ID)
+	c.grantKey(c.GatewayRole)
 	if c.Queue != nil {
 		// Enqueue, and read the depth for the metrics.
 		c.GatewayRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -314,9 +393,9 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 	if c.DLQ != nil {
 		env["AUTOGATE_DLQ_URL"] = c.DLQ.QueueUrl()
 	}
-	secrets := map[string]awsecs.Secret{
-		"AUTOGATE_SECRET_KEY": awsecs.Secret_FromSecretsManager(c.secret, nil),
-	}
+	env["AUTOGATE_SHUTDOWN_GRACE"] = jsii.String(ShutdownGrace.String())
+	secrets := map[string]awsecs.Secret{}
+	c.keyEnv(env, secrets)
 	if mgr != nil && mgr.ManagerURL() != "" {
 		// The cluster's credential for the manager reaches the gateways as
 		// an ECS secret, like the secret key; the URL is validated the way
@@ -329,7 +408,8 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 		Name: "gateway", Describe: "gateways of " + cfg.ID, Net: c.net, Cluster: c.ECSCluster,
 		Image: c.ecsImage, Role: c.GatewayRole, Size: cfg.Gateway, Arch: cfg.Architecture,
 		Command: []string{"server"}, Env: env, Secrets: secrets, Port: gatewayPort, Count: *cfg.Gateways,
-		HealthPath: livePath, Internal: cfg.Internal, AllowedCIDRs: cfg.AllowedCIDRs, CertARN: cfg.CertificateARN,
+		StopTimeout: StopTimeout,
+		HealthPath:  livePath, Internal: cfg.Internal, AllowedCIDRs: cfg.AllowedCIDRs, CertARN: cfg.CertificateARN,
 		Retention: c.retention, LogDays: cfg.LogRetentionDays,
 		// ECS Exec: how an operator reads the first admin password (see
 		// README.md, "Deploying a cluster to AWS"); off unless the cluster
@@ -386,6 +466,7 @@ func (c *Cluster) addECSRunner() {
 	r := cfg.ECSRunner
 	c.RunnerRole = newTaskRole(c.Scope, "RunnerTaskRole", "", "Autogate ECS runner tasks of cluster "+cfg.ID, cfg.Account, cfg.Region)
 	grantTable(c.RunnerRole, *c.Table.TableArn(), cfg.ID)
+	c.grantKey(c.RunnerRole)
 	c.RunnerRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ConsumeWork"),
 		Actions:   jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
@@ -412,18 +493,19 @@ func (c *Cluster) addECSRunner() {
 	env := c.baseEnv()
 	env["AUTOGATE_STORE"] = jsii.String("dynamodb")
 	env["AUTOGATE_RUNNER_CONCURRENCY"] = jsii.String(strconv.Itoa(r.Concurrency))
+	env["AUTOGATE_SHUTDOWN_GRACE"] = jsii.String(ShutdownGrace.String())
+	secrets := map[string]awsecs.Secret{}
+	c.keyEnv(env, secrets)
 	task.AddContainer(jsii.String("runner"), &awsecs.ContainerDefinitionOptions{
 		Image:       c.ecsImage,
 		Command:     jsii.Strings("runner"),
 		Environment: &env,
-		Secrets: &map[string]awsecs.Secret{
-			"AUTOGATE_SECRET_KEY": awsecs.Secret_FromSecretsManager(c.secret, nil),
-		},
+		Secrets:     &secrets,
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			LogGroup: logs, StreamPrefix: jsii.String("runner"),
 		}),
-		// Fargate's maximum: time to hand an unfinished message back.
-		StopTimeout: awscdk.Duration_Seconds(jsii.Number(120)),
+		// Fargate's maximum: the shutdown grace, then the kill path.
+		StopTimeout: seconds(StopTimeout),
 	})
 	suppressTaskDefinition(task)
 
@@ -459,7 +541,29 @@ func (c *Cluster) addECSRunner() {
 	})
 	target.Node().AddDependency(c.Runner)
 	// Target tracking on a metric-math expression (the L2 construct accepts
-	// only a single metric): visible messages / running tasks.
+	// only a single metric): messages waiting or in flight at runners, per
+	// running task (BacklogPerTaskExpression). A task busy with work counts
+	// as busy, so a fleet working through long runs is not scaled in just
+	// because the queue shows nothing visible.
+	//
+	// Scale-in never goes below the tasks holding work: target tracking
+	// only lowers the desired count, and ECS stops only tasks without
+	// scale-in protection, which every runner holding a message has
+	// (runner/protect.go, through the ECS agent; renewed while it works).
+	// The metric keeps scale-in from being asked for; protection is the
+	// guard when it is.
+	queueMetric := func(name string) *awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricStatProperty {
+		return &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricStatProperty{
+			Metric: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricProperty{
+				Namespace:  jsii.String("AWS/SQS"),
+				MetricName: jsii.String(name),
+				Dimensions: []any{&awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDimensionProperty{
+					Name: jsii.String("QueueName"), Value: c.Queue.QueueName(),
+				}},
+			},
+			Stat: jsii.String("Average"),
+		}
+	}
 	awsapplicationautoscaling.NewCfnScalingPolicy(c.Scope, jsii.String("RunnerBacklogPerTask"), &awsapplicationautoscaling.CfnScalingPolicyProps{
 		PolicyName:      jsii.String("autogate-" + cfg.ID + "-runner-backlog-per-task"),
 		PolicyType:      jsii.String("TargetTrackingScaling"),
@@ -471,17 +575,13 @@ func (c *Cluster) addECSRunner() {
 			CustomizedMetricSpecification: &awsapplicationautoscaling.CfnScalingPolicy_CustomizedMetricSpecificationProperty{
 				Metrics: []any{
 					&awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
-						Id: jsii.String("visible"),
-						MetricStat: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricStatProperty{
-							Metric: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricProperty{
-								Namespace:  jsii.String("AWS/SQS"),
-								MetricName: jsii.String("ApproximateNumberOfMessagesVisible"),
-								Dimensions: []any{&awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDimensionProperty{
-									Name: jsii.String("QueueName"), Value: c.Queue.QueueName(),
-								}},
-							},
-							Stat: jsii.String("Average"),
-						},
+						Id:         jsii.String("visible"),
+						MetricStat: queueMetric("ApproximateNumberOfMessagesVisible"),
+						ReturnData: jsii.Bool(false),
+					},
+					&awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
+						Id:         jsii.String("inFlight"),
+						MetricStat: queueMetric("ApproximateNumberOfMessagesNotVisible"),
 						ReturnData: jsii.Bool(false),
 					},
 					&awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
@@ -506,7 +606,7 @@ func (c *Cluster) addECSRunner() {
 					&awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
 						Id:         jsii.String("backlogPerTask"),
 						Expression: jsii.String(BacklogPerTaskExpression),
-						Label:      jsii.String("Visible messages per running runner task"),
+						Label:      jsii.String("Visible and in-flight messages per running runner task"),
 						ReturnData: jsii.Bool(true),
 					},
 				},
@@ -516,8 +616,10 @@ func (c *Cluster) addECSRunner() {
 }
 
 // BacklogPerTaskExpression is the metric-math expression the ECS runner
-// scales on. With no running task the whole backlog counts as one task's.
-const BacklogPerTaskExpression = "IF(running > 0, visible / running, visible)"
+// scales on: messages waiting (visible) plus messages being worked on
+// (inFlight: received by a runner, not yet deleted), per running task. With
+// no running task the whole backlog counts as one task's.
+const BacklogPerTaskExpression = "IF(running > 0, (visible + inFlight) / running, visible + inFlight)"
 
 // addLambdaRunner creates the Lambda runner on the work queue.
 func (c *Cluster) addLambdaRunner() {
@@ -539,15 +641,18 @@ func (c *Cluster) addLambdaRunner() {
 			"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
 		Resources: jsii.Strings("*"),
 	}))
-	// The Lambda runner reads AUTOGATE_SECRET_KEY itself at cold start
-	// (AUTOGATE_SECRET_KEY_SECRET_ID): Lambda has no ECS-style secrets. Only
-	// GetSecretValue, the one call it makes (grantRead would add
-	// DescribeSecret).
-	c.LambdaRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadSecretKey"),
-		Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
-		Resources: jsii.Strings(*c.secret.SecretArn() + "-??????"),
-	}))
+	// With a legacy secret key, the Lambda runner reads it itself at cold
+	// start (AUTOGATE_SECRET_KEY_SECRET_ID): Lambda has no ECS-style
+	// secrets. Only GetSecretValue, the one call it makes (grantRead would
+	// add DescribeSecret).
+	if c.secret != nil {
+		c.LambdaRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadSecretKey"),
+			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+			Resources: jsii.Strings(*c.secret.SecretArn() + "-??????"),
+		}))
+	}
+	c.grantKey(c.LambdaRole)
 	grantTable(c.LambdaRole, *c.Table.TableArn(), cfg.ID)
 	// The event source mapping receives and deletes with the function's
 	// role; the function hands runs back (ChangeMessageVisibility). Written
@@ -568,7 +673,10 @@ func (c *Cluster) addLambdaRunner() {
 		Description: jsii.String("Autogate Lambda runner of " + cfg.ID + ": no inbound, outbound to run services"),
 	})
 	env := c.baseEnv()
-	env["AUTOGATE_SECRET_KEY_SECRET_ID"] = jsii.String(cfg.SecretKeySecret)
+	c.keyEnv(env, nil)
+	if c.secret != nil {
+		env["AUTOGATE_SECRET_KEY_SECRET_ID"] = jsii.String(cfg.SecretKeySecret)
+	}
 	// Lambda's file system is read-only except /tmp; Ansible and tofu write
 	// under $HOME and $TMPDIR.
 	env["HOME"] = jsii.String("/tmp")
@@ -680,6 +788,7 @@ func (c *Cluster) addOutputs() {
 	out("GatewayRoleArn", "IAM role of the gateway tasks", c.GatewayRole.RoleArn())
 	out("GatewayLogGroup", "CloudWatch Logs group of the gateways", c.gatewayLogs.LogGroupName())
 	out("EcsCluster", "ECS cluster name", c.ECSCluster.ClusterName())
+	out("KmsKeyArn", "KMS key wrapping the data keys of stored secrets (AUTOGATE_KMS_KEY_ID; autogate rotate secret-key --kms-key-id)", c.Key.KeyArn())
 	out("AlarmTopicArn", "SNS topic every alarm notifies (subscribe to it)", c.topic.TopicArn())
 	if c.Queue != nil {
 		out("WorkQueueUrl", "SQS work queue", c.Queue.QueueUrl())
@@ -690,7 +799,7 @@ func (c *Cluster) addOutputs() {
 // suppressTaskDefinition records the findings every task definition has.
 func suppressTaskDefinition(task awsecs.FargateTaskDefinition) {
 	suppress(task, "AwsSolutions-ECS2",
-		"The environment variables hold only non-secret configuration (cluster ID, table name, queue URLs, listen address); the one secret, AUTOGATE_SECRET_KEY, comes from Secrets Manager through the task's secrets.")
+		"The environment variables hold only non-secret configuration (cluster ID, table name, queue URLs, listen address, the KMS key's ARN); the one secret, the legacy AUTOGATE_SECRET_KEY when a cluster still has one, comes from Secrets Manager through the task's secrets.")
 	suppress(task.ObtainExecutionRole(), "AwsSolutions-IAM5",
 		"ecr:GetAuthorizationToken has no resource-level permissions, so the execution role that pulls the image needs it on '*'; pulls themselves are limited to the image's repository.",
 		"Resource::*")

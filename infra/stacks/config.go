@@ -199,10 +199,16 @@ type ClusterConfig struct {
 	// AlarmTopicARN, when set, is an SNS topic that every alarm notifies;
 	// otherwise the stack creates one (subscribe to it after the deploy).
 	AlarmTopicARN string `yaml:"alarmTopicArn"`
-	// SecretKeySecret is the name of the Secrets Manager secret that holds
-	// AUTOGATE_SECRET_KEY (base64 of 32 random bytes); default
-	// "autogate/<id>/secret-key". It is created before the first deploy (see
-	// README.md, "Deploying a cluster to AWS"), so it outlives the stack like the table it protects.
+	// SecretKeySecret, when set, is the name of the Secrets Manager secret
+	// that holds the legacy AUTOGATE_SECRET_KEY (base64 of 32 random bytes)
+	// of a cluster deployed before its KMS key; default none. Stored secrets
+	// are sealed under data keys wrapped by the cluster's KMS key (the stack
+	// creates it, AUTOGATE_KMS_KEY_ID); the binary needs the legacy key only
+	// to open values sealed before (until `autogate rotate secret-key
+	// --reseal` re-seals them), so a new cluster sets none. When set, the
+	// secret reaches the gateways and ECS runners as an ECS secret and the
+	// Lambda runner reads it at cold start (README.md, "Deploying a cluster
+	// to AWS").
 	SecretKeySecret string `yaml:"secretKeySecret"`
 	// TableDeletionProtection turns on DynamoDB deletion protection for the
 	// cluster's table; default false. The table is retained on stack update
@@ -519,9 +525,6 @@ func (c *ClusterConfig) applyDefaults() {
 	if c.LogRetentionDays == 0 {
 		c.LogRetentionDays = 30
 	}
-	if c.SecretKeySecret == "" && c.ID != "" {
-		c.SecretKeySecret = "autogate/" + c.ID + "/secret-key"
-	}
 	if c.ManagerCredentialSecret == "" && c.ID != "" {
 		c.ManagerCredentialSecret = "autogate/" + c.ID + "/manager-credential"
 	}
@@ -710,7 +713,7 @@ func (c *ClusterConfig) validate(p string, byID map[string]*ClusterConfig, errs 
 		errs.add(p+".oldestMessageAlarm", "must be at least 1m, got %s", a)
 	}
 	validateOperations(p, "cluster", c.Region, c.LogRetentionDays, c.AlarmTopicARN, errs)
-	if !secretRE.MatchString(c.SecretKeySecret) {
+	if c.SecretKeySecret != "" && !secretRE.MatchString(c.SecretKeySecret) {
 		errs.add(p+".secretKeySecret", "must be a Secrets Manager secret name, got %q", c.SecretKeySecret)
 	}
 	if !secretRE.MatchString(c.ManagerCredentialSecret) {

@@ -36,7 +36,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"maxReceiveCount", c.MaxReceiveCount, 3},
 		{"managerCredentialSecret", c.ManagerCredentialSecret, "autogate/c1/manager-credential"},
 		{"logRetentionDays", c.LogRetentionDays, 30},
-		{"secretKeySecret", c.SecretKeySecret, "autogate/c1/secret-key"},
+		{"secretKeySecret (legacy key: none, the KMS key seals)", c.SecretKeySecret, ""},
 		{"allowedCidrs", strings.Join(c.AllowedCIDRs, ","), "0.0.0.0/0"},
 		{"ecsRunner.minTasks", c.ECSRunner.MinTasks, 1},
 		{"ecsRunner.maxTasks", c.ECSRunner.MaxTasks, 10},

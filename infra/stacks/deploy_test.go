@@ -236,15 +236,21 @@ func TestRoleActionsMatchSDKCalls(t *testing.T) {
 	store := []string{"internal/store/dynamo"}
 	lease := []string{"internal/lease/dynamo"}
 	queue := []string{"internal/queue/sqs"}
+	// The stored-secret keyring: every node that opens secrets (the
+	// gateway seals and opens, the runners open; whichever starts first
+	// creates the keyring). The manager stores no secrets.
+	keyring := []string{"internal/secret/kms"}
 	nodes := map[string]map[string]bool{
-		"gateway": sdkActions(t, slices.Concat(store, lease, queue)...),
-		"runner":  sdkActions(t, slices.Concat(store, lease, queue)...),
-		"lambda":  sdkActions(t, slices.Concat(store, queue, []string{"functions/runner"})...),
+		"gateway": sdkActions(t, slices.Concat(store, lease, queue, keyring)...),
+		"runner":  sdkActions(t, slices.Concat(store, lease, queue, keyring)...),
+		"lambda":  sdkActions(t, slices.Concat(store, queue, keyring, []string{"functions/runner"})...),
 		"manager": sdkActions(t, slices.Concat(store, lease)...),
 	}
-	// Calls of `autogate init table` (an operator's one-off), not of a
+	// Calls of `autogate init table` and `autogate rotate secret-key`
+	// (ReEncrypt: re-wrap the data keys under the configured KMS key),
+	// an operator's one-offs with the operator's credentials, not of a
 	// running node.
-	notAtRunTime := []string{"dynamodb:CreateTable", "dynamodb:UpdateTable", "dynamodb:UpdateTimeToLive"}
+	notAtRunTime := []string{"dynamodb:CreateTable", "dynamodb:UpdateTable", "dynamodb:UpdateTimeToLive", "kms:ReEncrypt"}
 	// platform lists actions no product SDK call makes, by role kind.
 	platform := map[string]map[string]string{
 		"lambda": {
@@ -272,8 +278,10 @@ func TestRoleActionsMatchSDKCalls(t *testing.T) {
 			"logs:CreateLogStream": "ECS Exec session logs", "logs:PutLogEvents": "ECS Exec session logs",
 		},
 	}
+	// With a legacy secret key, so the Lambda runner's GetSecretValue is
+	// granted (it is called only then).
 	doc := managerYAML("  url: https://m.example.com\n  ecsExec: true\n") + "clusters:" +
-		clusterYAML("iam", acctA, regionA, 2, RunnersBoth, "    ecsExec: true\n")
+		clusterYAML("iam", acctA, regionA, 2, RunnersBoth, "    ecsExec: true\n    secretKeySecret: autogate/iam/secret-key\n")
 	_, st, _ := build(t, doc)
 	_, craw := templateOf(t, st.Clusters["iam"])
 	_, mraw := templateOf(t, st.Manager)
@@ -374,6 +382,12 @@ func TestRoleActionsMatchSDKCalls(t *testing.T) {
 	// The drift check bites: a made-up grant is not an SDK call.
 	if nodes["gateway"]["sqs:StartMessageMoveTask"] || nodes["gateway"]["sqs:GetQueueUrl"] || nodes["gateway"]["dynamodb:BatchWriteItem"] {
 		t.Error("the product calls an action the stacks dropped as unused; grant it again")
+	}
+	// ... and the keyring's calls are read from its source.
+	for _, a := range []string{"kms:GenerateDataKey", "kms:Decrypt", "kms:ReEncrypt"} {
+		if !nodes["gateway"][a] {
+			t.Errorf("no %s call read from internal/secret/kms: teach sdkInputRE its input type", a)
+		}
 	}
 }
 

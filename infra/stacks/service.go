@@ -3,6 +3,7 @@ package stacks
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -187,6 +188,10 @@ type frontedProps struct {
 	LogDays   int
 	// ECSExec turns on ECS Exec for the service.
 	ECSExec bool
+	// StopTimeout is the container's stop timeout: time to release the
+	// lease and drain (finish in-flight requests and, on a gateway that
+	// runs services, AUTOGATE_SHUTDOWN_GRACE); at most 120 s on Fargate.
+	StopTimeout time.Duration
 }
 
 // fronted is an active/standby server behind an HTTPS load balancer, the
@@ -273,8 +278,7 @@ func newFronted(scope constructs.Construct, p *frontedProps) *fronted {
 			LogGroup: f.Logs, StreamPrefix: jsii.String(p.Name),
 		}),
 		PortMappings: &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(float64(p.Port))}},
-		// Time to release the lease and finish in-flight requests.
-		StopTimeout: awscdk.Duration_Seconds(jsii.Number(60)),
+		StopTimeout:  seconds(p.StopTimeout),
 	})
 
 	f.Service = awsecs.NewFargateService(scope, jsii.String(id), &awsecs.FargateServiceProps{

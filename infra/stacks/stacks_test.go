@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -252,6 +253,20 @@ func containerEnv(t *testing.T, tmpl map[string]any, container string) (env map[
 	return nil, nil
 }
 
+// wantBacklogExpression is the scaling metric written out (14.6): waiting
+// plus in-flight messages per running task. Spelled here, not read from
+// BacklogPerTaskExpression, so a return to visible-only fails the test.
+const wantBacklogExpression = "IF(running > 0, (visible + inFlight) / running, visible + inFlight)"
+
+// checkKeyRef checks that v is the ARN of the cluster's KMS key.
+func checkKeyRef(t *testing.T, node string, v any) {
+	t.Helper()
+	js, _ := json.Marshal(v)
+	if !regexp.MustCompile(`^\{"Fn::GetAtt":\["[A-Za-z0-9]*SecretsKey[A-Za-z0-9]+","Arn"\]\}$`).Match(js) {
+		t.Errorf("%s: AUTOGATE_KMS_KEY_ID = %s, want the cluster key's ARN", node, js)
+	}
+}
+
 // TestDeploymentModels synthesizes one cluster per deployment model and
 // checks its resources, their key properties, its IAM and cdk-nag.
 func TestDeploymentModels(t *testing.T) {
@@ -363,9 +378,12 @@ func TestDeploymentModels(t *testing.T) {
 					t.Errorf("gateway env %s: got %v, want %v", k, env[k], want)
 				}
 			}
-			if _, ok := env["AUTOGATE_SECRET_KEY"]; ok || !slices.Equal(secrets, []string{"AUTOGATE_SECRET_KEY"}) {
-				t.Errorf("AUTOGATE_SECRET_KEY must come from Secrets Manager only: env has it=%v, secrets=%v", ok, secrets)
+			// Stored secrets are sealed under the cluster's KMS key; no
+			// legacy key without secretKeySecret (TestKMSKey).
+			if _, ok := env["AUTOGATE_SECRET_KEY"]; ok || len(secrets) != 0 {
+				t.Errorf("gateway: no legacy secret key without secretKeySecret: env has it=%v, secrets=%v", ok, secrets)
 			}
+			checkKeyRef(t, "gateway", env["AUTOGATE_KMS_KEY_ID"])
 
 			// Queues: only with runners; SSE, redrive, derived visibility.
 			if !cc.HasQueue() {
@@ -409,10 +427,15 @@ func TestDeploymentModels(t *testing.T) {
 							assertions.Match_ObjectLike(&map[string]any{"Id": "visible", "MetricStat": assertions.Match_ObjectLike(&map[string]any{
 								"Metric": assertions.Match_ObjectLike(&map[string]any{"MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS"}),
 							})}),
+							// In flight at runners (14.6): a busy fleet is
+							// not scaled in for an empty queue.
+							assertions.Match_ObjectLike(&map[string]any{"Id": "inFlight", "MetricStat": assertions.Match_ObjectLike(&map[string]any{
+								"Metric": assertions.Match_ObjectLike(&map[string]any{"MetricName": "ApproximateNumberOfMessagesNotVisible", "Namespace": "AWS/SQS"}),
+							})}),
 							assertions.Match_ObjectLike(&map[string]any{"Id": "running", "MetricStat": assertions.Match_ObjectLike(&map[string]any{
 								"Metric": assertions.Match_ObjectLike(&map[string]any{"MetricName": "RunningTaskCount", "Namespace": "ECS/ContainerInsights"}),
 							})}),
-							map[string]any{"Id": "backlogPerTask", "Expression": BacklogPerTaskExpression, "Label": assertions.Match_AnyValue(), "ReturnData": true},
+							map[string]any{"Id": "backlogPerTask", "Expression": wantBacklogExpression, "Label": assertions.Match_AnyValue(), "ReturnData": true},
 						})},
 					}),
 				})
@@ -422,9 +445,10 @@ func TestDeploymentModels(t *testing.T) {
 				if _, set := renv["AUTOGATE_EXECUTION"]; renv["AUTOGATE_RUNNER_CONCURRENCY"] != fmt.Sprint(r.Concurrency) || set || renv["AUTOGATE_STORE"] != "dynamodb" {
 					t.Errorf("runner env: %v", renv)
 				}
-				if !slices.Equal(rsecrets, []string{"AUTOGATE_SECRET_KEY"}) {
-					t.Errorf("runner secrets: got %v", rsecrets)
+				if len(rsecrets) != 0 {
+					t.Errorf("runner secrets without secretKeySecret: got %v, want none", rsecrets)
 				}
+				checkKeyRef(t, "runner", renv["AUTOGATE_KMS_KEY_ID"])
 				has("AWS::ECS::Cluster", map[string]any{
 					"ClusterName":     "autogate-mdl",
 					"ClusterSettings": []any{map[string]any{"Name": "containerInsights", "Value": "enabled"}},
@@ -455,7 +479,8 @@ func TestDeploymentModels(t *testing.T) {
 					"Timeout":       cc.LambdaTimeout().Seconds(),
 					"ImageConfig":   map[string]any{"EntryPoint": []any{lambdaEntrypoint}},
 					"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
-						"AUTOGATE_CLUSTER": "mdl", "AUTOGATE_EXECUTION": assertions.Match_Absent(), "AUTOGATE_SECRET_KEY_SECRET_ID": "autogate/mdl/secret-key",
+						"AUTOGATE_CLUSTER": "mdl", "AUTOGATE_EXECUTION": assertions.Match_Absent(), "AUTOGATE_SECRET_KEY_SECRET_ID": assertions.Match_Absent(),
+						"AUTOGATE_KMS_KEY_ID": map[string]any{"Fn::GetAtt": []any{assertions.Match_StringLikeRegexp(jsii.String("SecretsKey")), "Arn"}},
 					})},
 				})
 				has("AWS::Lambda::EventSourceMapping", map[string]any{
