@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -44,7 +42,8 @@ import (
 // configuration in between. Every task's command, environment and secrets
 // come from the synthesized task definitions; references resolve to the
 // emulators (tables and queues are created from their template
-// resources, secrets are files standing in for Secrets Manager); the
+// resources, KMS keys are made in local-kms, secrets are files standing
+// in for Secrets Manager); the
 // load balancers in front of the services apply their target groups'
 // health checks. What stands in for the platform, and only that:
 //
@@ -161,7 +160,11 @@ type world struct {
 	queueURL, queueARN map[string]string
 	// secrets by name: what Secrets Manager would hold.
 	secrets map[string]string
-	caFile  string // the load balancers' certificate, trusted as a public CA
+	// kms is local-kms; keyARN the key made for each AWS::KMS::Key, by
+	// logical ID.
+	kms    emulator.Endpoint
+	keyARN map[string]string
+	caFile string // the load balancers' certificate, trusted as a public CA
 	// managerURL is where the manager's URL resolves (its load balancer).
 	managerURL string
 	mu         sync.Mutex
@@ -171,7 +174,8 @@ func newWorld(t testing.TB, bin string) *world {
 	t.Helper()
 	ddbEP, sqsEP := emulator.DynamoDB(t), emulator.SQS(t)
 	w := &world{t: t, bin: bin, dir: t.TempDir(), region: "us-east-1", account: "111111111111",
-		queueURL: map[string]string{}, queueARN: map[string]string{}, secrets: map[string]string{}}
+		queueURL: map[string]string{}, queueARN: map[string]string{}, secrets: map[string]string{},
+		kms: emulator.KMS(t), keyARN: map[string]string{}}
 	w.ddb = dynamodb.NewFromConfig(emulator.AWSConfig(t, ddbEP), emulator.DynamoDBOptions)
 	w.sqs = sqs.NewFromConfig(emulator.AWSConfig(t, sqsEP))
 	return w
@@ -217,6 +221,11 @@ func (w *world) resolve(tmpl *cfnTemplate, v any) (string, error) {
 					return fmt.Sprint(tmpl.props(id)["QueueName"]), nil
 				}
 			}
+			if tmpl.Resources[id].Type == "AWS::KMS::Key" && attr == "Arn" {
+				if arn, ok := w.keyARN[id]; ok {
+					return arn, nil
+				}
+			}
 			return "", fmt.Errorf("Fn::GetAtt %s.%s: not emulated", id, attr)
 		}
 		if j, ok := x["Fn::Join"].([]any); ok && len(j) == 2 {
@@ -259,6 +268,14 @@ func (w *world) createTables(tmpl *cfnTemplate) {
 				t.Fatalf("table %s TTL: %v", *in.TableName, err)
 			}
 		}
+	}
+}
+
+// createKeys makes a local-kms key for every KMS key of tmpl.
+func (w *world) createKeys(tmpl *cfnTemplate) {
+	w.t.Helper()
+	for _, id := range tmpl.ofType("AWS::KMS::Key") {
+		w.keyARN[id] = createKMSKey(w.t, w.kms)
 	}
 }
 
@@ -709,10 +726,11 @@ func bootShape(t testing.TB, bin string) *shape {
 	for _, tmpl := range []*cfnTemplate{ctmpl, mtmpl} {
 		w.createTables(tmpl)
 		w.createQueues(tmpl)
+		w.createKeys(tmpl)
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	w.secrets["autogate/shape/secret-key"] = base64.StdEncoding.EncodeToString(key)
+	if len(w.keyARN) != 1 {
+		t.Fatalf("the stacks make %d KMS keys, want the cluster's one", len(w.keyARN))
+	}
 	sh := &shape{w: w}
 
 	msvc := services(t, mtmpl)["manager"]
@@ -761,8 +779,11 @@ func bootShape(t testing.TB, bin string) *shape {
 			}
 			sh.lambda[k] = s
 		}
-		if _, ok := w.secrets[sh.lambda["AUTOGATE_SECRET_KEY_SECRET_ID"]]; !ok {
-			t.Errorf("the Lambda runner reads secret %q, which the gateways do not use", sh.lambda["AUTOGATE_SECRET_KEY_SECRET_ID"])
+		// It opens secrets under the key the gateways seal with.
+		for _, arn := range w.keyARN {
+			if sh.lambda["AUTOGATE_KMS_KEY_ID"] != arn {
+				t.Errorf("the Lambda runner's AUTOGATE_KMS_KEY_ID = %q, want the cluster's key %s", sh.lambda["AUTOGATE_KMS_KEY_ID"], arn)
+			}
 		}
 	}
 	gpw := adminPassword(t, sh.gateways.tasks)
@@ -926,15 +947,21 @@ func TestDeployedShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(sh.w.dir, "repo")
-	gitRepo(t, dir, map[string]string{"hello.sh": "#!/bin/sh\necho deployed-shape\n"}, map[string]os.FileMode{"hello.sh": 0o755})
+	// It uses a stored secret: the gateway seals it under a data key of
+	// the stack's KMS key (local-kms), the runner opens it (13.8).
+	gitRepo(t, dir, map[string]string{"hello.sh": "#!/bin/sh\necho \"deployed-shape ${#GREET}\"\n"}, map[string]os.FileMode{"hello.sh": 0o755})
 	if err := cl.Create(t.Context(), &resource.Repository{Meta: resource.Meta{Name: "shape"}, URL: dir}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.Create(t.Context(), &resource.Service{Meta: resource.Meta{Name: "hello"}, Type: resource.Executable, Repository: "shape", Filename: "hello.sh"}); err != nil {
+	if err := cl.Create(t.Context(), &resource.Secret{Meta: resource.Meta{Name: "greet"}, Value: []byte("kms-sealed-value")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(t.Context(), &resource.Service{Meta: resource.Meta{Name: "hello"}, Type: resource.Executable, Repository: "shape", Filename: "hello.sh",
+		Secrets: []resource.SecretBinding{{Secret: "greet", Env: "GREET"}}}); err != nil {
 		t.Fatal(err)
 	}
 	ex, err := cl.Run(t.Context(), "hello", wire.RunRequest{WaitSeconds: 60})
-	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape") {
+	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape 16") {
 		t.Fatalf("run through the load balancer: %+v, %v", ex, err)
 	}
 	for n := range 2 {

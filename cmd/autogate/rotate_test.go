@@ -28,7 +28,7 @@ import (
 
 // createKMSKey makes a key in local-kms with a raw CreateKey call (only
 // internal/secret/kms imports the KMS SDK).
-func createKMSKey(t *testing.T, ep emulator.Endpoint) string {
+func createKMSKey(t testing.TB, ep emulator.Endpoint) string {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, ep.URL+"/", strings.NewReader(`{}`))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
