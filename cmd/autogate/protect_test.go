@@ -128,8 +128,8 @@ func TestRunnerTaskProtection(t *testing.T) {
 	// The runners run "on ECS": the agent sets ECS_AGENT_URI in the task
 	// (the gateway is already up and has none).
 	d.env = append(slices.Clip(d.env), "ECS_AGENT_URI="+agent.srv.URL)
-	const grace = 10 * time.Second // startRunner's --shutdown-grace
-	r := d.startRunner(0)
+	const grace = 20 * time.Second
+	r := d.startRunner(0, "--shutdown-grace", grace.String()) // the last flag wins
 
 	protected := func(t *testing.T, what string) {
 		t.Helper()

@@ -13,9 +13,17 @@
 //   - IAM is least privilege per role: table access is limited to the
 //     cluster's own partition keys ("<cluster>#*") through the
 //     dynamodb:LeadingKeys condition, queue and secret access to the cluster's
-//     own queues and secret, and "*" resources appear only for actions that
-//     have no resource-level permissions (each one suppressed in cdk-nag with
-//     the reason);
+//     own queues and secrets, KMS use to the cluster's own key under an
+//     encryption context naming the cluster, and "*" resources appear only
+//     for actions that have no resource-level permissions (each one
+//     suppressed in cdk-nag with the reason);
+//   - stored secrets are sealed under a KMS key per cluster (rotation on,
+//     retained on update and delete), handed to every node that opens
+//     secrets as AUTOGATE_KMS_KEY_ID; the legacy secret key is passed only
+//     to a cluster that names one (secretKeySecret);
+//   - nodes that run services get AUTOGATE_SHUTDOWN_GRACE derived from their
+//     container's stop timeout ([ShutdownGrace]), and the ECS runner scales
+//     on waiting plus in-flight messages per task;
 //   - the stacks set only environment names the node's binary reads and every
 //     name it requires, and each role grants only the SDK calls its node's
 //     code makes: tests read the product's source for both, so either side
