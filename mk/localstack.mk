@@ -44,7 +44,7 @@ CDKLOCAL = cd localstack && $(CDK_ENV) AWS_ENDPOINT_URL=$(LOCALSTACK_ENDPOINT) \
 
 # The services the bootstrap and the stack use (see SERVICES in the compose file).
 LOCAL_DEPLOY_SERVICES := cloudformation sts iam ssm s3 ecr ecs ec2 elbv2 logs cloudwatch \
-	application-autoscaling dynamodb sqs secretsmanager
+	application-autoscaling dynamodb sqs secretsmanager kms
 
 .PHONY: localstack-up localstack-down localstack-logs deploy-local e2e-local synth-local
 

@@ -2,10 +2,12 @@
 # LocalStack READY hook (runs inside the LocalStack container, once it serves
 # requests; its state is at /_localstack/init/ready).
 #
-# Creates the one thing the cluster stack expects to exist outside CDK: the
-# Secrets Manager secret with the cluster's stored-secret key (README.md,
-# "Deploying a cluster to AWS", step 2), named autogate/<cluster>/secret-key,
-# which ECS hands to the gateway and runner tasks as AUTOGATE_SECRET_KEY.
+# Creates the Secrets Manager secret autogate/<cluster>/secret-key with a
+# legacy stored-secret key. The cluster stack seals stored secrets under the
+# KMS key it creates (README.md, "Deploying a cluster to AWS", step 2) and
+# passes this secret to the tasks (as AUTOGATE_SECRET_KEY) only when the
+# cluster entry names it (secretKeySecret), as a cluster deployed before its
+# KMS key does.
 #
 # Nothing else: the stack (make deploy-local) creates the cluster's table and
 # queues, and the five-model suite (make e2e-local) creates its own tables and
