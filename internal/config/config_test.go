@@ -143,6 +143,26 @@ func TestMaxServiceTimeoutFromEnv(t *testing.T) {
 	}
 }
 
+// TestShutdownGraceFromEnv: the runner and the gateway take the grace the
+// CDK stacks derive from the stop timeout (written as Go formats it).
+func TestShutdownGraceFromEnv(t *testing.T) {
+	for _, only := range [][]string{RunnerFlags, nil} {
+		c := DefaultServer()
+		envs := map[string]string{"AUTOGATE_SHUTDOWN_GRACE": "1m30s"}
+		if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil {
+			t.Fatal(err)
+		}
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		c.Bind(fs, only...)
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		if c.ShutdownGrace != 90*time.Second {
+			t.Errorf("flags %v: ShutdownGrace = %v, want 1m30s from AUTOGATE_SHUTDOWN_GRACE", only, c.ShutdownGrace)
+		}
+	}
+}
+
 // TestManagerCredentialFromEnv: the credential ECS injects as
 // AUTOGATE_MANAGER_CREDENTIAL satisfies --manager-url, and never prints.
 func TestManagerCredentialFromEnv(t *testing.T) {
