@@ -41,6 +41,22 @@ func TestKMSKey(t *testing.T) {
 			must(t, "alias", func() {
 				tmpl.HasResourceProperties(jsii.String("AWS::KMS::Alias"), map[string]any{"AliasName": "alias/autogate-" + id, "TargetKeyId": keyRef})
 			})
+			// The key policy leaves access to IAM (the account root, kms:*),
+			// so the roles' conditioned grants below are what decides.
+			for kid, k := range resources(raw, "AWS::KMS::Key") {
+				pol, _ := json.Marshal(props(k)["KeyPolicy"])
+				want := fmt.Sprintf(`{"Statement":[{"Action":"kms:*","Effect":"Allow","Principal":{"AWS":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::%s:root"]]}},"Resource":"*"}],"Version":"2012-10-17"}`, acctA)
+				if string(pol) != want {
+					t.Errorf("key %s policy %s, want only the account's IAM (%s)", kid, pol, want)
+				}
+			}
+			// The alias goes with the stack, so a new stack of the
+			// cluster can take the name.
+			for aid, a := range resources(raw, "AWS::KMS::Alias") {
+				if _, ok := a["DeletionPolicy"]; ok {
+					t.Errorf("alias %s has DeletionPolicy %v: a retained alias blocks the next stack", aid, a["DeletionPolicy"])
+				}
+			}
 			must(t, "output", func() {
 				tmpl.HasOutput(jsii.String("KmsKeyArn"), map[string]any{"Value": keyRef})
 			})
