@@ -81,6 +81,9 @@ func TestReadmeTryItByHand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second block: %v\n%s\nserver log:\n%s", err, out, srv.String())
 	}
+	if testing.Verbose() {
+		t.Logf("the README's second block:\n%s", out)
+	}
 	for _, want := range []string{
 		"probe 3 to 10.0.0.1: ok", // the sync run's output
 		"service/ping edited",     // edit went through $EDITOR
@@ -311,7 +314,8 @@ func (b *syncBuffer) String() string {
 
 // startReadmeServer runs the README's server step in the background (in its
 // own process group, stopped with SIGTERM at cleanup) and waits until it
-// says where it listens; it returns its output so far and to come.
+// says it is active, as the README tells the reader to; it returns its
+// output so far and to come.
 func startReadmeServer(t *testing.T, dir string, env []string, step string) *syncBuffer {
 	t.Helper()
 	cmd := exec.Command("bash", "-c", step)
@@ -327,15 +331,15 @@ func startReadmeServer(t *testing.T, dir string, env []string, step string) *syn
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	listening := make(chan struct{})
+	active := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		said := false
 		for sc.Scan() {
 			fmt.Fprintln(all, sc.Text())
-			if !said && strings.Contains(sc.Text(), "listening on") {
+			if !said && strings.Contains(sc.Text(), ": active") {
 				said = true
-				close(listening)
+				close(active)
 			}
 		}
 		done <- cmd.Wait()
@@ -350,12 +354,12 @@ func startReadmeServer(t *testing.T, dir string, env []string, step string) *syn
 		}
 	})
 	select {
-	case <-listening:
+	case <-active:
 	case err := <-done:
 		done <- err
 		t.Fatalf("the README's server step %q exited: %v\n%s", step, err, all.String())
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("the README's server step %q said nothing of listening within 2 min:\n%s", step, all.String())
+		t.Fatalf("the README's server step %q did not say it is active within 2 min:\n%s", step, all.String())
 	}
 	return all
 }
