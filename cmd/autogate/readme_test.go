@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -194,7 +195,6 @@ func runSteps(ctx context.Context, dir string, env []string, steps []string) (st
 	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Stdin = nil
 	err := cmd.Run()
 	if err == nil {
 		return out.String(), nil
@@ -294,21 +294,19 @@ func freeAddr(t *testing.T) string {
 
 // syncBuffer is a bytes.Buffer safe for one writer and readers.
 type syncBuffer struct {
-	mu  chan struct{}
+	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-
 func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
 func (b *syncBuffer) String() string {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
@@ -321,7 +319,7 @@ func startReadmeServer(t *testing.T, dir string, env []string, step string) *syn
 	cmd := exec.Command("bash", "-c", step)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	all := newSyncBuffer()
+	all := &syncBuffer{}
 	cmd.Stderr = all
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
