@@ -2,7 +2,9 @@
 #
 #   make bench-lost    kill -9 the active gateway (local execution) with 4 runs in flight, BENCH_TRIALS
 #                      times (default 10): time from the holder's death to each run declared lost,
-#                      p50/p99/max, at BENCH_HEARTBEAT (default 10s, the product's default)
+#                      p50/p99/max, per heartbeat of BENCH_HEARTBEAT (comma-separated; default
+#                      "10s,default": the former default as the baseline, then the product's default,
+#                      execution.DefaultHeartbeat, 5 s), all in one run, on the binary built without -race
 
 .PHONY: bench-lost
 

@@ -81,7 +81,8 @@ type Config struct {
 	// Concurrency is how many executions run at once; default 4.
 	Concurrency int
 	// Heartbeat is how often a running execution's record and message are
-	// refreshed and cancellation is checked; default 10 s.
+	// refreshed and cancellation is checked; default
+	// execution.DefaultHeartbeat (5 s).
 	Heartbeat time.Duration
 	// CancelPoll is how often the record is checked for a cancel request
 	// between heartbeats; default 1 s. In-process cancels are immediate.
@@ -96,7 +97,7 @@ type Config struct {
 	// execution.StaleAfter(Heartbeat), the policy the gateway's sweeper uses.
 	StaleAfter time.Duration
 	// Visibility is how long each heartbeat keeps the message hidden;
-	// default 3 × Heartbeat.
+	// default DefaultVisibility(Heartbeat).
 	Visibility time.Duration
 	// ReceiveWait is the long-poll wait per Receive; default 20 s.
 	ReceiveWait time.Duration
@@ -112,6 +113,15 @@ type Config struct {
 	// Heartbeat, and retries failed calls on the same tick.
 	Protector  Protector
 	ProtectFor time.Duration
+}
+
+// DefaultVisibility is how long a runner heartbeating every heartbeat keeps
+// a running execution's message hidden unless told otherwise: the
+// stale-after policy (execution.StaleAfter), so the copy that comes back
+// when the holder dies finds its attempt stale. The gateway's sweep takes
+// it as the in-process queue's visibility timeout.
+func DefaultVisibility(heartbeat time.Duration) time.Duration {
+	return execution.StaleAfter(heartbeat)
 }
 
 // Core is the runner core.
@@ -145,7 +155,7 @@ func New(cfg Config) (*Core, error) {
 		cfg.Concurrency = 4
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 10 * time.Second
+		cfg.Heartbeat = execution.DefaultHeartbeat
 	}
 	if cfg.CancelPoll <= 0 {
 		cfg.CancelPoll = time.Second
@@ -157,7 +167,7 @@ func New(cfg Config) (*Core, error) {
 		cfg.StaleAfter = execution.StaleAfter(cfg.Heartbeat)
 	}
 	if cfg.Visibility <= 0 {
-		cfg.Visibility = 3 * cfg.Heartbeat
+		cfg.Visibility = DefaultVisibility(cfg.Heartbeat)
 	}
 	if cfg.ReceiveWait <= 0 {
 		cfg.ReceiveWait = 20 * time.Second

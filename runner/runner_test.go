@@ -349,3 +349,21 @@ func TestClaimFencedByTerm(t *testing.T) {
 		t.Errorf("the run started during the term: %s on %q, want succeeded on gw-1", e.Status, e.Node)
 	}
 }
+
+// A runner told nothing heartbeats at execution.DefaultHeartbeat, and keeps
+// its messages hidden, and judges others stale, by the one stale-after
+// policy (the Lambda runner and `autogate runner` take these defaults).
+func TestDefaultHeartbeat(t *testing.T) {
+	h := newHarness(t, nil)
+	c, err := New(Config{Node: "runner-2", Catalog: h.cat, Source: h.src, Executor: h.exe, Repos: runnertest.Repos{}, Clock: h.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.Heartbeat != execution.DefaultHeartbeat {
+		t.Errorf("heartbeat: got %v, want %v", c.cfg.Heartbeat, execution.DefaultHeartbeat)
+	}
+	want := execution.StaleAfter(execution.DefaultHeartbeat)
+	if c.cfg.StaleAfter != want || c.cfg.Visibility != want || DefaultVisibility(execution.DefaultHeartbeat) != want {
+		t.Errorf("stale-after %v, visibility %v: want both %v", c.cfg.StaleAfter, c.cfg.Visibility, want)
+	}
+}

@@ -31,11 +31,11 @@ import (
 // last heartbeat.
 const faultHeartbeat = time.Second
 
-// lostHeartbeat is the heartbeat of the kill test: long enough that the
-// dead holder's heartbeat is still young when the new active takes over
-// (as with the default 10 s), so only a sweep that wakes when the attempt
-// turns stale finds it.
-const lostHeartbeat = 5 * time.Second
+// lostHeartbeat is the heartbeat of the kill test, the product's default:
+// long enough that the dead holder's heartbeat is still young when the new
+// active takes over, so only a sweep that wakes when the attempt turns
+// stale finds it.
+const lostHeartbeat = execution.DefaultHeartbeat
 
 // lostBound is how soon after its holder died a run must be declared lost
 // (or re-queued): the stale-after policy from the last heartbeat, plus a
@@ -343,19 +343,36 @@ func TestDistributedTakeoverSendsNoDuplicates(t *testing.T) {
 // active gateway of a two-gateway cluster (local execution, DynamoDB Local)
 // with SIGKILL while it runs 4 services, and times until each of those runs
 // is declared lost by the new active; then it restarts the killed gateway
-// as a standby. It reports p50/p99/max over all runs. The heartbeat is
-// BENCH_HEARTBEAT (default 10s, the product's default): a run is lost
-// execution.StaleAfter(heartbeat) after its holder's last heartbeat
-// (make bench-lost).
+// as a standby. It reports p50/p99/max over all runs, per heartbeat of
+// BENCH_HEARTBEAT, a comma-separated list (default "10s,default": the former
+// default as the baseline, then the product's default, started without
+// --heartbeat), each a sub-benchmark on a cluster of its own in the same
+// run. A run is lost execution.StaleAfter(heartbeat) after its holder's last
+// heartbeat (make bench-lost). The binary is built without -race.
 func BenchmarkHolderDeath(b *testing.B) {
-	hb := 10 * time.Second
-	if v := os.Getenv("BENCH_HEARTBEAT"); v != "" {
-		var err error
-		if hb, err = time.ParseDuration(v); err != nil {
-			b.Fatalf("BENCH_HEARTBEAT: %v", err)
-		}
+	usePlainBinary(b)
+	list := os.Getenv("BENCH_HEARTBEAT")
+	if list == "" {
+		list = "10s,default"
 	}
-	c := newClusterID(b, "death-1", 2, "--heartbeat", hb.String(), "--concurrency", "4")
+	for _, v := range strings.Split(list, ",") {
+		v = strings.TrimSpace(v)
+		hb, flags := execution.DefaultHeartbeat, []string{"--concurrency", "4"}
+		if v != "default" {
+			var err error
+			if hb, err = time.ParseDuration(v); err != nil {
+				b.Fatalf("BENCH_HEARTBEAT %q: %v", v, err)
+			}
+			flags = append(flags, "--heartbeat", hb.String())
+		}
+		b.Run("heartbeat="+v, func(b *testing.B) { benchHolderDeath(b, hb, flags) })
+	}
+}
+
+// benchHolderDeath is one BenchmarkHolderDeath heartbeat: the gateways run
+// with flags, whose heartbeat is hb.
+func benchHolderDeath(b *testing.B, hb time.Duration, flags []string) {
+	c := newClusterID(b, "death-"+hb.String(), 2, flags...)
 	a := c.active(-1)
 	tok := c.login(a)
 	setupHold(b, c.clientWith(a, tok), c.dir, 600)

@@ -65,6 +65,9 @@
 //	AUTOGATE_PIP_INDEX_URL, AUTOGATE_PIP_FIND_LINKS (comma-separated), AUTOGATE_PIP_NO_INDEX
 //	AUTOGATE_LOG_LEVEL             debug, info, warn or error (default info); logs are JSON on stderr
 //
+// The runner heartbeats a running execution every execution.DefaultHeartbeat
+// (5 s), as the ECS runners and the gateways do by default.
+//
 // AWS access (region, credentials, AWS_ENDPOINT_URL_*) comes from the SDK's
 // standard configuration, so the same binary runs against AWS, LocalStack
 // or the emulators.

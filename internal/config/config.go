@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/secret"
 )
@@ -51,8 +52,9 @@ type Server struct {
 	// dead-letter queue (execution=queue, and runners).
 	QueueURL string
 	DLQURL   string
-	// Heartbeat is how often a runner proves it still runs an execution;
-	// a running record this many heartbeats old (3) is declared lost.
+	// Heartbeat is how often a runner proves it still runs an execution
+	// (default execution.DefaultHeartbeat, 5 s); a running record
+	// execution.StaleHeartbeats (3) heartbeats old is declared lost.
 	Heartbeat time.Duration
 	// StartWindow is how long an accepted run may wait for a runner to
 	// start it (its message re-sent whenever it is presumed lost) before it
@@ -63,8 +65,9 @@ type Server struct {
 	// queue's waiting runs in all-in-one execution, the cluster's open
 	// (queued or running) runs with runners.
 	MaxBacklog int
-	// SweepInterval is how often the active gateway's reconciler runs
-	// (execution=queue).
+	// SweepInterval is how often the active gateway's reconciler runs, in
+	// every execution mode (it also wakes when the earliest running attempt
+	// turns stale).
 	SweepInterval time.Duration
 	// MetricsListen is where a runner serves /metrics ("" turns it off).
 	MetricsListen string
@@ -119,7 +122,7 @@ func DefaultServer() Server {
 		Node:  fmt.Sprintf("%s-%d", strings.ToLower(firstLabel(host)), os.Getpid()),
 		Store: "bolt", Execution: "local", Concurrency: 4, Retention: DefaultRetention,
 		OutputLimit: 64 << 10, MaxBodyBytes: 1 << 20, LogLevel: "info", LogFormat: "json",
-		ShutdownGrace: 30 * time.Second, RepoRefresh: DefaultRepoRefresh, Heartbeat: 10 * time.Second,
+		ShutdownGrace: 30 * time.Second, RepoRefresh: DefaultRepoRefresh, Heartbeat: execution.DefaultHeartbeat,
 		StartWindow: 30 * time.Minute, SweepInterval: 30 * time.Second, KMSCacheTTL: 5 * time.Minute,
 		MaxBacklog: DefaultMaxBacklog,
 	}
@@ -239,10 +242,10 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for running services"))
 	fs.StringVar(&c.QueueURL, "queue-url", c.QueueURL, h("queue-url", "the cluster's SQS work queue (execution=queue, runners)"))
 	fs.StringVar(&c.DLQURL, "dlq-url", c.DLQURL, h("dlq-url", "the work queue's dead-letter queue, for redrive"))
-	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", "how often a running execution's record and message are refreshed; a runner silent for several heartbeats gets its execution marked lost (README: Distributed execution)"))
+	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, h("heartbeat", fmt.Sprintf("how often a running execution's record and message are refreshed; a run whose record goes %d heartbeats without one is stale and is marked lost (re-queued if retryable) (README: Distributed execution)", execution.StaleHeartbeats)))
 	fs.IntVar(&c.MaxBacklog, "max-backlog", c.MaxBacklog, h("max-backlog", "accepted, unfinished runs (local: waiting in the queue; queue: open in the cluster) beyond which a submission gets 429 with Retry-After and records nothing"))
 	fs.DurationVar(&c.StartWindow, "start-window", c.StartWindow, h("start-window", "how long an accepted run may wait for a runner to start it before it fails unstarted (its message is re-sent whenever presumed lost)"))
-	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, h("sweep-interval", "execution=queue: how often the active gateway re-sends lost messages and sweeps stale runs"))
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, h("sweep-interval", "how often the active gateway's reconciler runs, in every execution mode: it re-sends queued runs whose message is presumed lost, fails those past their start-by time and marks stale running ones lost (it also wakes when the earliest running run turns stale)"))
 	fs.StringSliceVar(&c.ManagerURLs, "manager-url", c.ManagerURLs, h("manager-url", "Gateway Manager URL(s), comma-separated: the active gateway keeps a tunnel to it"))
 	fs.StringVar(&c.ManagerCredentialFile, "manager-credential-file", c.ManagerCredentialFile, h("manager-credential-file", "file holding the cluster's manager credential (or set AUTOGATE_MANAGER_CREDENTIAL)"))
 	fs.StringVar(&c.ManagerCAFile, "manager-ca-file", c.ManagerCAFile, h("manager-ca-file", "PEM certificate(s) to trust for the manager"))

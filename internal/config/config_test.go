@@ -2,12 +2,17 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/autogate/autogate/internal/execution"
 )
 
 func TestPrecedence(t *testing.T) {
@@ -186,9 +191,11 @@ func TestManagerCredentialFromEnv(t *testing.T) {
 	}
 }
 
-// The stale threshold lives in internal/execution; the help must not state
-// a count of its own that can drift from it (it said 3, the README 6).
-func TestHeartbeatHelpStatesNoCount(t *testing.T) {
+// The stale threshold lives in internal/execution; the --heartbeat help
+// (shared by `autogate server` and `autogate runner`) states the count from
+// there, and so does every count the README gives (the help once said 3
+// where the README said 6).
+func TestHeartbeatHelpAgreesWithREADME(t *testing.T) {
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	var c Server
 	c.Bind(fs)
@@ -196,7 +203,40 @@ func TestHeartbeatHelpStatesNoCount(t *testing.T) {
 	if f == nil {
 		t.Fatal("no --heartbeat flag")
 	}
-	if regexp.MustCompile(`\d+ missed`).MatchString(f.Usage) || !strings.Contains(f.Usage, "README") {
-		t.Errorf("--heartbeat help %q: want no count of missed heartbeats, and a pointer to the README", f.Usage)
+	want := fmt.Sprintf("%d heartbeats", execution.StaleHeartbeats)
+	if !strings.Contains(f.Usage, want) || !strings.Contains(f.Usage, "README") {
+		t.Errorf("--heartbeat help %q: want %q and a pointer to the README", f.Usage, want)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := regexp.MustCompile(`(\d+) heartbeat(s|\s+periods)\b`).FindAllStringSubmatch(string(readme), -1)
+	if len(counts) == 0 {
+		t.Fatal("the README states no count of heartbeats after which a run is stale")
+	}
+	for _, m := range counts {
+		if m[1] != strconv.Itoa(execution.StaleHeartbeats) {
+			t.Errorf("README says %q; the stale-after policy is %d heartbeats", m[0], execution.StaleHeartbeats)
+		}
+	}
+}
+
+// The heartbeat's default is the one in internal/execution, and the
+// reconciler's help no longer limits it to execution=queue: it runs in every
+// execution mode.
+func TestHeartbeatDefaultAndSweepHelp(t *testing.T) {
+	if got := DefaultServer().Heartbeat; got != execution.DefaultHeartbeat {
+		t.Errorf("default heartbeat: got %v, want execution.DefaultHeartbeat %v", got, execution.DefaultHeartbeat)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c := DefaultServer()
+	c.Bind(fs)
+	if got := fs.Lookup("heartbeat").DefValue; got != execution.DefaultHeartbeat.String() {
+		t.Errorf("--heartbeat default shown: got %s, want %v", got, execution.DefaultHeartbeat)
+	}
+	u := fs.Lookup("sweep-interval").Usage
+	if strings.Contains(u, "execution=queue") || !strings.Contains(u, "every execution mode") {
+		t.Errorf("--sweep-interval help %q: want it to say it runs in every execution mode", u)
 	}
 }

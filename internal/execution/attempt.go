@@ -20,6 +20,16 @@ var ErrUnchanged = errors.New("unchanged")
 // ErrFinished means a cancel came after the execution ended.
 var ErrFinished = errors.New("execution already finished")
 
+// DefaultHeartbeat is how often a runner proves it still holds a running
+// execution unless told otherwise (the gateway's local runner, `autogate
+// runner` and the Lambda runner alike): 5 s, so a dead holder's attempt is
+// stale StaleAfter(DefaultHeartbeat) = 15 s after its last beat and is
+// declared lost (or re-queued) well under 30 s after the holder died, take-over
+// included. Each beat costs one record write (and, on SQS, one
+// ChangeMessageVisibility) per running execution: 12 of each per running
+// minute.
+const DefaultHeartbeat = 5 * time.Second
+
 // StaleHeartbeats is how many heartbeat periods a running record may go
 // without a heartbeat before its attempt is declared lost.
 const StaleHeartbeats = 3

@@ -282,3 +282,33 @@ func TestRetryClearsTheLostAttemptsOutput(t *testing.T) {
 		t.Errorf("requeued %v, err %v, stdout %+v; want the next attempt to start with no output", requeued, err, e.Stdout)
 	}
 }
+
+// The default heartbeat and the bound it gives (issue 12 item 1): a dead
+// holder's attempt is stale 3 heartbeats after its last beat, and with the
+// default that leaves room, under 30 s, for the active's sweep to wake and
+// for a take-over when the holder was the active itself (lease 2.4 s plus a
+// poll, rounded up to 5 s here).
+func TestDefaultHeartbeatBound(t *testing.T) {
+	if DefaultHeartbeat != 5*time.Second {
+		t.Errorf("DefaultHeartbeat = %v, want 5s", DefaultHeartbeat)
+	}
+	const takeover = 5 * time.Second
+	if got := StaleAfter(DefaultHeartbeat); got+takeover >= 30*time.Second {
+		t.Errorf("stale after %v + take-over %v = %v: want under 30s", got, takeover, got+takeover)
+	}
+	// A holder that died right after a beat is judged from that beat.
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &Execution{ID: "x", Status: Queued}
+	if err := e.Start("n1", DefaultHeartbeat, start); err != nil {
+		t.Fatal(err)
+	}
+	if at := e.StaleAt(StaleAfter(DefaultHeartbeat)); !at.Equal(start.Add(15 * time.Second)) {
+		t.Errorf("stale at %v, want 15s after the start", at.Sub(start))
+	}
+	if e.Stale(start.Add(15*time.Second-time.Millisecond), StaleAfter(DefaultHeartbeat)) {
+		t.Error("stale before 3 heartbeats passed")
+	}
+	if !e.Stale(start.Add(15*time.Second), StaleAfter(DefaultHeartbeat)) {
+		t.Error("not stale 3 heartbeats after the last beat")
+	}
+}

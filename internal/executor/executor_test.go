@@ -740,3 +740,20 @@ printf '%s\n' "$TOKEN" | tail -n 1`, func(j *Job) {
 		t.Errorf("stdout %q: got %d redactions want 4", res.Stdout.Data, got)
 	}
 }
+
+// Where --secret-file puts the file is documented for users (issue 13
+// item 15): the README names the variable and its example is what
+// secretFileVar computes.
+func TestSecretFileVarDocumented(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	for _, want := range []string{"`AUTOGATE_SECRET_FILE_<NAME>`", "`db-password` → `" + secretFileVar("db-password") + "`", "`.secrets/`"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the README does not say %s", want)
+		}
+	}
+}

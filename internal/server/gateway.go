@@ -31,6 +31,7 @@ import (
 	"github.com/autogate/autogate/internal/store/cache"
 	"github.com/autogate/autogate/internal/store/fence"
 	"github.com/autogate/autogate/internal/wire"
+	"github.com/autogate/autogate/runner"
 	"github.com/autogate/autogate/runner/node"
 )
 
@@ -194,7 +195,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// The reconciler runs in every execution mode: with local execution the
 	// in-process queue never sees a dead holder's run again, so only the
 	// sweep declares it lost.
-	var depth queueDepth = localDepth{q: q, inFlight: core.InFlight, visibility: 3 * cfg.Heartbeat}
+	var depth queueDepth = localDepth{q: q, inFlight: core.InFlight, visibility: runner.DefaultVisibility(cfg.Heartbeat)}
 	localNode := cfg.Node
 	if !localRunner {
 		depth, localNode = sq, ""

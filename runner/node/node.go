@@ -40,7 +40,7 @@ type Config struct {
 	// without one, so they may outlive this process.
 	ShimPath string
 	// Concurrency, Heartbeat and CancelPoll are the runner core's (zero
-	// takes its defaults: 4, 10 s, 1 s).
+	// takes its defaults: 4, execution.DefaultHeartbeat (5 s), 1 s).
 	Concurrency int
 	Heartbeat   time.Duration
 	CancelPoll  time.Duration
