@@ -161,7 +161,9 @@ func TestLocalKillActiveLeavesNothingStuck(t *testing.T) {
 		if i%2 == 1 {
 			svc = "hold-retry"
 		}
-		e, err := cl.Run(context.Background(), svc, wire.RunRequest{Async: true})
+		// A request key lets the client re-send a submission that a
+		// loaded machine's lease hiccup answered 503, with no duplicate.
+		e, err := cl.Run(context.Background(), svc, wire.RunRequest{Async: true, RequestKey: fmt.Sprintf("stuck-%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
