@@ -67,6 +67,15 @@ func (a awsCalls) sub(b awsCalls) awsCalls {
 	return out
 }
 
+// total is the number of calls in a.
+func (a awsCalls) total() float64 {
+	var t float64
+	for _, v := range a {
+		t += v
+	}
+	return t
+}
+
 // perExecution is what n executions cost on their own path: every call
 // made in scope "execution", plus every ReceiveMessage whatever its scope
 // (a receive that delivers a message is the execution's; an empty long
