@@ -356,15 +356,18 @@ func TestDistributedGatewayFailover(t *testing.T) {
 // gateway's and runners' metrics:
 //
 //   - idle: before the runs, every node's calls over a quiet window
-//     (BENCH_QUIET_SECONDS, default 5) as calls per second per gateway and
-//     per runner (lease, node heartbeats, sweeps, empty long polls);
+//     (BENCH_QUIET_SECONDS, default 25: longer than one 20 s long poll) as
+//     calls per second per gateway and per runner (lease, node heartbeats,
+//     sweeps, empty long polls);
 //   - per execution: the execution's own path (scope "execution" and every
 //     receive), the heartbeats of running executions (scope "heartbeat"),
 //     and all calls of the run window less the idle rate times the window
 //     (net), so background work is attributed apart, not spread over runs.
 func BenchmarkDispatch(b *testing.B) {
 	usePlainBinary(b)
-	quiet := 5 * time.Second
+	// An idle runner's calls are long polls of up to sqs.MaxWait (20 s),
+	// counted when they return: a shorter window would miss them.
+	quiet := 25 * time.Second
 	if s, err := strconv.Atoi(os.Getenv("BENCH_QUIET_SECONDS")); err == nil && s > 0 {
 		quiet = time.Duration(s) * time.Second
 	}
