@@ -122,6 +122,16 @@ func waitRuns(t *testing.T, url string, n int) {
 	}
 }
 
+// oneLine is a on one line, "scope op=n" by key: benchmark logs keep only
+// their first ten lines.
+func (a awsCalls) oneLine() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		parts = append(parts, fmt.Sprintf("%s=%.0f", k, a[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (a awsCalls) String() string {
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(a)) {

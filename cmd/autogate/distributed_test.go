@@ -479,9 +479,9 @@ func BenchmarkDispatch(b *testing.B) {
 			b.ReportMetric((delta.total()-idleInWin)/n, "net-calls/exec")
 			b.ReportMetric(gwIdle, "idle-calls/s/gateway")
 			b.ReportMetric(runnerIdle, "idle-calls/s/runner")
-			b.Logf("runners=%d: idle %.1f calls/s per gateway, %.1f per runner over %v:%s", runners, gwIdle, runnerIdle, idleWin.Round(time.Millisecond), idleByKey)
-			b.Logf("runners=%d: %d runs in %v: %.0f calls, of which %.0f the idle rate would have made; by scope and operation:%s",
-				runners, len(ids), win.Round(time.Millisecond), delta.total(), idleInWin, delta)
+			b.Logf("runners=%d: idle %.2f calls/s per gateway, %.2f per runner over %v: %s", runners, gwIdle, runnerIdle, idleWin.Round(time.Millisecond), idleByKey.oneLine())
+			b.Logf("runners=%d: %d runs in %v: %.0f calls, of which %.0f the idle rate would have made: %s",
+				runners, len(ids), win.Round(time.Millisecond), delta.total(), idleInWin, delta.oneLine())
 		})
 	}
 }
