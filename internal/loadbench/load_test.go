@@ -49,6 +49,7 @@ func clientCounts(tb testing.TB) []int {
 // result is one case's figures.
 type result struct {
 	accepted, failed     int
+	refused              int64 // submissions that failed (not retried: a run without a request key)
 	busy, retried        int64 // retries after 429 (backlog full), after 503 or a failed connection
 	acceptedPerSec       float64
 	completedPerSec      float64
@@ -67,8 +68,8 @@ func pct(d []time.Duration, p float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (r result) String() string {
-	return fmt.Sprintf("accepted/s %8.1f  completed/s %8.1f  submit p50 %7.2f ms p99 %7.2f ms  e2e p50 %7.2f ms p99 %7.2f ms  (%d runs, %d not succeeded, %d retries after 429, %d after 503/connection)",
-		r.acceptedPerSec, r.completedPerSec, ms(r.submitP50), ms(r.submitP99), ms(r.e2eP50), ms(r.e2eP99), r.accepted, r.failed, r.busy, r.retried)
+	return fmt.Sprintf("accepted/s %8.1f  completed/s %8.1f  submit p50 %7.2f ms p99 %7.2f ms  e2e p50 %7.2f ms p99 %7.2f ms  (%d runs, %d not succeeded, %d submissions failed, %d retries after 429, %d after 503/connection)",
+		r.acceptedPerSec, r.completedPerSec, ms(r.submitP50), ms(r.submitP99), ms(r.e2eP50), ms(r.e2eP99), r.accepted, r.failed, r.refused, r.busy, r.retried)
 }
 
 // drive submits no-op runs from clients goroutines for d, then waits until
@@ -153,7 +154,7 @@ func drive(tb testing.TB, cl *client.Client, clients int, async bool, d time.Dur
 	}
 	close(work)
 	ww.Wait()
-	r := result{accepted: len(ids), failed: failed, busy: busy.Load(), retried: retried.Load(), acceptedPerSec: float64(len(ids)) / accepting.Seconds(),
+	r := result{accepted: len(ids), failed: failed, refused: errs.Load(), busy: busy.Load(), retried: retried.Load(), acceptedPerSec: float64(len(ids)) / accepting.Seconds(),
 		submitP50: pct(submit, 0.5), submitP99: pct(submit, 0.99), e2eP50: pct(e2e, 0.5), e2eP99: pct(e2e, 0.99)}
 	if !last.IsZero() {
 		r.completedPerSec = float64(len(ids)) / last.Sub(start).Seconds()
