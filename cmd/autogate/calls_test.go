@@ -67,6 +67,15 @@ func (a awsCalls) sub(b awsCalls) awsCalls {
 	return out
 }
 
+// total is the number of calls in a.
+func (a awsCalls) total() float64 {
+	var t float64
+	for _, v := range a {
+		t += v
+	}
+	return t
+}
+
 // perExecution is what n executions cost on their own path: every call
 // made in scope "execution", plus every ReceiveMessage whatever its scope
 // (a receive that delivers a message is the execution's; an empty long
@@ -111,6 +120,16 @@ func waitRuns(t *testing.T, url string, n int) {
 		}
 		tick(50 * time.Millisecond)
 	}
+}
+
+// oneLine is a on one line, "scope op=n" by key: benchmark logs keep only
+// their first ten lines.
+func (a awsCalls) oneLine() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		parts = append(parts, fmt.Sprintf("%s=%.0f", k, a[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (a awsCalls) String() string {

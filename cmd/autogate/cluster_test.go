@@ -428,8 +428,10 @@ func TestClusterSIGTERMHandover(t *testing.T) {
 // SIGKILL once per iteration, times until a standby answers /readyz, and
 // restarts the killed one as a standby. It reports p50/p99/max failover
 // time and, beside the lease settings, the DynamoDB requests per hour the
-// lease costs one cluster (make bench-failover).
+// lease costs one cluster (make bench-failover). The gateways are the
+// binary built without -race.
 func BenchmarkFailover(b *testing.B) {
+	usePlainBinary(b)
 	c := newCluster(b, 3)
 	var times []time.Duration
 	for b.Loop() {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -349,42 +350,80 @@ func TestDistributedGatewayFailover(t *testing.T) {
 }
 
 // BenchmarkDispatch runs a no-op executable service through one gateway, the
-// SQS queue and 1, 2 or 4 runner processes (make bench-dispatch). It reports
-// executions per second, p50/p99 queue-to-start and end-to-end latency, and
-// the AWS API calls per execution seen by the gateway's and runners'
-// metrics: the execution's own path (receives included), and apart from it
-// the heartbeat calls of running executions and the background calls
-// (lease, node heartbeats, sweeps) spread over the runs.
+// SQS queue and 1, 2 or 4 runner processes (make bench-dispatch), on the
+// binary built without -race. It reports executions per second, p50/p99
+// queue-to-start and end-to-end latency, and the AWS API calls seen by the
+// gateway's and runners' metrics:
+//
+//   - idle: before the runs, every node's calls over a quiet window
+//     (BENCH_QUIET_SECONDS, default 25: longer than one 20 s long poll) as
+//     calls per second per gateway and per runner (lease, node heartbeats,
+//     sweeps, empty long polls);
+//   - per execution: the execution's own path (scope "execution" and every
+//     receive), the heartbeats of running executions (scope "heartbeat"),
+//     and all calls of the run window less the idle rate times the window
+//     (net), so background work is attributed apart, not spread over runs.
 func BenchmarkDispatch(b *testing.B) {
+	usePlainBinary(b)
+	// An idle runner's calls are long polls of up to sqs.MaxWait (20 s),
+	// counted when they return: a shorter window would miss them.
+	quiet := 25 * time.Second
+	if s, err := strconv.Atoi(os.Getenv("BENCH_QUIET_SECONDS")); err == nil && s > 0 {
+		quiet = time.Duration(s) * time.Second
+	}
 	for _, runners := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("runners=%d", runners), func(b *testing.B) {
 			d := newDistributed(b, 1)
 			a := d.active(-1)
 			cl := d.client(a)
 			d.setup(cl)
-			var metricURLs []string
+			// metricURLs[0] is the gateway's, then one per runner.
+			metricURLs := []string{d.nodes[a].url + "/metrics"}
 			for i := range runners {
 				r := d.startRunner(i, "--metrics-listen", "127.0.0.1:0", "--log-level", "warn")
 				line := r.waitLine("metrics on")
 				metricURLs = append(metricURLs, line[strings.Index(line, "http://"):])
 			}
-			metricURLs = append(metricURLs, d.nodes[a].url+"/metrics")
 			// Warm every runner's checkout cache.
 			for range 2 * runners {
 				if e, err := cl.Run(context.Background(), "noop", wire.RunRequest{}); err != nil || e.Status != execution.Succeeded {
 					b.Fatalf("warm-up: %v %+v", err, e)
 				}
 			}
-			scrape := func() awsCalls {
+			scrapeEach := func() []awsCalls {
+				out := make([]awsCalls, len(metricURLs))
+				for i, u := range metricURLs {
+					out[i] = scrapeAWSCalls(b, u)
+				}
+				return out
+			}
+			sum := func(per []awsCalls) awsCalls {
 				all := awsCalls{}
-				for _, u := range metricURLs {
-					for k, v := range scrapeAWSCalls(b, u) {
+				for _, c := range per {
+					for k, v := range c {
 						all[k] += v
 					}
 				}
 				return all
 			}
-			before := scrape()
+			// The idle rate: nothing submitted, every node doing only its
+			// background work.
+			idle0, t0 := scrapeEach(), time.Now()
+			tick(quiet)
+			idle1, idleWin := scrapeEach(), time.Since(t0)
+			var gwIdle, runnerIdle float64
+			for i := range metricURLs {
+				rate := idle1[i].sub(idle0[i]).total() / idleWin.Seconds()
+				if i == 0 {
+					gwIdle = rate
+				} else {
+					runnerIdle += rate / float64(runners)
+				}
+			}
+			idleRate := gwIdle + runnerIdle*float64(runners)
+			idleByKey := sum(idle1).sub(sum(idle0))
+
+			before, winStart := sum(scrapeEach()), time.Now()
 			var ids []string
 			start := time.Now()
 			for b.Loop() {
@@ -408,19 +447,20 @@ func BenchmarkDispatch(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			delta := scrape().sub(before)
+			delta, win := sum(scrapeEach()).sub(before), time.Since(winStart)
 			pct := func(d []time.Duration, p float64) float64 {
 				slices.Sort(d)
 				return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
 			}
-			b.ReportMetric(float64(len(ids))/last.Sub(start).Seconds(), "exec/s")
+			n := float64(len(ids))
+			b.ReportMetric(n/last.Sub(start).Seconds(), "exec/s")
 			b.ReportMetric(pct(q2s, 0.5), "q2s-p50-ms")
 			b.ReportMetric(pct(q2s, 0.99), "q2s-p99-ms")
 			b.ReportMetric(pct(e2e, 0.5), "e2e-p50-ms")
 			b.ReportMetric(pct(e2e, 0.99), "e2e-p99-ms")
 			// The execution's own path (what TestDistributedCallsPerExecution
 			// bounds), then what runs alongside: heartbeats of running
-			// executions, and lease, node and sweep calls.
+			// executions; then every call of the window less the idle rate.
 			path, _ := delta.perExecution(len(ids))
 			var hb, bg float64
 			for k, v := range delta {
@@ -432,9 +472,16 @@ func BenchmarkDispatch(b *testing.B) {
 					bg += v
 				}
 			}
+			idleInWin := idleRate * win.Seconds()
 			b.ReportMetric(path, "aws-calls/exec")
-			b.ReportMetric(hb/float64(len(ids)), "heartbeat-calls/exec")
-			b.ReportMetric(bg/float64(len(ids)), "background-calls/exec")
+			b.ReportMetric(hb/n, "heartbeat-calls/exec")
+			b.ReportMetric(bg/n, "background-calls/exec")
+			b.ReportMetric((delta.total()-idleInWin)/n, "net-calls/exec")
+			b.ReportMetric(gwIdle, "idle-calls/s/gateway")
+			b.ReportMetric(runnerIdle, "idle-calls/s/runner")
+			b.Logf("runners=%d: idle %.2f calls/s per gateway, %.2f per runner over %v: %s", runners, gwIdle, runnerIdle, idleWin.Round(time.Millisecond), idleByKey.oneLine())
+			b.Logf("runners=%d: %d runs in %v: %.0f calls, of which %.0f the idle rate would have made: %s",
+				runners, len(ids), win.Round(time.Millisecond), delta.total(), idleInWin, delta.oneLine())
 		})
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/devcert"
 	"github.com/autogate/autogate/internal/emulator"
+	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/tunnel"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -600,14 +602,18 @@ func TestManager(t *testing.T) {
 
 // BenchmarkManagerRoute measures requests routed through the manager to
 // one cluster against the same requests sent to the cluster directly, in
-// the same run, on binaries built without the race detector: serial
-// latency (p50/p99 of each and the p50 difference) and throughput with 16
-// concurrent clients (make bench-manager).
+// the same run, on the binary built without the race detector (make
+// bench-manager). Two requests: GET whoami (b.N times), and an async run
+// submission of a no-op service (POST services/noop/run, a quarter as
+// many), whose answer comes after the queued record is durable. For each:
+// serial latency (p50/p99 of each and
+// the p50 difference) and requests/s with 16 concurrent clients. Every
+// accepted run is waited for before the next phase, so a backlog left by
+// one phase does not load the next. The gateway's admission limit is
+// raised (--max-backlog) so that a burst measures routing, not 429s.
 func BenchmarkManagerRoute(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "autogate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	usePlainBinary(b)
+	bin := binPath
 	requireManagerCmd(b, bin)
 	dir := b.TempDir()
 	mgrDir := filepath.Join(dir, "manager")
@@ -633,16 +639,47 @@ func BenchmarkManagerRoute(b *testing.B) {
 	gwDir := filepath.Join(dir, "gw", "data")
 	gw := startProc(b, bin, filepath.Dir(gwDir), []string{"AUTOGATE_SECRET_KEY="}, "server", "--data-dir", gwDir,
 		"--listen", "127.0.0.1:0", "--log-level", "error", "--cluster", "bench-1", "--node", "bench-gw",
-		"--manager-url", mgr.url, "--manager-credential-file", credFile, "--manager-ca-file", mgrCA)
+		"--manager-url", mgr.url, "--manager-credential-file", credFile, "--manager-ca-file", mgrCA,
+		"--max-backlog", "1000000")
 	gw.waitLine("active")
 	gwCA := filepath.Join(gwDir, "tls", "tls.crt")
 	gwTok := apiLogin(b, gw.url, gwCA, filepath.Join(gwDir, "admin-password"))
 	gwHC := managerHTTP(b, gwCA)
-	routed := mgr.url + "/v1/clusters/bench-1/whoami"
-	direct := gw.url + "/v1/whoami"
+	gwCl, err := client.New(gw.url, gwTok, client.TLS{CAFile: gwCA})
+	if err != nil {
+		b.Fatal(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	gitRepo(b, repo, map[string]string{"noop.sh": "#!/bin/sh\nexit 0\n"}, map[string]os.FileMode{"noop.sh": 0o755})
+	ctx := context.Background()
+	if err := gwCl.Create(ctx, &resource.Repository{Meta: resource.Meta{Name: "r"}, URL: repo}); err != nil {
+		b.Fatal(err)
+	}
+	if err := gwCl.Create(ctx, &resource.Service{Meta: resource.Meta{Name: "noop"}, Type: resource.Executable, Repository: "r", Filename: "noop.sh"}); err != nil {
+		b.Fatal(err)
+	}
+	if e, err := gwCl.Run(ctx, "noop", wire.RunRequest{}); err != nil || e.Status != execution.Succeeded {
+		b.Fatalf("warm-up run: %v %+v", err, e)
+	}
+
+	type target struct {
+		hc       *http.Client
+		url, tok string
+	}
+	type probe struct {
+		name           string
+		method, body   string
+		direct, routed target
+	}
+	probes := []probe{
+		{name: "", method: http.MethodGet,
+			direct: target{gwHC, gw.url + "/v1/whoami", gwTok}, routed: target{hc, mgr.url + "/v1/clusters/bench-1/whoami", mgrTok}},
+		{name: "run-", method: http.MethodPost, body: `{"async":true}`,
+			direct: target{gwHC, gw.url + "/v1/services/noop/run", gwTok}, routed: target{hc, mgr.url + "/v1/clusters/bench-1/services/noop/run", mgrTok}},
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if st, _, _ := httpGet(hc, routed, mgrTok); st == http.StatusOK {
+		if st, _, _ := httpGet(hc, probes[0].routed.url, mgrTok); st == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -650,19 +687,60 @@ func BenchmarkManagerRoute(b *testing.B) {
 		}
 		tick(20 * time.Millisecond)
 	}
-	call := func(hc *http.Client, url, tok string) time.Duration {
+	// call sends p to t; a run's execution ID goes to ids.
+	var idMu sync.Mutex
+	var ids []string
+	call := func(p probe, t target) time.Duration {
 		start := time.Now()
-		st, body, err := httpGet(hc, url, tok)
-		if err != nil || st != http.StatusOK {
-			b.Fatalf("GET %s: %d %s %v", url, st, body, err)
+		req, err := http.NewRequest(p.method, t.url, strings.NewReader(p.body))
+		if err != nil {
+			b.Fatal(err)
 		}
-		return time.Since(start)
+		req.Header.Set("Authorization", "Bearer "+t.tok)
+		if p.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := t.hc.Do(req)
+		if err != nil {
+			b.Fatalf("%s %s: %v", p.method, t.url, err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if err != nil || resp.StatusCode/100 != 2 {
+			b.Fatalf("%s %s: %d %s %v", p.method, t.url, resp.StatusCode, raw, err)
+		}
+		if p.method == http.MethodPost {
+			var e wire.Execution
+			if err := json.Unmarshal(raw, &e); err != nil || e.ID == "" {
+				b.Fatalf("%s %s: answer %s: %v", p.method, t.url, raw, err)
+			}
+			idMu.Lock()
+			ids = append(ids, e.ID)
+			idMu.Unlock()
+		}
+		return d
+	}
+	// drain waits until every run submitted so far has ended.
+	drain := func() {
+		idMu.Lock()
+		pending := ids
+		ids = nil
+		idMu.Unlock()
+		for _, id := range pending {
+			if e := await(b, gwCl, id); e.Status != execution.Succeeded {
+				b.Fatalf("run %s: %s (%s)", id, e.Status, e.Reason)
+			}
+		}
 	}
 	for range 200 { // warm connections and caches
-		call(hc, routed, mgrTok)
-		call(gwHC, direct, gwTok)
+		for _, p := range probes {
+			call(p, p.routed)
+			call(p, p.direct)
+		}
 	}
-	throughput := func(hc *http.Client, url, tok string, n int) float64 {
+	drain()
+	throughput := func(p probe, t target, n int) float64 {
 		var wg sync.WaitGroup
 		jobs := make(chan struct{}, n)
 		for range n {
@@ -673,35 +751,49 @@ func BenchmarkManagerRoute(b *testing.B) {
 		for range 16 {
 			wg.Go(func() {
 				for range jobs {
-					call(hc, url, tok)
+					call(p, t)
 				}
 			})
 		}
 		wg.Wait()
-		return float64(n) / time.Since(start).Seconds()
+		rps := float64(n) / time.Since(start).Seconds()
+		drain()
+		return rps
 	}
-	var dLat, rLat []time.Duration
+	// Serial latency: whoami for b.N pairs, then a quarter as many run
+	// pairs (at least 50), so the runs' executions, which go on after
+	// each answer, do not load the whoami figures.
+	dLat, rLat := make([][]time.Duration, len(probes)), make([][]time.Duration, len(probes))
 	b.ResetTimer()
 	for b.Loop() {
-		dLat = append(dLat, call(gwHC, direct, gwTok))
-		rLat = append(rLat, call(hc, routed, mgrTok))
+		dLat[0] = append(dLat[0], call(probes[0], probes[0].direct))
+		rLat[0] = append(rLat[0], call(probes[0], probes[0].routed))
 	}
-	n := len(dLat)
-	directRPS := throughput(gwHC, direct, gwTok, n)
-	routedRPS := throughput(hc, routed, mgrTok, n)
 	b.StopTimer()
-	slices.Sort(dLat)
-	slices.Sort(rLat)
+	n := len(dLat[0])
+	counts := []int{n, max(50, n/4)}
+	for range counts[1] {
+		dLat[1] = append(dLat[1], call(probes[1], probes[1].direct))
+		rLat[1] = append(rLat[1], call(probes[1], probes[1].routed))
+	}
+	drain()
 	pct := func(d []time.Duration, p float64) float64 {
 		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
 	}
-	b.ReportMetric(pct(dLat, 0.5), "direct-p50-ms")
-	b.ReportMetric(pct(rLat, 0.5), "routed-p50-ms")
-	b.ReportMetric(pct(dLat, 0.99), "direct-p99-ms")
-	b.ReportMetric(pct(rLat, 0.99), "routed-p99-ms")
-	b.ReportMetric(pct(rLat, 0.5)-pct(dLat, 0.5), "added-p50-ms")
-	b.ReportMetric(directRPS, "direct-req/s")
-	b.ReportMetric(routedRPS, "routed-req/s")
+	for i, p := range probes {
+		directRPS := throughput(p, p.direct, counts[i])
+		routedRPS := throughput(p, p.routed, counts[i])
+		slices.Sort(dLat[i])
+		slices.Sort(rLat[i])
+		b.ReportMetric(pct(dLat[i], 0.5), p.name+"direct-p50-ms")
+		b.ReportMetric(pct(rLat[i], 0.5), p.name+"routed-p50-ms")
+		b.ReportMetric(pct(dLat[i], 0.99), p.name+"direct-p99-ms")
+		b.ReportMetric(pct(rLat[i], 0.99), p.name+"routed-p99-ms")
+		b.ReportMetric(pct(rLat[i], 0.5)-pct(dLat[i], 0.5), p.name+"added-p50-ms")
+		b.ReportMetric(directRPS, p.name+"direct-req/s")
+		b.ReportMetric(routedRPS, p.name+"routed-req/s")
+		b.ReportMetric(routedRPS/directRPS, p.name+"routed/direct")
+	}
 }
 
 // TestManagerFailover runs two managers on one table and kills the active

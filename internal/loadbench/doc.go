@@ -19,7 +19,10 @@
 //
 // Per set-up, mode (async, sync) and client count it prints accepted/s,
 // completed/s (until every accepted run is terminal), and p50/p99 of the
-// submit and end-to-end latency (record CreatedAt to EndedAt). Settings:
+// submit and end-to-end latency (record CreatedAt to EndedAt), and how
+// many calls the client retried: after a 429 (the backlog limit, honoured
+// by its Retry-After, as the CLI does) and after a 503 or a failed
+// connection (the active stepped down). Settings:
 // BENCH_LOAD_SECONDS (submission window per case, default 4) and
 // BENCH_LOAD_CLIENTS (default "1,8,32").
 package loadbench

@@ -49,6 +49,8 @@ func clientCounts(tb testing.TB) []int {
 // result is one case's figures.
 type result struct {
 	accepted, failed     int
+	refused              int64 // submissions that failed (not retried: a run without a request key)
+	busy, retried        int64 // retries after 429 (backlog full), after 503 or a failed connection
 	acceptedPerSec       float64
 	completedPerSec      float64
 	submitP50, submitP99 time.Duration
@@ -66,15 +68,27 @@ func pct(d []time.Duration, p float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (r result) String() string {
-	return fmt.Sprintf("accepted/s %8.1f  completed/s %8.1f  submit p50 %7.2f ms p99 %7.2f ms  e2e p50 %7.2f ms p99 %7.2f ms  (%d runs, %d not succeeded)",
-		r.acceptedPerSec, r.completedPerSec, ms(r.submitP50), ms(r.submitP99), ms(r.e2eP50), ms(r.e2eP99), r.accepted, r.failed)
+	return fmt.Sprintf("accepted/s %8.1f  completed/s %8.1f  submit p50 %7.2f ms p99 %7.2f ms  e2e p50 %7.2f ms p99 %7.2f ms  (%d runs, %d not succeeded, %d submissions failed, %d retries after 429, %d after 503/connection)",
+		r.acceptedPerSec, r.completedPerSec, ms(r.submitP50), ms(r.submitP99), ms(r.e2eP50), ms(r.e2eP99), r.accepted, r.failed, r.refused, r.busy, r.retried)
 }
 
 // drive submits no-op runs from clients goroutines for d, then waits until
-// every accepted run is terminal. Sync runs wait inside the request.
+// every accepted run is terminal. Sync runs wait inside the request. The
+// client retries as the CLI does (a 429 after its Retry-After); the
+// retries are counted, and a submission's latency includes them.
 func drive(tb testing.TB, cl *client.Client, clients int, async bool, d time.Duration) result {
 	tb.Helper()
 	ctx := context.Background()
+	var busy, retried atomic.Int64
+	retry := client.DefaultRetry
+	retry.Notify = func(e client.RetryEvent) {
+		if e.Status == http.StatusTooManyRequests {
+			busy.Add(1)
+		} else {
+			retried.Add(1)
+		}
+	}
+	cl = cl.WithRetry(retry)
 	var (
 		mu     sync.Mutex
 		submit []time.Duration
@@ -140,7 +154,7 @@ func drive(tb testing.TB, cl *client.Client, clients int, async bool, d time.Dur
 	}
 	close(work)
 	ww.Wait()
-	r := result{accepted: len(ids), failed: failed, acceptedPerSec: float64(len(ids)) / accepting.Seconds(),
+	r := result{accepted: len(ids), failed: failed, refused: errs.Load(), busy: busy.Load(), retried: retried.Load(), acceptedPerSec: float64(len(ids)) / accepting.Seconds(),
 		submitP50: pct(submit, 0.5), submitP99: pct(submit, 0.99), e2eP50: pct(e2e, 0.5), e2eP99: pct(e2e, 0.99)}
 	if !last.IsZero() {
 		r.completedPerSec = float64(len(ids)) / last.Sub(start).Seconds()
