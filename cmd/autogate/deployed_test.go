@@ -949,12 +949,8 @@ func TestDeployedShape(t *testing.T) {
 // client-visible failover through the load balancer, p50 and p99, with the
 // failed requests. The binary is built without -race.
 func BenchmarkFailoverLB(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "autogate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	sh := bootShape(b, bin)
+	usePlainBinary(b)
+	sh := bootShape(b, binPath)
 	var fo, stalls []time.Duration
 	failed, total := 0, 0
 	n := 0
