@@ -693,7 +693,7 @@ type shape struct {
 	managers *fleet
 	gateways *fleet
 	runners  []*task
-	lambda   map[string]string // the Lambda runner's environment, resolved
+	lambda   *lambdaSpec // the Lambda runner (started by startLambda)
 	mgrToken string
 	token    string
 	hc       *http.Client // trusts the load balancers
@@ -749,20 +749,11 @@ func bootShape(t testing.TB, bin string) *shape {
 			sh.runners = append(sh.runners, w.start(r, i))
 		}
 	}
-	// The Lambda runner: every variable resolves (it runs in
-	// functions/runner's own tests under the Lambda emulator).
-	for _, id := range ctmpl.ofType("AWS::Lambda::Function") {
-		vars, _ := ctmpl.props(id)["Environment"].(map[string]any)["Variables"].(map[string]any)
-		sh.lambda = map[string]string{}
-		for k, v := range vars {
-			s, err := w.resolve(ctmpl, v)
-			if err != nil {
-				t.Fatalf("Lambda runner %s: %v", k, err)
-			}
-			sh.lambda[k] = s
-		}
-		if _, ok := w.secrets[sh.lambda["AUTOGATE_SECRET_KEY_SECRET_ID"]]; !ok {
-			t.Errorf("the Lambda runner reads secret %q, which the gateways do not use", sh.lambda["AUTOGATE_SECRET_KEY_SECRET_ID"])
+	// The Lambda runner: every variable resolves now; startLambda boots
+	// it.
+	if sh.lambda = w.lambdaOf(ctmpl); sh.lambda != nil {
+		if _, ok := w.secrets[sh.lambda.env["AUTOGATE_SECRET_KEY_SECRET_ID"]]; !ok {
+			t.Errorf("the Lambda runner reads secret %q, which the gateways do not use", sh.lambda.env["AUTOGATE_SECRET_KEY_SECRET_ID"])
 		}
 	}
 	gpw := adminPassword(t, sh.gateways.tasks)
@@ -937,6 +928,32 @@ func TestDeployedShape(t *testing.T) {
 	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape") {
 		t.Fatalf("run through the load balancer: %+v, %v", ex, err)
 	}
+	// The same run on the Lambda runner: the ECS runners scale in to
+	// zero (SIGTERM, as ECS stops a task), so the one consumer of the
+	// shared work queue left is the Lambda's event source mapping.
+	ecsNodes := map[string]bool{ex.Node: true}
+	for _, r := range sh.runners {
+		r.stop()
+	}
+	lam := sh.startLambda(t)
+	ex, err = cl.Run(t.Context(), "hello", wire.RunRequest{WaitSeconds: 60})
+	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape") {
+		t.Fatalf("run through the load balancer on the Lambda runner: %+v, %v", ex, err)
+	}
+	lam.mu.Lock()
+	batches, lerrs := slices.Clone(lam.batches), slices.Clone(lam.errors)
+	lam.mu.Unlock()
+	if !lam.ran(ex.ID) || ex.Node != lam.stream || ecsNodes[ex.Node] {
+		t.Fatalf("run %s went to node %q (ECS runner %v); want the Lambda runner %q to have taken it from the queue (invocations %v, errors %v)",
+			ex.ID, ex.Node, ecsNodes, lam.stream, batches, lerrs)
+	}
+	for _, b := range batches {
+		if b > lam.spec.batch {
+			t.Errorf("an invocation got %d records, the template's batch size is %d", b, lam.spec.batch)
+		}
+	}
+	t.Logf("Lambda runner: run %s on %s, invocations with %v records, %d invocation errors (batch size %d, timeout %d s)",
+		ex.ID, ex.Node, batches, len(lerrs), lam.spec.batch, lam.spec.timeout)
 	for n := range 2 {
 		tr := sh.killActive(t, n)
 		t.Logf("kill -9 of the active gateway: client-visible failover %v, longest request %v, %d of %d requests failed",

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,44 +26,11 @@ import (
 	"github.com/autogate/autogate/internal/queue"
 )
 
-// rieInstall is how to get the Runtime Interface Emulator (TESTING.md).
-const rieInstall = "go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
-
-// findRIE locates aws-lambda-rie on PATH or in GOBIN/GOPATH/bin (`make
-// emulators` installs it there). Missing, it fails the test in CI and skips
-// it loudly elsewhere.
+// findRIE locates aws-lambda-rie (emulator.RIE: PATH or GOPATH/bin;
+// missing, it fails the test in CI and skips it loudly elsewhere).
 func findRIE(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		var dirs []string
-		if len(lines) > 0 && strings.TrimSpace(lines[0]) != "" {
-			dirs = append(dirs, strings.TrimSpace(lines[0]))
-		}
-		if len(lines) > 1 {
-			for _, gp := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-				dirs = append(dirs, filepath.Join(gp, "bin"))
-			}
-		}
-		for _, d := range dirs {
-			if p := filepath.Join(d, "aws-lambda-rie"); isFile(p) {
-				return p
-			}
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("aws-lambda-rie is not installed (make emulators installs it): " + rieInstall)
-	}
-	t.Skip("SKIPPING: aws-lambda-rie is not installed, so the handler is not exercised through the Lambda Runtime API. Install it with:\n\t" + rieInstall)
-	return ""
-}
-
-func isFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
+	return emulator.RIE(t)
 }
 
 func freePort(t *testing.T) int {
