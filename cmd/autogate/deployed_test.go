@@ -811,6 +811,10 @@ type trial struct {
 	stall    time.Duration // the longest request
 	failed   int
 	total    int
+	// The typed client's (the CLI's) reads alongside, with its retries:
+	// what a CLI user sees.
+	clientFailed, clientTotal, clientRetries int
+	clientErrs                               []string
 }
 
 type sample struct {
@@ -859,6 +863,46 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 			tick(10 * time.Millisecond)
 		}
 	}()
+	// The typed client (what the CLI calls) reads alongside, with its
+	// default retry (the CLI's).
+	var tr trial
+	var cmu sync.Mutex
+	cdone := make(chan struct{})
+	cl, err := client.New(g.lb.url(), sh.token, client.TLS{CAFile: sh.w.caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := client.DefaultRetry
+	r.Notify = func(client.RetryEvent) { cmu.Lock(); tr.clientRetries++; cmu.Unlock() }
+	cl = cl.WithRetry(r)
+	probe := fmt.Sprintf("probe-t%d", n)
+	if err := cl.Create(t.Context(), repo(probe)); err != nil {
+		t.Fatalf("trial %d: create %s: %v", n, probe, err)
+	}
+	go func() {
+		defer close(cdone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if i%2 == 0 {
+				_, err = cl.WhoAmI(context.Background())
+			} else {
+				_, err = cl.Get(context.Background(), resource.KindRepository, probe)
+			}
+			cmu.Lock()
+			tr.clientTotal++
+			if err != nil {
+				tr.clientFailed++
+				tr.clientErrs = append(tr.clientErrs, err.Error())
+			}
+			cmu.Unlock()
+			tick(10 * time.Millisecond)
+		}
+	}()
 	tick(300 * time.Millisecond)
 	killed := time.Now()
 	g.kill(a)
@@ -866,7 +910,7 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 	tick(time.Second)
 	close(stop)
 	<-done
-	var tr trial
+	<-cdone
 	var firstFail *sample
 	for i := range samples {
 		s := &samples[i]
@@ -956,8 +1000,12 @@ func TestDeployedShape(t *testing.T) {
 		ex.ID, ex.Node, batches, len(lerrs), lam.spec.batch, lam.spec.timeout)
 	for n := range 2 {
 		tr := sh.killActive(t, n)
-		t.Logf("kill -9 of the active gateway: client-visible failover %v, longest request %v, %d of %d requests failed",
-			tr.failover.Round(time.Millisecond), tr.stall.Round(time.Millisecond), tr.failed, tr.total)
+		t.Logf("kill -9 of the active gateway: client-visible failover %v, longest request %v, %d of %d requests failed; typed client (CLI): %d of %d reads failed, %d retries",
+			tr.failover.Round(time.Millisecond), tr.stall.Round(time.Millisecond), tr.failed, tr.total, tr.clientFailed, tr.clientTotal, tr.clientRetries)
+		if tr.clientFailed > 0 || tr.clientTotal < 5 {
+			t.Errorf("kill %d: the typed client (as the CLI retries) saw %d of %d reads fail across the failover, want 0 of at least 5: %v",
+				n, tr.clientFailed, tr.clientTotal, tr.clientErrs)
+		}
 	}
 }
 
@@ -969,7 +1017,7 @@ func BenchmarkFailoverLB(b *testing.B) {
 	usePlainBinary(b)
 	sh := bootShape(b, binPath)
 	var fo, stalls []time.Duration
-	failed, total := 0, 0
+	failed, total, cfailed, ctotal, cretries := 0, 0, 0, 0, 0
 	n := 0
 	for b.Loop() {
 		tr := sh.killActive(b, n)
@@ -977,6 +1025,9 @@ func BenchmarkFailoverLB(b *testing.B) {
 		fo, stalls = append(fo, tr.failover), append(stalls, tr.stall)
 		failed += tr.failed
 		total += tr.total
+		cfailed, ctotal, cretries = cfailed+tr.clientFailed, ctotal+tr.clientTotal, cretries+tr.clientRetries
+		b.Logf("failover-lb trial %d: failover %v, longest request %v, %d of %d requests failed; typed client %d of %d failed, %d retries",
+			n, tr.failover.Round(time.Millisecond), tr.stall.Round(time.Millisecond), tr.failed, tr.total, tr.clientFailed, tr.clientTotal, tr.clientRetries)
 	}
 	pct := func(d []time.Duration, p float64) float64 {
 		s := slices.Clone(d)
@@ -987,6 +1038,7 @@ func BenchmarkFailoverLB(b *testing.B) {
 	b.ReportMetric(pct(fo, 0.99), "failover-p99-s")
 	b.ReportMetric(pct(stalls, 0.99), "longest-request-p99-s")
 	b.ReportMetric(float64(failed)/float64(n), "failed-requests/trial")
-	b.Logf("failover-lb: %d trials, %d of %d requests failed (target group: %s every %v, healthy %d, unhealthy %d)",
-		n, failed, total, sh.gateways.lb.path, sh.gateways.lb.interval, sh.gateways.lb.up, sh.gateways.lb.down)
+	b.ReportMetric(float64(cfailed)/float64(n), "client-failed-reads/trial")
+	b.Logf("failover-lb: %d trials, %d of %d requests failed; typed client (CLI retry): %d of %d reads failed, %d retries (target group: %s every %v, healthy %d, unhealthy %d)",
+		n, failed, total, cfailed, ctotal, cretries, sh.gateways.lb.path, sh.gateways.lb.interval, sh.gateways.lb.up, sh.gateways.lb.down)
 }
