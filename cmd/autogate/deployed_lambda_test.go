@@ -144,6 +144,16 @@ type lambdaRunner struct {
 	delivered map[string]bool
 	batches   []int
 	errors    []string
+	receives  int      // ReceiveMessage calls
+	recvErrs  []string // the first failed ones
+}
+
+// String summarizes the mapping's work for failure messages.
+func (l *lambdaRunner) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprintf("queue %s: %d receives (errors %v), invocations with %v records, invocation errors %v",
+		l.spec.queueURL, l.receives, l.recvErrs, l.batches, l.errors)
 }
 
 func (l *lambdaRunner) ran(execID string) bool {
@@ -244,6 +254,12 @@ func (l *lambdaRunner) mapSource(ctx context.Context, client *sqs.Client) {
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 			MessageAttributeNames:       []string{"All"},
 		})
+		l.mu.Lock()
+		l.receives++
+		if err != nil && ctx.Err() == nil && len(l.recvErrs) < 5 {
+			l.recvErrs = append(l.recvErrs, err.Error())
+		}
+		l.mu.Unlock()
 		if err != nil || len(out.Messages) == 0 {
 			if err != nil && ctx.Err() == nil {
 				tick(200 * time.Millisecond)

@@ -982,7 +982,7 @@ func TestDeployedShape(t *testing.T) {
 	lam := sh.startLambda(t)
 	ex, err = cl.Run(t.Context(), "hello", wire.RunRequest{WaitSeconds: 60})
 	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape") {
-		t.Fatalf("run through the load balancer on the Lambda runner: %+v, %v", ex, err)
+		t.Fatalf("run through the load balancer on the Lambda runner: %+v, %v\nevent source mapping: %v", ex, err, lam)
 	}
 	lam.mu.Lock()
 	batches, lerrs := slices.Clone(lam.batches), slices.Clone(lam.errors)
