@@ -146,7 +146,13 @@ type lambdaRunner struct {
 	errors    []string
 	receives  int      // ReceiveMessage calls
 	recvErrs  []string // the first failed ones
+	stopOnce  sync.Once
+	stopESM   func()
 }
+
+// stop disables the event source mapping: no receive is pending once it
+// returns, bar one short poll fauxqs may still answer for a second.
+func (l *lambdaRunner) stop() { l.stopOnce.Do(l.stopESM) }
 
 // String summarizes the mapping's work for failure messages.
 func (l *lambdaRunner) String() string {
@@ -217,6 +223,11 @@ func (sh *shape) startLambda(t testing.TB) *lambdaRunner {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	l.stopESM = func() {
+		cancel()
+		<-done
+		tick(1500 * time.Millisecond) // the last poll's WaitTimeSeconds, on the emulator's side
+	}
 	t.Cleanup(func() {
 		cancel()
 		<-done
