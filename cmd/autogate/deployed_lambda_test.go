@@ -27,6 +27,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/autogate/autogate/internal/emulator"
+	"github.com/autogate/autogate/internal/logtest"
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/queue/sqs/sqstest"
 )
@@ -136,7 +137,7 @@ type lambdaRunner struct {
 	spec   *lambdaSpec
 	stream string // AWS_LAMBDA_LOG_STREAM_NAME: the runner's node ID
 	invoke string
-	out    *lockedBuf
+	out    *logtest.Buffer
 	mu     sync.Mutex
 	// delivered: execution IDs handed to the function and not reported
 	// as failures; batches: records per invocation; errors: invocation
@@ -168,23 +169,6 @@ func (l *lambdaRunner) ran(execID string) bool {
 	return l.delivered[execID]
 }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // startLambda boots the Lambda runner: the function's binary, built as the
 // image builds it, under aws-lambda-rie, with the template's environment;
 // then polls its queue as the event source mapping does.
@@ -199,7 +183,7 @@ func (sh *shape) startLambda(t testing.TB) *lambdaRunner {
 	}
 	var id [8]byte
 	rand.Read(id[:])
-	l := &lambdaRunner{spec: spec, delivered: map[string]bool{}, out: &lockedBuf{},
+	l := &lambdaRunner{spec: spec, delivered: map[string]bool{}, out: &logtest.Buffer{},
 		stream: time.Now().UTC().Format("2006/01/02") + "/[$LATEST]" + hex.EncodeToString(id[:])}
 	invokeAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	l.invoke = "http://" + invokeAddr + "/2015-03-31/functions/function/invocations"

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/autogate/autogate/internal/emulator"
+	"github.com/autogate/autogate/internal/logtest"
 	"github.com/autogate/autogate/internal/queue"
 )
 
@@ -43,27 +43,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer collects a process's output for failure messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startRIE builds testdata/riefunc as a Lambda bootstrap and runs it under
 // aws-lambda-rie with env; it returns the invoke URL.
-func startRIE(t *testing.T, rie string, env ...string) (string, *lockedBuffer) {
+func startRIE(t *testing.T, rie string, env ...string) (string, *logtest.Buffer) {
 	t.Helper()
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrap, "./testdata/riefunc")
@@ -74,7 +56,7 @@ func startRIE(t *testing.T, rie string, env ...string) (string, *lockedBuffer) {
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", invokeAddr,
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(freePort(t)), bootstrap)
 	cmd.Env = append(append(os.Environ(), emulator.Env()...), env...)
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group (rie starts the bootstrap as its child), killed
 	// with the test binary if that dies first.
