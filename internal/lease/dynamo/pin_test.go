@@ -4,14 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/autogate/autogate/internal/lease"
 	leasedynamo "github.com/autogate/autogate/internal/lease/dynamo"
-	storedynamo "github.com/autogate/autogate/internal/store/dynamo"
 )
 
 // The holder publishes its certificate fingerprint next to its address
@@ -28,21 +22,11 @@ func TestLeasePublishesCertFingerprint(t *testing.T) {
 	}
 	item := func() (addr, fp string) {
 		t.Helper()
-		pk, sk := storedynamo.LeaseKey(cluster)
-		out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{
-			TableName: aws.String(table), ConsistentRead: aws.Bool(true),
-			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var r struct {
 			Address         string `dynamodbav:"address"`
 			CertFingerprint string `dynamodbav:"certFingerprint"`
 		}
-		if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
-			t.Fatal(err)
-		}
+		readLeaseItem(t, client, table, cluster, &r)
 		return r.Address, r.CertFingerprint
 	}
 	h := &history{}
