@@ -29,7 +29,10 @@ import (
 // /metrics) and sends every other request, unchanged with its bearer
 // token, to the active the lease item names, so a load balancer may route
 // to any live node. The active authenticates, authorizes and writes; a
-// standby never acts on a request itself.
+// standby never acts on a request itself. Over TLS a standby sends the
+// request only to the peer whose certificate key the lease item pins
+// (CertFingerprint), so neither the request nor its token reaches anyone
+// else at that address.
 const (
 	// ForwardedHeader (the forwarding node's ID) marks a forwarded request.
 	// A node that is not active answers such a request with 503 and
@@ -170,19 +173,15 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return // the client is gone
 			}
 			lastErr = err
-			var pe *PinError
-			if errors.As(err, &pe) {
+			if pe := (*PinError)(nil); errors.As(err, &pe) {
 				// Never sent: the peer could not prove it is the active
-				// the lease names (a stale view of the lease, or another
-				// host at its address). Refuse rather than hand the
-				// request and its bearer token to it.
-				f.cfg.Logger.Warn("refusing to forward: the active's certificate does not match the lease",
+				// the lease names. A stale view of the lease (a new task
+				// at a dead one's address) passes with the next term;
+				// another host at the address never does. Wait like for
+				// an unreachable active, and refuse with 502 at the end.
+				f.cfg.Logger.Debug("not forwarding: the peer's certificate does not match the lease",
 					"active", term.Holder, "address", term.Address, "error", err)
-				WriteProblem(w, http.StatusBadGateway, fmt.Sprintf(
-					"refusing to forward to the active%s %s at %s: %v; the request was not sent", f.noun(), term.Holder, term.Address, pe))
-				return
-			}
-			if !replayable {
+			} else if !replayable {
 				f.cfg.Logger.Warn("forward to the active failed; the request body cannot be sent again",
 					"active", term.Holder, "error", err)
 				WriteProblem(w, http.StatusBadGateway, fmt.Sprintf("forwarding to the active%s %s failed", f.noun(), term.Holder))
@@ -203,6 +202,13 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-clk.After(min(forwardPoll, deadline.Sub(now))):
 		}
+	}
+	if pe := (*PinError)(nil); errors.As(lastErr, &pe) {
+		f.cfg.Logger.Warn("refusing to forward: the peer's certificate does not match the lease",
+			"active", last.Holder, "address", last.Address, "waited", f.cfg.Wait.String(), "error", lastErr)
+		WriteProblem(w, http.StatusBadGateway, fmt.Sprintf(
+			"refusing to forward to the active%s %s at %s: %v; the request was not sent", f.noun(), last.Holder, last.Address, pe))
+		return
 	}
 	f.cfg.Logger.Warn("no active to forward to", "waited", f.cfg.Wait.String(), "last_error", fmt.Sprint(lastErr))
 	_, term = f.cfg.Leader.Active()

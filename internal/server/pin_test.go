@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/httpapi"
@@ -144,5 +145,27 @@ func TestServerTLSFingerprintMatchesTheWire(t *testing.T) {
 	defer conn.Close()
 	if got := httpapi.CertFingerprint(conn.ConnectionState().PeerCertificates[0]); got != n.fingerprint {
 		t.Errorf("on the wire %s, published %s", got, n.fingerprint)
+	}
+}
+
+// A stale view of the lease (another task now at the address it names)
+// is not forwarded to, and the request goes to the new active once the
+// lease names it, within the forward wait.
+func TestForwardingWaitsOutAStalePin(t *testing.T) {
+	stale := startPinNode(t, "") // answers at the address the stale term names, with its own key
+	active := startPinNode(t, "")
+	lead := &leadership{}
+	lead.observe(lease.Term{Holder: "gw-old", Epoch: 3, Address: stale.srv.URL, CertFingerprint: strings.Repeat("cd", 32)})
+	time.AfterFunc(300*time.Millisecond, func() {
+		lead.observe(lease.Term{Holder: "gw-a", Epoch: 4, Address: active.srv.URL, CertFingerprint: active.fingerprint})
+	})
+	front := forwarding(http.NotFoundHandler(), forwardConfig{lead: lead, node: "gw-b", leaseDuration: 2 * time.Second}, clock.Real{}, slog.New(slog.DiscardHandler))
+	req := httptest.NewRequest(http.MethodPost, "/v1/repositories", strings.NewReader(`{"name":"r"}`))
+	req.Header.Set("Authorization", "Bearer secret-token")
+	w := httptest.NewRecorder()
+	front.ServeHTTP(w, req)
+	if w.Code != http.StatusCreated || len(stale.got()) != 0 || len(active.got()) != 1 || active.got()[0] != "Bearer secret-token" {
+		t.Fatalf("got %d %q; the stale address got %d requests, the new active %v; want 201 from the new active only, with the token",
+			w.Code, w.Body, len(stale.got()), active.got())
 	}
 }
