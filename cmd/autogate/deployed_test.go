@@ -947,10 +947,12 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 // TestDeployedShape boots the synthesized stacks (see the top of this
 // file): every task of each load-balanced service passes its target
 // group's health check (ECS's rule for a deployment to finish), a run
-// goes through the load balancer, the gateway and the ECS runner, the
-// manager reaches the cluster with the credential the stack hands its
-// gateways, and kill -9 of the active gateway fails over behind the load
-// balancer (make bench-failover-lb measures it over more trials).
+// goes through the load balancer and a gateway to the Lambda runner (see
+// deployed_lambda_test.go) and to the ECS runner, the manager reaches the
+// cluster with the credential the stack hands its gateways, and kill -9
+// of the active gateway fails over behind the load balancer with no
+// failed read for the typed client (the CLI's retry); make
+// bench-failover-lb measures it over more trials.
 func TestDeployedShape(t *testing.T) {
 	requireTool(t, "git")
 	sh := bootShape(t, binPath)
