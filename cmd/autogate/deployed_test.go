@@ -781,11 +781,31 @@ func (w *world) launchOn(spec *taskSpec, l *lb) *fleet {
 	return f
 }
 
+// apiLogin2 logs in as admin through base. A 503 (a standby with no
+// active yet, or an active whose term ended under the write: nothing was
+// written) is tried again for up to 20 s, as the CLI's login would be
+// repeated by hand.
 func apiLogin2(t testing.TB, hc *http.Client, base, password string) string {
 	t.Helper()
 	b, _ := json.Marshal(wire.LoginRequest{Username: "admin", Password: password})
-	resp := postJSON[wire.LoginToken](t, hc, base+"/v1/login", "", string(b))
-	return resp.Token
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := hc.Post(base+"/v1/login", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatalf("POST %s/v1/login: %v", base, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			tick(250 * time.Millisecond)
+			continue
+		}
+		var out wire.LoginToken
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil {
+			t.Fatalf("POST %s/v1/login: %d %s", base, resp.StatusCode, raw)
+		}
+		return out.Token
+	}
 }
 
 func postJSON[T any](t testing.TB, hc *http.Client, u, token, body string) T {
