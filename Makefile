@@ -44,7 +44,7 @@ bench-failover: emulators ## kill -9 the active gateway N times (BENCH_TRIALS, d
 	CI=true $(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime $${BENCH_TRIALS:-30}x -count 1 -v ./cmd/autogate/ | grep -E 'Benchmark|lease cost|ok|FAIL'
 
 bench-failover-lb: emulators node_modules/.installed ## deployed shape: kill -9 the active gateway behind the in-test load balancer (BENCH_TRIALS, default 20): client-visible failover p50/p99, failed requests
-	CI=true $(GO) test -run '^$$' -bench BenchmarkFailoverLB -benchtime $${BENCH_TRIALS:-20}x -count 1 -timeout 30m -v ./cmd/autogate/ | grep -E 'Benchmark|failover-lb|ok|FAIL'
+	CI=true $(GO) test -run '^$$' -bench '^BenchmarkFailoverLB$$' -benchtime $${BENCH_TRIALS:-20}x -count 1 -timeout 30m -v ./cmd/autogate/ | grep -E 'Benchmark|failover-lb|ok|FAIL'
 
 bench-dispatch: emulators ## no-op runs through 1 gateway, SQS and 1/2/4 runners (BENCH_RUNS, default 200 per case): exec/s, calls per execution, idle calls/s per node (BENCH_QUIET_SECONDS, default 25)
 	CI=true $(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime $${BENCH_RUNS:-200}x -count 1 ./cmd/autogate/ | grep -E 'Benchmark|ok|FAIL|_test\.go:|(DynamoDB|SQS)\.'

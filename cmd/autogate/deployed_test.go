@@ -710,10 +710,12 @@ type shape struct {
 	managers *fleet
 	gateways *fleet
 	runners  []*task
-	lambda   map[string]string // the Lambda runner's environment, resolved
-	mgrToken string
-	token    string
-	hc       *http.Client // trusts the load balancers
+	// runnerSpec is the ECS runner service (nil: none).
+	runnerSpec *taskSpec
+	lambda     *lambdaSpec // the Lambda runner (started by startLambda)
+	mgrToken   string
+	token      string
+	hc         *http.Client // trusts the load balancers
 }
 
 // bootShape synthesizes the stacks and boots them: the manager, the
@@ -762,33 +764,28 @@ func bootShape(t testing.TB, bin string) *shape {
 	w.secrets["autogate/shape/manager-credential"] = created.Credential
 
 	sh.gateways = w.launchOn(gsvc, clb)
-	if r := csvcs["runner"]; r != nil {
-		for i := range r.desired {
-			sh.runners = append(sh.runners, w.start(r, i))
-		}
-	}
-	// The Lambda runner: every variable resolves (it runs in
-	// functions/runner's own tests under the Lambda emulator).
-	for _, id := range ctmpl.ofType("AWS::Lambda::Function") {
-		vars, _ := ctmpl.props(id)["Environment"].(map[string]any)["Variables"].(map[string]any)
-		sh.lambda = map[string]string{}
-		for k, v := range vars {
-			s, err := w.resolve(ctmpl, v)
-			if err != nil {
-				t.Fatalf("Lambda runner %s: %v", k, err)
-			}
-			sh.lambda[k] = s
-		}
-		// It opens secrets under the key the gateways seal with.
+	sh.runnerSpec = csvcs["runner"] // startRunners starts them
+	// The Lambda runner: every variable resolves now; startLambda boots
+	// it. It opens secrets under the key the gateways seal with.
+	if sh.lambda = w.lambdaOf(ctmpl); sh.lambda != nil {
 		for _, arn := range w.keyARN {
-			if sh.lambda["AUTOGATE_KMS_KEY_ID"] != arn {
-				t.Errorf("the Lambda runner's AUTOGATE_KMS_KEY_ID = %q, want the cluster's key %s", sh.lambda["AUTOGATE_KMS_KEY_ID"], arn)
+			if sh.lambda.env["AUTOGATE_KMS_KEY_ID"] != arn {
+				t.Errorf("the Lambda runner's AUTOGATE_KMS_KEY_ID = %q, want the cluster's key %s", sh.lambda.env["AUTOGATE_KMS_KEY_ID"], arn)
 			}
 		}
 	}
 	gpw := adminPassword(t, sh.gateways.tasks)
 	sh.token = apiLogin2(t, sh.hc, clb.url(), gpw)
 	return sh
+}
+
+// startRunners starts the ECS runner service's tasks.
+func (sh *shape) startRunners() {
+	if r := sh.runnerSpec; r != nil {
+		for i := range r.desired {
+			sh.runners = append(sh.runners, sh.w.start(r, i))
+		}
+	}
 }
 
 // launchOn is launch with the load balancer made beforehand.
@@ -804,11 +801,31 @@ func (w *world) launchOn(spec *taskSpec, l *lb) *fleet {
 	return f
 }
 
+// apiLogin2 logs in as admin through base. A 503 (a standby with no
+// active yet, or an active whose term ended under the write: nothing was
+// written) is tried again for up to 20 s, as the CLI's login would be
+// repeated by hand.
 func apiLogin2(t testing.TB, hc *http.Client, base, password string) string {
 	t.Helper()
 	b, _ := json.Marshal(wire.LoginRequest{Username: "admin", Password: password})
-	resp := postJSON[wire.LoginToken](t, hc, base+"/v1/login", "", string(b))
-	return resp.Token
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := hc.Post(base+"/v1/login", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatalf("POST %s/v1/login: %v", base, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			tick(250 * time.Millisecond)
+			continue
+		}
+		var out wire.LoginToken
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil {
+			t.Fatalf("POST %s/v1/login: %d %s", base, resp.StatusCode, raw)
+		}
+		return out.Token
+	}
 }
 
 func postJSON[T any](t testing.TB, hc *http.Client, u, token, body string) T {
@@ -841,6 +858,10 @@ type trial struct {
 	stall    time.Duration // the longest request
 	failed   int
 	total    int
+	// The typed client's (the CLI's) reads alongside, with its retries:
+	// what a CLI user sees.
+	clientFailed, clientTotal, clientRetries int
+	clientErrs                               []string
 }
 
 type sample struct {
@@ -889,6 +910,46 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 			tick(10 * time.Millisecond)
 		}
 	}()
+	// The typed client (what the CLI calls) reads alongside, with its
+	// default retry (the CLI's).
+	var tr trial
+	var cmu sync.Mutex
+	cdone := make(chan struct{})
+	cl, err := client.New(g.lb.url(), sh.token, client.TLS{CAFile: sh.w.caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := client.DefaultRetry
+	r.Notify = func(client.RetryEvent) { cmu.Lock(); tr.clientRetries++; cmu.Unlock() }
+	cl = cl.WithRetry(r)
+	probe := fmt.Sprintf("probe-t%d", n)
+	if err := cl.Create(t.Context(), repo(probe)); err != nil {
+		t.Fatalf("trial %d: create %s: %v", n, probe, err)
+	}
+	go func() {
+		defer close(cdone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if i%2 == 0 {
+				_, err = cl.WhoAmI(context.Background())
+			} else {
+				_, err = cl.Get(context.Background(), resource.KindRepository, probe)
+			}
+			cmu.Lock()
+			tr.clientTotal++
+			if err != nil {
+				tr.clientFailed++
+				tr.clientErrs = append(tr.clientErrs, err.Error())
+			}
+			cmu.Unlock()
+			tick(10 * time.Millisecond)
+		}
+	}()
 	tick(300 * time.Millisecond)
 	killed := time.Now()
 	g.kill(a)
@@ -896,7 +957,7 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 	tick(time.Second)
 	close(stop)
 	<-done
-	var tr trial
+	<-cdone
 	var firstFail *sample
 	for i := range samples {
 		s := &samples[i]
@@ -926,15 +987,17 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 // TestDeployedShape boots the synthesized stacks (see the top of this
 // file): every task of each load-balanced service passes its target
 // group's health check (ECS's rule for a deployment to finish), a run
-// goes through the load balancer, the gateway and the ECS runner, the
-// manager reaches the cluster with the credential the stack hands its
-// gateways, and kill -9 of the active gateway fails over behind the load
-// balancer (make bench-failover-lb measures it over more trials).
+// goes through the load balancer and a gateway to the Lambda runner (see
+// deployed_lambda_test.go) and to the ECS runner, the manager reaches the
+// cluster with the credential the stack hands its gateways, and kill -9
+// of the active gateway fails over behind the load balancer with no
+// failed read for the typed client (the CLI's retry); make
+// bench-failover-lb measures it over more trials.
 func TestDeployedShape(t *testing.T) {
 	requireTool(t, "git")
 	sh := bootShape(t, binPath)
-	if len(sh.runners) == 0 || sh.lambda == nil {
-		t.Fatalf("the shape has %d ECS runners and Lambda env %v: the cluster config asks for both", len(sh.runners), sh.lambda)
+	if sh.runnerSpec == nil || sh.lambda == nil {
+		t.Fatalf("the shape has ECS runners %v and Lambda runner %v: the cluster config asks for both", sh.runnerSpec != nil, sh.lambda != nil)
 	}
 	// The manager reaches the cluster through its tunnel.
 	waitForTB(t, 30*time.Second, func() bool {
@@ -960,14 +1023,56 @@ func TestDeployedShape(t *testing.T) {
 		Secrets: []resource.SecretBinding{{Secret: "greet", Env: "GREET"}}}); err != nil {
 		t.Fatal(err)
 	}
+	// A run on the Lambda runner, the one consumer of the shared work
+	// queue while the ECS runner service is at zero tasks. (Lambda first:
+	// a stopped ECS runner's long poll, up to 20 s, may still take a
+	// message on fauxqs; the event source mapping here polls for 1 s.)
+	lam := sh.startLambda(t)
 	ex, err := cl.Run(t.Context(), "hello", wire.RunRequest{WaitSeconds: 60})
 	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape 16") {
-		t.Fatalf("run through the load balancer: %+v, %v", ex, err)
+		for _, k := range sh.gateways.tasks {
+			raw, _ := os.ReadFile(k.logPath)
+			if len(raw) > 6<<10 {
+				raw = raw[len(raw)-6<<10:]
+			}
+			t.Logf("gateway %s log ends:\n%s", k.url, raw)
+		}
+		t.Fatalf("run through the load balancer on the Lambda runner: %+v, %v\nevent source mapping: %v", ex, err, lam)
+	}
+	lam.mu.Lock()
+	batches, lerrs := slices.Clone(lam.batches), slices.Clone(lam.errors)
+	lam.mu.Unlock()
+	if !lam.ran(ex.ID) || ex.Node != lam.stream {
+		t.Fatalf("run %s went to node %q; want the Lambda runner %q to have taken it from the queue (invocations %v, errors %v)",
+			ex.ID, ex.Node, lam.stream, batches, lerrs)
+	}
+	for _, b := range batches {
+		if b > lam.spec.batch {
+			t.Errorf("an invocation got %d records, the template's batch size is %d", b, lam.spec.batch)
+		}
+	}
+	t.Logf("Lambda runner: run %s on %s, invocations with %v records, %d invocation errors (batch size %d, timeout %d s)",
+		ex.ID, ex.Node, batches, len(lerrs), lam.spec.batch, lam.spec.timeout)
+
+	// The same run through the ECS runner, once the Lambda's event
+	// source mapping is disabled.
+	lam.stop()
+	sh.startRunners()
+	if len(sh.runners) == 0 {
+		t.Fatal("the shape has no ECS runner service: the cluster config asks for runners: both")
+	}
+	ex, err = cl.Run(t.Context(), "hello", wire.RunRequest{WaitSeconds: 60})
+	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape 16") || ex.Node == lam.stream || lam.ran(ex.ID) {
+		t.Fatalf("run through the load balancer and the ECS runner: %+v, %v (Lambda %s)", ex, err, lam)
 	}
 	for n := range 2 {
 		tr := sh.killActive(t, n)
-		t.Logf("kill -9 of the active gateway: client-visible failover %v, longest request %v, %d of %d requests failed",
-			tr.failover.Round(time.Millisecond), tr.stall.Round(time.Millisecond), tr.failed, tr.total)
+		t.Logf("kill -9 of the active gateway: client-visible failover %v, longest request %v, %d of %d requests failed; typed client (CLI): %d of %d reads failed, %d retries",
+			tr.failover.Round(time.Millisecond), tr.stall.Round(time.Millisecond), tr.failed, tr.total, tr.clientFailed, tr.clientTotal, tr.clientRetries)
+		if tr.clientFailed > 0 || tr.clientTotal < 5 {
+			t.Errorf("kill %d: the typed client (as the CLI retries) saw %d of %d reads fail across the failover, want 0 of at least 5: %v",
+				n, tr.clientFailed, tr.clientTotal, tr.clientErrs)
+		}
 	}
 }
 
@@ -976,14 +1081,10 @@ func TestDeployedShape(t *testing.T) {
 // client-visible failover through the load balancer, p50 and p99, with the
 // failed requests. The binary is built without -race.
 func BenchmarkFailoverLB(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "autogate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	sh := bootShape(b, bin)
+	usePlainBinary(b)
+	sh := bootShape(b, binPath)
 	var fo, stalls []time.Duration
-	failed, total := 0, 0
+	failed, total, cfailed, ctotal, cretries := 0, 0, 0, 0, 0
 	n := 0
 	for b.Loop() {
 		tr := sh.killActive(b, n)
@@ -991,6 +1092,9 @@ func BenchmarkFailoverLB(b *testing.B) {
 		fo, stalls = append(fo, tr.failover), append(stalls, tr.stall)
 		failed += tr.failed
 		total += tr.total
+		cfailed, ctotal, cretries = cfailed+tr.clientFailed, ctotal+tr.clientTotal, cretries+tr.clientRetries
+		b.Logf("failover-lb trial %d: failover %v, longest request %v, %d of %d requests failed; typed client %d of %d failed, %d retries",
+			n, tr.failover.Round(time.Millisecond), tr.stall.Round(time.Millisecond), tr.failed, tr.total, tr.clientFailed, tr.clientTotal, tr.clientRetries)
 	}
 	pct := func(d []time.Duration, p float64) float64 {
 		s := slices.Clone(d)
@@ -1001,6 +1105,7 @@ func BenchmarkFailoverLB(b *testing.B) {
 	b.ReportMetric(pct(fo, 0.99), "failover-p99-s")
 	b.ReportMetric(pct(stalls, 0.99), "longest-request-p99-s")
 	b.ReportMetric(float64(failed)/float64(n), "failed-requests/trial")
-	b.Logf("failover-lb: %d trials, %d of %d requests failed (target group: %s every %v, healthy %d, unhealthy %d)",
-		n, failed, total, sh.gateways.lb.path, sh.gateways.lb.interval, sh.gateways.lb.up, sh.gateways.lb.down)
+	b.ReportMetric(float64(cfailed)/float64(n), "client-failed-reads/trial")
+	b.Logf("failover-lb: %d trials, %d of %d requests failed; typed client (CLI retry): %d of %d reads failed, %d retries (target group: %s every %v, healthy %d, unhealthy %d)",
+		n, failed, total, cfailed, ctotal, cretries, sh.gateways.lb.path, sh.gateways.lb.interval, sh.gateways.lb.up, sh.gateways.lb.down)
 }

@@ -60,8 +60,8 @@ prints the service's stdout and stderr, and exits with:
   0 succeeded, 20 failed, 21 timed out, 22 canceled, 23 lost, 24 still running at --wait.
 A run refused with 429 (the cluster's backlog is full; nothing was recorded) is tried
 again after the server's Retry-After, for up to a minute. With --request-key the run is
-also tried again across a failover (503 from a standby, a refused connection), for up
-to 10 s, as every read is. Each retry is one line on stderr.`,
+also tried again across a failover (503 from a standby, 502/504 from the load balancer,
+a refused connection), for up to 10 s, as every read is. Each retry is one line on stderr.`,
 		Example: `  autogate run service python-script ping --set host=10.0.0.1 --set count=3
   autogate run service python-script ping --set host=10.0.0.1 --async`,
 		Args: exactArgs(2, "a service type and a name"),

@@ -15,14 +15,18 @@ import (
 // (the server recorded nothing: its backlog is full), after the answer's
 // Retry-After. An idempotent call — a GET, or a run that carries a request
 // key — is also retried on 503 (a standby, or an active that just lost its
-// lease) and on a failed connection (the active died), as during a
-// failover. Other calls are never repeated: the first try may have acted.
+// lease, or a load balancer with no healthy target), on 502 and 504 (a
+// load balancer whose target died or hung: it keeps routing to a dead
+// task until its health check fails, 2 × 5 s with the stacks' settings)
+// and on a failed connection (the active died), as during a failover.
+// Other calls are never repeated: the first try may have acted.
 type Retry struct {
 	// Busy bounds the time one call spends waiting between 429 answers;
 	// 0 never retries them.
 	Busy time.Duration
 	// Failover bounds the time one idempotent call spends waiting between
-	// 503 answers and failed connections; 0 never retries them.
+	// 502, 503 and 504 answers and failed connections; 0 never retries
+	// them.
 	Failover time.Duration
 	// Backoff is the first pause, doubled after each retry up to
 	// MaxBackoff; pauses are jittered (up to +50%) so many clients do not
@@ -100,7 +104,7 @@ func (t *retrier) next(ctx context.Context, method, path string, attempt, st int
 	switch {
 	case st == http.StatusTooManyRequests:
 		spent, limit, pause = &t.busy, t.r.Busy, max(pause, retryAfter+rand.N(retryAfter/2+1))
-	case idempotent && (st == http.StatusServiceUnavailable || transport):
+	case idempotent && (failoverStatus(st) || transport):
 		spent, limit = &t.failovers, t.r.Failover
 	default:
 		return false
@@ -123,6 +127,17 @@ func (t *retrier) next(ctx context.Context, method, path string, attempt, st int
 	case <-t.r.Clock.After(pause):
 		return true
 	}
+}
+
+// failoverStatus reports whether st is an answer a failover produces: 503
+// from a standby or a load balancer without healthy targets, 502 and 504
+// from a load balancer whose target died or hung.
+func failoverStatus(st int) bool {
+	switch st {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // retryAfter reads a Retry-After header in seconds (the form Autogate

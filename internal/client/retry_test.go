@@ -61,6 +61,8 @@ func TestRetry(t *testing.T) {
 			return err
 		}, 0, 2, []int{503}},
 		{"GET across a dropped connection and a standby", []int{-1, 503, 200}, func(c *Client) error { _, err := c.Execution(t.Context(), "x1"); return err }, 0, 3, []int{0, 503}},
+		{"GET across a load balancer's dead (502) and hung (504) target", []int{502, 504, 200}, func(c *Client) error { _, err := c.Execution(t.Context(), "x1"); return err }, 0, 3, []int{502, 504}},
+		{"502 on a run without key is not repeated", []int{502, 200}, func(c *Client) error { _, err := c.Run(t.Context(), "s", wire.RunRequest{}); return err }, 502, 1, nil},
 		{"dropped connection on a POST without key is not repeated", []int{-1, 200}, func(c *Client) error { _, err := c.Run(t.Context(), "s", wire.RunRequest{}); return err }, -1, 1, nil},
 		{"other errors are not retried", []int{409, 200}, func(c *Client) error { _, err := c.Execution(t.Context(), "x1"); return err }, 409, 1, nil},
 	}

@@ -589,3 +589,24 @@ func (t *tail) waitFor(match func(string) (string, bool), exited <-chan struct{}
 		}
 	}
 }
+
+// RIEInstall is how to get AWS's Lambda Runtime Interface Emulator
+// (TESTING.md pins the version; `make emulators` installs it).
+const RIEInstall = "go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
+
+// RIE returns the path of aws-lambda-rie, on PATH or in GOPATH/bin. It is
+// not a service the harness starts: each test runs its function under its
+// own. Missing, t fails (CI=true) or is skipped with the reason.
+func RIE(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
+		return p
+	}
+	p := filepath.Join(goPath(), "bin", "aws-lambda-rie")
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		return p
+	}
+	unavailable(t, "aws-lambda-rie", "Install it with `make emulators`: "+RIEInstall,
+		fmt.Errorf("neither on PATH nor at %s", p))
+	return ""
+}

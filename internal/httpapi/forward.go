@@ -2,6 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +15,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +29,10 @@ import (
 // /metrics) and sends every other request, unchanged with its bearer
 // token, to the active the lease item names, so a load balancer may route
 // to any live node. The active authenticates, authorizes and writes; a
-// standby never acts on a request itself.
+// standby never acts on a request itself. Over TLS a standby sends the
+// request only to the peer whose certificate key the lease item pins
+// (CertFingerprint), so neither the request nor its token reaches anyone
+// else at that address.
 const (
 	// ForwardedHeader (the forwarding node's ID) marks a forwarded request.
 	// A node that is not active answers such a request with 503 and
@@ -62,8 +70,12 @@ type ForwardConfig struct {
 	Local http.Handler
 	// LocalPaths are served by Local whatever the role (the probes).
 	LocalPaths []string
-	// Transport reaches the active node (TLS inside the VPC).
-	Transport http.RoundTripper
+	// Transport reaches the active node (TLS inside the VPC). For an
+	// https address the forwarder uses a clone of it that accepts only the
+	// certificate whose CertFingerprint the lease names (each node serves
+	// its own self-signed certificate, so there is no chain to verify);
+	// the clone's other settings are Transport's.
+	Transport *http.Transport
 	// Wait bounds how long a request waits for an active node to forward
 	// to (a takeover in progress, the named active unreachable) before it
 	// is answered 503. Zero means DefaultForwardWait.
@@ -81,7 +93,14 @@ type ForwardConfig struct {
 type Forwarder struct {
 	cfg   ForwardConfig
 	local map[string]bool
+
+	mu     sync.Mutex
+	pinned map[string]*http.Transport // by certificate fingerprint
 }
+
+// maxPinned bounds the pinned transports kept (one per term's
+// certificate): a takeover adds one, the oldest are dropped.
+const maxPinned = 4
 
 // NewForwarder returns the handler that serves cfg.Local while this node
 // is active and forwards to the active otherwise.
@@ -98,7 +117,10 @@ func NewForwarder(cfg ForwardConfig) *Forwarder {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Forwarder{cfg: cfg, local: map[string]bool{}}
+	if cfg.Transport == nil {
+		cfg.Transport = &http.Transport{}
+	}
+	f := &Forwarder{cfg: cfg, local: map[string]bool{}, pinned: map[string]*http.Transport{}}
 	for _, p := range cfg.LocalPaths {
 		f.local[p] = true
 	}
@@ -151,7 +173,15 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return // the client is gone
 			}
 			lastErr = err
-			if !replayable {
+			if pe := (*PinError)(nil); errors.As(err, &pe) {
+				// Never sent: the peer could not prove it is the active
+				// the lease names. A stale view of the lease (a new task
+				// at a dead one's address) passes with the next term;
+				// another host at the address never does. Wait like for
+				// an unreachable active, and refuse with 502 at the end.
+				f.cfg.Logger.Debug("not forwarding: the peer's certificate does not match the lease",
+					"active", term.Holder, "address", term.Address, "error", err)
+			} else if !replayable {
 				f.cfg.Logger.Warn("forward to the active failed; the request body cannot be sent again",
 					"active", term.Holder, "error", err)
 				WriteProblem(w, http.StatusBadGateway, fmt.Sprintf("forwarding to the active%s %s failed", f.noun(), term.Holder))
@@ -173,6 +203,13 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-clk.After(min(forwardPoll, deadline.Sub(now))):
 		}
 	}
+	if pe := (*PinError)(nil); errors.As(lastErr, &pe) {
+		f.cfg.Logger.Warn("refusing to forward: the peer's certificate does not match the lease",
+			"active", last.Holder, "address", last.Address, "waited", f.cfg.Wait.String(), "error", lastErr)
+		WriteProblem(w, http.StatusBadGateway, fmt.Sprintf(
+			"refusing to forward to the active%s %s at %s: %v; the request was not sent", f.noun(), last.Holder, last.Address, pe))
+		return
+	}
 	f.cfg.Logger.Warn("no active to forward to", "waited", f.cfg.Wait.String(), "last_error", fmt.Sprint(lastErr))
 	_, term = f.cfg.Leader.Active()
 	f.refuse(w, term, "no active reachable within "+f.cfg.Wait.String())
@@ -192,6 +229,10 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, term lease.T
 	if err != nil || target.Host == "" {
 		return fmt.Errorf("active %s advertises an unusable address %q", term.Holder, term.Address)
 	}
+	transport, err := f.transport(target.Scheme, term.CertFingerprint)
+	if err != nil {
+		return err
+	}
 	var wrote atomic.Bool
 	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	var failed error
@@ -207,7 +248,7 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, term lease.T
 			}
 			pr.Out.Header.Set(ForwardedHeader, f.cfg.Node)
 		},
-		Transport:     f.cfg.Transport,
+		Transport:     transport,
 		FlushInterval: -1, // stream waits and long answers as they come
 		ErrorLog:      slog.NewLogLogger(f.cfg.Logger.Handler(), slog.LevelDebug),
 		ModifyResponse: func(resp *http.Response) error {
@@ -229,6 +270,80 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, term lease.T
 	default:
 		return fmt.Errorf("%w: %v", errUnknownOutcome, failed)
 	}
+}
+
+// CertFingerprint is the pin a node publishes in the lease for the
+// certificate it serves (lease.Term.CertFingerprint): the SHA-256 of the
+// leaf's SubjectPublicKeyInfo, lower-case hex. Pinning the key rather
+// than the whole certificate keeps the pin across a re-issue of the same
+// key.
+func CertFingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// PinError is a forward refused before anything was sent: the peer at the
+// active's address did not present the certificate the lease pins, or
+// the lease pins none for a TLS address.
+type PinError struct {
+	// Want is the fingerprint the lease names ("" if none); Got is the
+	// peer's ("" if it sent no certificate or was not reached).
+	Want, Got string
+}
+
+func (e *PinError) Error() string {
+	if e.Want == "" {
+		return "the lease publishes no certificate fingerprint for the active's TLS address"
+	}
+	if e.Got == "" {
+		return "the peer presented no certificate (the lease pins sha256 " + e.Want + ")"
+	}
+	return "the peer's certificate (sha256 " + e.Got + ") is not the one the lease pins (sha256 " + e.Want + ")"
+}
+
+// transport returns what reaches an active at scheme: Transport for plain
+// HTTP, else a clone of it that accepts only the certificate fingerprint
+// pins (a *PinError when fingerprint is empty).
+func (f *Forwarder) transport(scheme, fingerprint string) (*http.Transport, error) {
+	if scheme != "https" {
+		return f.cfg.Transport, nil
+	}
+	if fingerprint == "" {
+		return nil, &PinError{}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.pinned[fingerprint]; ok {
+		return t, nil
+	}
+	if len(f.pinned) >= maxPinned {
+		for fp, t := range f.pinned { // any old one: terms come and go
+			t.CloseIdleConnections()
+			delete(f.pinned, fp)
+			if len(f.pinned) < maxPinned {
+				break
+			}
+		}
+	}
+	t := f.cfg.Transport.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	// The chain is not verified (a self-signed certificate has none worth
+	// verifying); VerifyConnection checks the pin instead, on every
+	// handshake, resumed ones included.
+	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // pinned in VerifyConnection
+	t.TLSClientConfig.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return &PinError{Want: fingerprint}
+		}
+		if got := CertFingerprint(cs.PeerCertificates[0]); got != fingerprint {
+			return &PinError{Want: fingerprint, Got: got}
+		}
+		return nil
+	}
+	f.pinned[fingerprint] = t
+	return t, nil
 }
 
 func idempotent(method string) bool {

@@ -16,6 +16,11 @@ type Term struct {
 	Epoch int64 `json:"epoch"`
 	// Address is where the holder's API listens, for "standby; the active is …".
 	Address string `json:"address,omitempty"`
+	// CertFingerprint pins the certificate the holder serves at Address
+	// (CertFingerprint in internal/httpapi: SHA-256 of the leaf's
+	// SubjectPublicKeyInfo, hex); a standby forwards only to a peer that
+	// proves it. Empty when the holder serves plain HTTP.
+	CertFingerprint string `json:"certFingerprint,omitempty"`
 }
 
 // Callbacks tell the campaigner what happens to the lease.

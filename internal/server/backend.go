@@ -27,6 +27,9 @@ type BackendConfig struct {
 	File string
 	// Cluster is the namespace of the records and the lease.
 	Cluster, Node, Address, Version string
+	// CertFingerprint pins the certificate served at Address (published
+	// in the lease; "" for plain HTTP).
+	CertFingerprint string
 	// Lease timing (dynamodb); zero takes the lease package defaults.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
@@ -90,8 +93,8 @@ func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk 
 	// burst of failing requests cannot drain its retry budget.
 	leaseClient := storedynamo.NewClient(awsCfg, storedynamo.ClientOptions{OwnConnections: true})
 	el, err := leasedynamo.New(leaseClient, leasedynamo.Config{
-		Table: cfg.Table, Cluster: cfg.Cluster, Node: cfg.Node, Address: cfg.Address, Version: cfg.Version,
-		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		Table: cfg.Table, Cluster: cfg.Cluster, Node: cfg.Node, Address: cfg.Address, CertFingerprint: cfg.CertFingerprint,
+		Version: cfg.Version, LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 		Logger: log,
 	})
 	if err != nil {

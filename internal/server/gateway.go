@@ -91,9 +91,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		awsCfg.APIOptions = append(awsCfg.APIOptions, meter.AWSAPIOptions()...)
 	}
+	// The certificate first: its fingerprint goes into the lease.
+	var tf *tlsFiles
+	if !cfg.Plaintext {
+		tf = &tlsFiles{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, dir: tlsDir}
+	}
+	tlsCfg, certFingerprint, err := serverTLS(tf, clk, g.Stderr)
+	if err != nil {
+		return err
+	}
 	be, err := OpenBackend(ctx, BackendConfig{
 		Store: cfg.Store, Table: cfg.Table, File: filepath.Join(cfg.DataDir, "autogate.db"),
-		Cluster: cfg.Cluster, Node: cfg.Node, Address: ep.advertise, Version: g.Version,
+		Cluster: cfg.Cluster, Node: cfg.Node, Address: ep.advertise, Version: g.Version, CertFingerprint: certFingerprint,
 		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 	}, awsCfg, clk, log)
 	if err != nil {
@@ -176,17 +185,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		tun = c
 	}
-	var tf *tlsFiles
-	if !cfg.Plaintext {
-		tf = &tlsFiles{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, dir: tlsDir}
-	}
 	// Sync runs hold a request up to 5 min. The tunnel above serves the
 	// API itself; only the listener forwards (a tunnel runs on the active).
 	front := forwarding(handler, forwardConfig{lead: lead, node: cfg.Node, leaseDuration: cfg.LeaseDuration, maxBody: srv.MaxBodyBytes}, clk, log)
-	httpSrv, err := newHTTPServer(front, 6*time.Minute, tf, clk, g.Stderr, log)
-	if err != nil {
-		return err
-	}
+	httpSrv := newHTTPServer(front, 6*time.Minute, tlsCfg, log)
 
 	passFile := cfg.AdminPassFile
 	if passFile == "" {

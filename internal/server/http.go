@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -111,19 +112,19 @@ func forwarding(h http.Handler, fc forwardConfig, clk clock.Clock, log *slog.Log
 	})
 }
 
-// forwardTransport reaches the active inside the VPC over TLS. It does not
-// verify the active's certificate: each task serves its own self-signed
-// one, and the address comes from the lease item, which only the
-// cluster's roles can write. That is the trust the load balancer places
-// in its targets (it does not verify them either); the traffic stays
-// encrypted. No proxy from the environment: this is node-to-node traffic.
-// Dials are short: a stopped task's address drops packets, and the
-// request should move on to the next active, not hang.
+// forwardTransport reaches the active inside the VPC over TLS. Each task
+// serves its own self-signed certificate, so there is no chain to verify:
+// the forwarder pins the certificate fingerprint the active publishes in
+// the lease item next to its address (which only the cluster's roles can
+// write), and refuses any other peer at that address. No proxy from the
+// environment: this is node-to-node traffic. Dials are short: a stopped
+// task's address drops packets, and the request should move on to the
+// next active, not hang.
 func forwardTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // see above
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12}, // the forwarder adds the pin
 		TLSHandshakeTimeout: 2 * time.Second,
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     90 * time.Second,
@@ -138,7 +139,8 @@ type tlsFiles struct {
 
 // newHTTPServer returns h's server with the timeouts every Autogate
 // server uses; writeTimeout covers the longest synchronous request.
-func newHTTPServer(h http.Handler, writeTimeout time.Duration, tf *tlsFiles, clk clock.Clock, stderr io.Writer, log *slog.Logger) (*http.Server, error) {
+// tlsCfg nil serves plain HTTP.
+func newHTTPServer(h http.Handler, writeTimeout time.Duration, tlsCfg *tls.Config, log *slog.Logger) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -147,14 +149,8 @@ func newHTTPServer(h http.Handler, writeTimeout time.Duration, tf *tlsFiles, clk
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if tf != nil {
-		cfg, err := serverTLS(*tf, clk, stderr)
-		if err != nil {
-			return nil, err
-		}
-		srv.TLSConfig = cfg
-	}
-	return srv, nil
+	srv.TLSConfig = tlsCfg
+	return srv
 }
 
 // serveHTTP serves srv on ln (TLS if srv has a TLS config) until Shutdown.
@@ -171,20 +167,33 @@ func serveHTTP(srv *http.Server, ln net.Listener) error {
 	return fmt.Errorf("serve: %w", err)
 }
 
-func serverTLS(tf tlsFiles, clk clock.Clock, stderr io.Writer) (*tls.Config, error) {
+// serverTLS loads (or first creates) the certificate tf names and returns
+// the server's TLS config with the certificate's fingerprint, which the
+// node publishes in the lease (httpapi.CertFingerprint). tf nil: plain
+// HTTP, nil and "".
+func serverTLS(tf *tlsFiles, clk clock.Clock, stderr io.Writer) (*tls.Config, string, error) {
+	if tf == nil {
+		return nil, "", nil
+	}
 	certFile, keyFile := tf.certFile, tf.keyFile
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(tf.dir, "tls.crt"), filepath.Join(tf.dir, "tls.key")
 		host, _ := os.Hostname() // best effort: localhost names are always included
 		if created, err := devcert.Ensure(certFile, keyFile, []string{host}, clk.Now()); err != nil {
-			return nil, err
+			return nil, "", err
 		} else if created {
 			fmt.Fprintf(stderr, "autogate: created a self-signed TLS certificate %s\n", certFile)
 		}
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("TLS: %w", err)
+		return nil, "", fmt.Errorf("TLS: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, "", fmt.Errorf("TLS: %w", err)
+		}
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, httpapi.CertFingerprint(leaf), nil
 }

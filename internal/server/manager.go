@@ -51,9 +51,18 @@ func (m *Manager) Run(ctx context.Context) error {
 			return fmt.Errorf("AWS configuration: %w", err)
 		}
 	}
+	// The certificate first: its fingerprint goes into the lease.
+	var tf *tlsFiles
+	if !cfg.Plaintext {
+		tf = &tlsFiles{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, dir: tlsDir}
+	}
+	tlsCfg, certFingerprint, err := serverTLS(tf, clk, m.Stderr)
+	if err != nil {
+		return err
+	}
 	be, err := OpenBackend(ctx, BackendConfig{
 		Store: cfg.Store, Table: cfg.Table, File: filepath.Join(cfg.DataDir, "manager.db"),
-		Cluster: cfg.Cluster, Node: cfg.Node, Address: ep.advertise, Version: m.Version,
+		Cluster: cfg.Cluster, Node: cfg.Node, Address: ep.advertise, Version: m.Version, CertFingerprint: certFingerprint,
 		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 	}, awsCfg, clk, log)
 	if err != nil {
@@ -75,17 +84,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return err
 		},
 	}
-	var tf *tlsFiles
-	if !cfg.Plaintext {
-		tf = &tlsFiles{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, dir: tlsDir}
-	}
 	// Routed sync runs; tunnels lift it.
 	handler := srv.Handler() // sets the body cap's default
 	front := forwarding(handler, forwardConfig{lead: lead, node: cfg.Node, noun: "manager", leaseDuration: cfg.LeaseDuration, maxBody: srv.MaxBodyBytes}, clk, log)
-	httpSrv, err := newHTTPServer(front, manager.MaxRequestTimeout+time.Minute, tf, clk, m.Stderr, log)
-	if err != nil {
-		return err
-	}
+	httpSrv := newHTTPServer(front, manager.MaxRequestTimeout+time.Minute, tlsCfg, log)
 	passFile := cfg.AdminPassFile
 	if passFile == "" {
 		passFile = filepath.Join(cfg.DataDir, "admin-password")

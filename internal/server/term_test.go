@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/autogate/autogate/internal/clock"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/lease"
+	"github.com/autogate/autogate/internal/logtest"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
 	"github.com/autogate/autogate/internal/store/bolt"
@@ -129,24 +129,7 @@ type fixture struct {
 	meter  *fakeMeter
 	admin  *fakeAdmin
 	ld     *leader
-	out    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out    *logtest.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -157,7 +140,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { raw.Close() })
 	f := &fixture{raw: raw, shared: fence.New(raw), lead: &leadership{}, clk: clock.NewFake(time.Now()),
-		sweep: &fakeSweeper{}, tun: &fakeTunnel{}, meter: &fakeMeter{}, admin: &fakeAdmin{created: true}, out: &syncBuffer{}}
+		sweep: &fakeSweeper{}, tun: &fakeTunnel{}, meter: &fakeMeter{}, admin: &fakeAdmin{created: true}, out: &logtest.Buffer{}}
 	log := slog.New(slog.DiscardHandler)
 	duty := gatewayDuty{tunnel: f.tun, sweep: &sweepLoop{clk: f.clk, gw: f.sweep, queue: fakeQueue{}, meter: f.meter,
 		staleAfter: time.Minute, interval: sweepEvery, log: log}}

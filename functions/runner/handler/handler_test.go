@@ -100,20 +100,7 @@ func (f *fixture) event(t *testing.T, n int) events.SQSEvent {
 
 func toEvent(t *testing.T, qs sqstest.Queues, msgs ...types.Message) events.SQSEvent {
 	t.Helper()
-	var ev events.SQSEvent
-	for _, m := range msgs {
-		attrs := map[string]events.SQSMessageAttribute{}
-		for k, v := range m.MessageAttributes {
-			attrs[k] = events.SQSMessageAttribute{DataType: aws.ToString(v.DataType), StringValue: v.StringValue, BinaryValue: v.BinaryValue,
-				StringListValues: v.StringListValues, BinaryListValues: v.BinaryListValues}
-		}
-		ev.Records = append(ev.Records, events.SQSMessage{
-			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
-			Md5OfBody: aws.ToString(m.MD5OfBody), Md5OfMessageAttributes: aws.ToString(m.MD5OfMessageAttributes),
-			Attributes: m.Attributes, MessageAttributes: attrs,
-			EventSourceARN: qs.ARN, EventSource: "aws:sqs", AWSRegion: emulator.Region,
-		})
-	}
+	ev := qs.Event(msgs...)
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)

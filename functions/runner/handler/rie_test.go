@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,47 +22,15 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/autogate/autogate/internal/emulator"
+	"github.com/autogate/autogate/internal/logtest"
 	"github.com/autogate/autogate/internal/queue"
 )
 
-// rieInstall is how to get the Runtime Interface Emulator (TESTING.md).
-const rieInstall = "go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
-
-// findRIE locates aws-lambda-rie on PATH or in GOBIN/GOPATH/bin (`make
-// emulators` installs it there). Missing, it fails the test in CI and skips
-// it loudly elsewhere.
+// findRIE locates aws-lambda-rie (emulator.RIE: PATH or GOPATH/bin;
+// missing, it fails the test in CI and skips it loudly elsewhere).
 func findRIE(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		var dirs []string
-		if len(lines) > 0 && strings.TrimSpace(lines[0]) != "" {
-			dirs = append(dirs, strings.TrimSpace(lines[0]))
-		}
-		if len(lines) > 1 {
-			for _, gp := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-				dirs = append(dirs, filepath.Join(gp, "bin"))
-			}
-		}
-		for _, d := range dirs {
-			if p := filepath.Join(d, "aws-lambda-rie"); isFile(p) {
-				return p
-			}
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("aws-lambda-rie is not installed (make emulators installs it): " + rieInstall)
-	}
-	t.Skip("SKIPPING: aws-lambda-rie is not installed, so the handler is not exercised through the Lambda Runtime API. Install it with:\n\t" + rieInstall)
-	return ""
-}
-
-func isFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
+	return emulator.RIE(t)
 }
 
 func freePort(t *testing.T) int {
@@ -77,27 +43,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer collects a process's output for failure messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startRIE builds testdata/riefunc as a Lambda bootstrap and runs it under
 // aws-lambda-rie with env; it returns the invoke URL.
-func startRIE(t *testing.T, rie string, env ...string) (string, *lockedBuffer) {
+func startRIE(t *testing.T, rie string, env ...string) (string, *logtest.Buffer) {
 	t.Helper()
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrap, "./testdata/riefunc")
@@ -108,7 +56,7 @@ func startRIE(t *testing.T, rie string, env ...string) (string, *lockedBuffer) {
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", invokeAddr,
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(freePort(t)), bootstrap)
 	cmd.Env = append(append(os.Environ(), emulator.Env()...), env...)
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group (rie starts the bootstrap as its child), killed
 	// with the test binary if that dies first.

@@ -46,6 +46,10 @@ type Config struct {
 	// Address is where this gateway's API listens, published in the lease
 	// and the node registry for "standby; the active is <node> at <addr>".
 	Address string
+	// CertFingerprint pins the certificate served at Address, published
+	// next to it in the lease (lease.Term.CertFingerprint). Empty for
+	// plain HTTP.
+	CertFingerprint string
 	// Version is this binary's version, shown in the node registry.
 	Version string
 

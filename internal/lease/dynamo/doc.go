@@ -37,8 +37,10 @@
 //
 // pk "<cluster>#lease", sk "lease" (see store/dynamo), with holder, epoch,
 // recordVersion (random, new at every write), leaseDurationMs (the
-// holder's, which standbys honour if it is longer than theirs), address
-// and renewedAt. All writes are UpdateItem with a condition and
+// holder's, which standbys honour if it is longer than theirs), address,
+// certFingerprint (the SHA-256 of the holder's TLS certificate key, which
+// standbys pin when they forward to address; both are cleared by a
+// release) and renewedAt. All writes are UpdateItem with a condition and
 // ReturnValuesOnConditionCheckFailure, so a lost race returns the winner
 // without another read:
 //

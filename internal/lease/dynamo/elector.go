@@ -424,7 +424,7 @@ func (e *Elector) lead(ctx context.Context, cb lease.Callbacks, term lease.Term,
 		return
 	}
 	e.setActive(true, &term)
-	e.see(&record{Holder: term.Holder, Epoch: term.Epoch, Address: term.Address}, cb)
+	e.see(&record{Holder: term.Holder, Epoch: term.Epoch, Address: term.Address, CertFingerprint: term.CertFingerprint}, cb)
 	e.log.Info("lease acquired: active", "epoch", term.Epoch)
 
 	var calls sync.WaitGroup

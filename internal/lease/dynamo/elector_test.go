@@ -74,23 +74,29 @@ func TestConfigValidation(t *testing.T) {
 // leaseItem reads the lease item with a consistent read.
 func leaseItem(t *testing.T, client *dynamodb.Client, table, cluster string) (holder string, epoch int64, version string) {
 	t.Helper()
+	var r struct {
+		Holder        string `dynamodbav:"holder"`
+		Epoch         int64  `dynamodbav:"epoch"`
+		RecordVersion string `dynamodbav:"recordVersion"`
+	}
+	readLeaseItem(t, client, table, cluster, &r)
+	return r.Holder, r.Epoch, r.RecordVersion
+}
+
+// readLeaseItem reads the lease item (consistently) into out.
+func readLeaseItem(t *testing.T, client *dynamodb.Client, table, cluster string, out any) {
+	t.Helper()
 	pk, sk := storedynamo.LeaseKey(cluster)
-	out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{
+	item, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{
 		TableName: aws.String(table), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r struct {
-		Holder        string `dynamodbav:"holder"`
-		Epoch         int64  `dynamodbav:"epoch"`
-		RecordVersion string `dynamodbav:"recordVersion"`
-	}
-	if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
+	if err := attributevalue.UnmarshalMap(item.Item, out); err != nil {
 		t.Fatal(err)
 	}
-	return r.Holder, r.Epoch, r.RecordVersion
 }
 
 // fakeCfg is the default configuration on a fake clock. Its call timeout

@@ -26,6 +26,7 @@ const (
 	attrRecordVersion   = "recordVersion"
 	attrLeaseDurationMs = "leaseDurationMs"
 	attrAddress         = "address"
+	attrCertFingerprint = "certFingerprint"
 	attrRenewedAt       = "renewedAt"
 )
 
@@ -41,6 +42,9 @@ type record struct {
 	RecordVersion   string `dynamodbav:"recordVersion"`
 	LeaseDurationMs int64  `dynamodbav:"leaseDurationMs"`
 	Address         string `dynamodbav:"address"`
+	// CertFingerprint pins the certificate served at Address
+	// (lease.Term.CertFingerprint).
+	CertFingerprint string `dynamodbav:"certFingerprint"`
 	// RenewedAt is the writer's wall clock: informational only, never
 	// compared across nodes.
 	RenewedAt time.Time `dynamodbav:"renewedAt"`
@@ -50,7 +54,7 @@ func (r *record) term() lease.Term {
 	if r == nil {
 		return lease.Term{}
 	}
-	return lease.Term{Holder: r.Holder, Epoch: r.Epoch, Address: r.Address}
+	return lease.Term{Holder: r.Holder, Epoch: r.Epoch, Address: r.Address, CertFingerprint: r.CertFingerprint}
 }
 
 // lostError means a conditional write found the lease in another state than
@@ -108,8 +112,10 @@ func decode(m map[string]types.AttributeValue) (*record, error) {
 
 // write makes one conditional update of the lease item and returns the
 // record as written. A failed condition is a *lostError carrying the item
-// DynamoDB found. timeout bounds the call; 0 leaves that to ctx.
-func (e *Elector) write(ctx context.Context, timeout time.Duration, op string, cond expression.ConditionBuilder, holder string, epoch int64, address string) (*record, error) {
+// DynamoDB found. timeout bounds the call; 0 leaves that to ctx. The
+// holder's address and certificate fingerprint are this node's when
+// advertise is set, else cleared (a release).
+func (e *Elector) write(ctx context.Context, timeout time.Duration, op string, cond expression.ConditionBuilder, holder string, epoch int64, advertise bool) (*record, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -117,8 +123,11 @@ func (e *Elector) write(ctx context.Context, timeout time.Duration, op string, c
 	}
 	r := &record{
 		PK: e.pk, SK: e.sk, Holder: holder, Epoch: epoch, RecordVersion: newVersion(),
-		LeaseDurationMs: e.cfg.LeaseDuration.Milliseconds(), Address: address,
-		RenewedAt: e.clk.Now().UTC(),
+		LeaseDurationMs: e.cfg.LeaseDuration.Milliseconds(),
+		RenewedAt:       e.clk.Now().UTC(),
+	}
+	if advertise {
+		r.Address, r.CertFingerprint = e.cfg.Address, e.cfg.CertFingerprint
 	}
 	e.noteVersion(r.RecordVersion)
 	upd := expression.Set(expression.Name(attrHolder), expression.Value(r.Holder)).
@@ -126,6 +135,7 @@ func (e *Elector) write(ctx context.Context, timeout time.Duration, op string, c
 		Set(expression.Name(attrRecordVersion), expression.Value(r.RecordVersion)).
 		Set(expression.Name(attrLeaseDurationMs), expression.Value(r.LeaseDurationMs)).
 		Set(expression.Name(attrAddress), expression.Value(r.Address)).
+		Set(expression.Name(attrCertFingerprint), expression.Value(r.CertFingerprint)).
 		Set(expression.Name(attrRenewedAt), expression.Value(r.RenewedAt))
 	x, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
 	if err != nil {
@@ -160,11 +170,11 @@ func (e *Elector) write(ctx context.Context, timeout time.Duration, op string, c
 func (e *Elector) acquire(ctx context.Context, obs *record) (*record, error) {
 	if obs == nil {
 		return e.write(ctx, e.cfg.CallTimeout, "acquire", expression.AttributeNotExists(expression.Name(storedynamo.AttrPK)),
-			e.cfg.Node, 1, e.cfg.Address)
+			e.cfg.Node, 1, true)
 	}
 	cond := expression.Name(attrRecordVersion).Equal(expression.Value(obs.RecordVersion)).
 		And(expression.Name(attrEpoch).Equal(expression.Value(obs.Epoch)))
-	return e.write(ctx, e.cfg.CallTimeout, "acquire", cond, e.cfg.Node, obs.Epoch+1, e.cfg.Address)
+	return e.write(ctx, e.cfg.CallTimeout, "acquire", cond, e.cfg.Node, obs.Epoch+1, true)
 }
 
 // renew proves the active still holds term: conditional on holder and
@@ -175,13 +185,13 @@ func (e *Elector) acquire(ctx context.Context, obs *record) (*record, error) {
 // lease.) The call has no timeout of its own: lead cancels ctx when the
 // round succeeded by another call or the term ended.
 func (e *Elector) renew(ctx context.Context, term lease.Term) (*record, error) {
-	return e.write(ctx, 0, "renew", e.heldBy(term), term.Holder, term.Epoch, e.cfg.Address)
+	return e.write(ctx, 0, "renew", e.heldBy(term), term.Holder, term.Epoch, true)
 }
 
 // release clears the holder, keeping the epoch, so a standby acquires at
 // once (epoch+1) and fenced writes of term fail.
 func (e *Elector) releaseTerm(ctx context.Context, term lease.Term) error {
-	_, err := e.write(ctx, e.cfg.CallTimeout, "release", e.heldBy(term), "", term.Epoch, "")
+	_, err := e.write(ctx, e.cfg.CallTimeout, "release", e.heldBy(term), "", term.Epoch, false)
 	return err
 }
 

@@ -51,7 +51,7 @@
 //	                                                           chunks N?, chunkRef S?, size N? (large records)
 //	chunk        <cluster>#<kind>#chunks#<ref>     00000…      data B (≤ 380,000 bytes), expiresAt N?
 //	lease        <cluster>#lease                   lease       written by lease/dynamo: holder, epoch,
-//	                                                           recordVersion, leaseDurationMs, address, renewedAt
+//	                                                           recordVersion, leaseDurationMs, address, certFingerprint, renewedAt
 //	node         <cluster>#node                    <node ID>   a record of kind node (lease/dynamo's registry)
 //
 // Access patterns: Get = GetItem(pk, sk); List of one kind of one cluster =

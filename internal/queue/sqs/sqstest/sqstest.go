@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -150,4 +151,25 @@ func (qs Queues) Count(t testing.TB, url string) (visible, inFlight int) {
 	visible, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
 	inFlight, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
 	return visible, inFlight
+}
+
+// Event is msgs (received with every attribute, as ReceiveRaw does) as the
+// SQS event source mapping hands them to a Lambda function, from the work
+// queue qs.ARN names.
+func (qs Queues) Event(msgs ...types.Message) events.SQSEvent {
+	var ev events.SQSEvent
+	for _, m := range msgs {
+		attrs := map[string]events.SQSMessageAttribute{}
+		for k, v := range m.MessageAttributes {
+			attrs[k] = events.SQSMessageAttribute{DataType: aws.ToString(v.DataType), StringValue: v.StringValue, BinaryValue: v.BinaryValue,
+				StringListValues: v.StringListValues, BinaryListValues: v.BinaryListValues}
+		}
+		ev.Records = append(ev.Records, events.SQSMessage{
+			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+			Md5OfBody: aws.ToString(m.MD5OfBody), Md5OfMessageAttributes: aws.ToString(m.MD5OfMessageAttributes),
+			Attributes: m.Attributes, MessageAttributes: attrs,
+			EventSourceARN: qs.ARN, EventSource: "aws:sqs", AWSRegion: emulator.Region,
+		})
+	}
+	return ev
 }
