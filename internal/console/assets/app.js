@@ -290,7 +290,11 @@ async function runPage(c, name) {
     const rest = [];
     for (const e of (r.body && r.body.errors) || []) {
       const m = /^body\.inputs\.([^.[]+)/.exec(e.location || '');
+      // A missing required input is an error of the whole object naming it.
+      const missing = e.location === 'body.inputs' && /missing propert/.test(e.message || '')
+        ? [...e.message.matchAll(/'([^']+)'/g)].map(x => x[1]).filter(n => byName[n]) : [];
       if (m && byName[m[1]]) byName[m[1]].err.append(el('div', {}, e.message));
+      else if (missing.length) missing.forEach(n => byName[n].err.append(el('div', {}, 'required')));
       else rest.push(`${e.location || ''}: ${e.message}`);
     }
     general.replaceChildren(errorBox(problemText(r) + (rest.length ? '\n' + rest.join('\n') : '')));
