@@ -207,6 +207,9 @@ func TestConsole(t *testing.T) {
 				t.Errorf("clusters table %q lacks %q", got, want)
 			}
 		}
+		if got := uiText(t, tab, "main"); strings.Contains(got, "null") || strings.Contains(got, "undefined") {
+			t.Errorf("the page shows a missing value as text: %q", got)
+		}
 		browsertest.Screenshot(t, tab, shots, "clusters")
 	})
 
@@ -214,18 +217,18 @@ func TestConsole(t *testing.T) {
 		tab := browsertest.Tab(t, browser)
 		uiDo(t, tab, chromedp.Navigate(ui+"#/c/web-1/services/deploy/run"), chromedp.WaitVisible(chromedp.CSS("#run-form")))
 		type form struct {
-			Token, Count, HostDesc string
+			Token, Count, HostDesc, EnvValue string
 			Env                    []string
 			HostRequired           bool
 			Fields                 []string
 		}
 		f := uiEval[form](t, tab, `({token: document.getElementById('in-token').type, count: document.getElementById('in-count').value,
 			hostDesc: document.querySelector('[data-field=host] .desc')?.textContent || '',
-			env: [...document.querySelectorAll('#in-env option')].map(o => o.textContent),
+			env: [...document.querySelectorAll('#in-env option')].map(o => o.textContent), envValue: document.getElementById('in-env').value,
 			hostRequired: !!document.querySelector('[data-field=host] .req'),
 			fields: [...document.querySelectorAll('[data-field]')].map(e => e.dataset.field).sort()})`)
 		if f.Token != "password" || f.Count != "2" || f.HostDesc != "the host to deploy to" || !f.HostRequired ||
-			strings.Join(f.Env, ",") != "dev,prod" || strings.Join(f.Fields, ",") != "count,env,host,token" {
+			strings.Join(f.Env, ",") != "—,dev,prod" || f.EnvValue != `"dev"` || strings.Join(f.Fields, ",") != "count,env,host,token" {
 			t.Errorf("generated form %+v", f)
 		}
 		before := count("deploy")
@@ -337,6 +340,9 @@ func TestConsole(t *testing.T) {
 			pwned: window.__pwned ?? null, nonSpans: document.querySelectorAll('#output :not(span)').length})`)
 		if got.Text != htmlOutput+"\n\u241b[31mred\u241b[0m\n" || got.Injected || got.Pwned != nil || got.NonSpans != 0 {
 			t.Errorf("output as shown: %+v", got)
+		}
+		if got := uiText(t, tab, "#facts") + uiText(t, tab, ".actions"); strings.Contains(got, "null") || strings.Contains(got, "undefined") {
+			t.Errorf("the page shows a missing value as text: %q", got)
 		}
 		browsertest.Screenshot(t, tab, shots, "html-as-text")
 	})

@@ -26,8 +26,13 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// present drops the absent children (null, undefined, false).
+function present(nodes) {
+  return nodes.flat().filter(n => n !== undefined && n !== null && n !== false);
+}
+
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...present(nodes));
 }
 
 function csrf() {
@@ -249,7 +254,9 @@ function fieldFor(name, prop, required) {
   } else {
     input = el('input', {id, name, type: prop.writeOnly ? 'password' : 'text', autocomplete: prop.writeOnly ? 'off' : null,
       value: prop.default ?? null});
-    read = () => input.value === '' && !required ? undefined : input.value;
+    // An empty field is an input not given: a required one is then
+    // reported missing, by the server.
+    read = () => input.value === '' ? undefined : input.value;
   }
   const err = el('div', {class: 'field-error', id: `err-${name}`});
   const box = el('div', {class: 'field', 'data-field': name},
@@ -297,7 +304,10 @@ async function runPage(c, name) {
       else if (missing.length) missing.forEach(n => byName[n].err.append(el('div', {}, 'required')));
       else rest.push(`${e.location || ''}: ${e.message}`);
     }
-    general.replaceChildren(errorBox(problemText(r) + (rest.length ? '\n' + rest.join('\n') : '')));
+    const mapped = ((r.body && r.body.errors) || []).length > rest.length;
+    general.replaceChildren(errorBox(mapped && !rest.length
+      ? `${r.status} ${r.body.title || ''}: the inputs do not satisfy the decorator; see the marked fields.`
+      : problemText(r) + (rest.length ? '\n' + rest.join('\n') : '')));
   }},
   el('h1', {}, `Run ${name} on ${c}`),
   svc.description ? el('p', {class: 'desc'}, svc.description) : null,
@@ -393,7 +403,7 @@ async function executionPage(c, id) {
     facts.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     facts.dataset.status = e.status;
     const terminal = !['queued', 'running'].includes(e.status);
-    actions.replaceChildren(session.canRun && !terminal ? el('button', {class: 'danger', id: 'cancel', onclick: async ev => {
+    actions.replaceChildren(...present([session.canRun && !terminal ? el('button', {class: 'danger', id: 'cancel', onclick: async ev => {
       ev.target.disabled = true;
       const r = await call('POST', `${path}/cancel`);
       if (r.status === 200) {
@@ -404,7 +414,7 @@ async function executionPage(c, id) {
         ev.target.disabled = false;
         msg.replaceChildren(errorBox(problemText(r)));
       }
-    }}, 'Cancel run') : null);
+    }}, 'Cancel run') : null]));
   };
   renderFacts();
   show(el('h1', {}, `Execution ${id}`), facts, actions, msg, el('h2', {}, 'Output'), stdout,
