@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,11 +104,13 @@ func uiWait(t *testing.T, ctx context.Context, d time.Duration, js string) {
 
 func uiText(t *testing.T, ctx context.Context, css string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(css)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", css, err)
+	// One evaluation: atomic against a page that re-renders meanwhile.
+	js, _ := json.Marshal(css)
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[*string](`document.querySelector(`+string(js)+`)?.textContent ?? null`))
+	if err != nil || s == nil {
+		t.Fatalf("text of %s: %v (no such element?)", css, err)
 	}
-	return s
+	return *s
 }
 
 // uiSignIn fills the console's sign-in form.
@@ -125,7 +128,7 @@ func TestConsole(t *testing.T) {
 	shots := screenshotDir(t)
 
 	m := lightManager(t)
-	m.localGateway("web-1", "web-gw-1")
+	gw1 := m.localGateway("web-1", "web-gw-1")
 	m.localGateway("web-2", "web-gw-2")
 	mc, err := client.New(m.mgr.url, m.mgrToken, client.TLS{CAFile: m.mgrCA})
 	if err != nil {
@@ -404,5 +407,55 @@ func TestConsole(t *testing.T) {
 		if x, err := cl.Execution(t.Context(), e.ID); err != nil || x.CancelRequested || x.Status.Terminal() {
 			t.Errorf("the viewer's forced cancel had an effect: %+v, %v", x, err)
 		}
+	})
+
+	// Last: cookies are per host, not per port, so signing in to the
+	// gateway (same host as the manager here) replaces the manager's session.
+	t.Run("a gateway's own console", func(t *testing.T) {
+		tab := browsertest.Tab(t, browser)
+		raw, err := os.ReadFile(filepath.Join(gw1.dataDir, "admin-password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := chromedp.Run(tab, chromedp.NavigateResponse(gw1.url+"/ui/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		csp := ""
+		for k, v := range resp.Headers {
+			if strings.EqualFold(k, "Content-Security-Policy") {
+				csp, _ = v.(string)
+			}
+		}
+		if csp != console.CSP {
+			t.Errorf("gateway console CSP %q", csp)
+		}
+		uiSignIn(t, tab, gw1.url, "admin", strings.TrimSpace(string(raw)))
+		uiWait(t, tab, 30*time.Second, `document.querySelector('main table')?.textContent.includes('web-gw-1')`)
+		if got := uiText(t, tab, "main table"); !strings.Contains(got, "web-1") || strings.Contains(got, "web-2") {
+			t.Errorf("a gateway's cluster page shows %q; want its own cluster only", got)
+		}
+		uiDo(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = '#/c/web-1/executions?service=ticker'`))
+		uiWait(t, tab, 30*time.Second, `document.getElementById('filters') !== null && document.querySelectorAll('main tbody tr').length === 1`)
+		if got := uiText(t, tab, "main tbody"); !strings.Contains(got, "ticker") || !strings.Contains(got, "failed") {
+			t.Errorf("the gateway's executions filtered by service: %q", got)
+		}
+		// Paging follows the server's nextPageToken: older, then newer again.
+		ids := func() string { return uiEval[string](t, tab, `[...document.querySelectorAll('main tbody tr td:first-child')].map(td => td.textContent).join(',')`) }
+		uiDo(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = '#/c/web-1/executions?limit=2'`))
+		uiWait(t, tab, 30*time.Second, `location.hash.includes('limit=2') && document.getElementById('f-service')?.value === '' && document.querySelectorAll('main tbody tr').length === 2 && !document.getElementById('next-page').disabled`)
+		first := ids()
+		uiDo(t, tab, chromedp.Click(chromedp.CSS("#next-page")))
+		uiWait(t, tab, 30*time.Second, `location.hash.includes('pageToken=') && document.querySelectorAll('main tbody tr').length > 0 && !document.getElementById('prev-page').disabled`)
+		second := ids()
+		if second == first || strings.Contains(first, strings.Split(second, ",")[0]) {
+			t.Errorf("page 2 %q repeats page 1 %q", second, first)
+		}
+		uiDo(t, tab, chromedp.Click(chromedp.CSS("#prev-page")))
+		uiWait(t, tab, 30*time.Second, `!location.hash.includes('pageToken=') && document.getElementById('prev-page').disabled`)
+		if back := ids(); back != first {
+			t.Errorf("back to page 1: %q, want %q", back, first)
+		}
+		browsertest.Screenshot(t, tab, shots, "gateway")
 	})
 }

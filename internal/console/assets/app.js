@@ -336,11 +336,12 @@ async function executionsPage(c, params, deadOnly) {
   const status = params.get('status') || '';
   const token = params.get('pageToken') || '';
   const prev = params.get('prev') || ''; // the tokens of the pages before, comma-separated
-  const page = await get(`${base(c)}/executions${q({limit: 20, service, status, pageToken: token})}`);
+  const limit = params.get('limit') || '';
+  const page = await get(`${base(c)}/executions${q({limit: limit || 20, service, status, pageToken: token})}`);
   const items = deadOnly ? page.items.filter(e => e.deadLettered) : page.items;
   const here = deadOnly ? 'dead' : 'executions';
   const go = (extra) => {
-    const p = {service, status, ...extra};
+    const p = {service, status, limit, ...extra};
     location.hash = `#/c/${c}/${here}${q(p)}`;
   };
   const fService = el('input', {id: 'f-service', value: service, placeholder: 'any'});
@@ -350,7 +351,7 @@ async function executionsPage(c, params, deadOnly) {
   const filters = el('form', {class: 'filters', id: 'filters', onsubmit: ev => {
     ev.preventDefault();
     const cl = fCluster ? fCluster.value : c;
-    location.hash = `#/c/${cl}/${here}${q({service: fService.value.trim(), status: fStatus.value})}`;
+    location.hash = `#/c/${cl}/${here}${q({service: fService.value.trim(), status: fStatus.value, limit})}`;
   }},
   fCluster ? el('label', {}, 'Cluster ', fCluster) : null,
   el('label', {}, 'Service ', fService),
