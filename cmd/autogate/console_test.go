@@ -221,9 +221,9 @@ func TestConsole(t *testing.T) {
 		uiDo(t, tab, chromedp.Navigate(ui+"#/c/web-1/services/deploy/run"), chromedp.WaitVisible(chromedp.CSS("#run-form")))
 		type form struct {
 			Token, Count, HostDesc, EnvValue string
-			Env                    []string
-			HostRequired           bool
-			Fields                 []string
+			Env                              []string
+			HostRequired                     bool
+			Fields                           []string
 		}
 		f := uiEval[form](t, tab, `({token: document.getElementById('in-token').type, count: document.getElementById('in-count').value,
 			hostDesc: document.querySelector('[data-field=host] .desc')?.textContent || '',
@@ -441,7 +441,9 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the gateway's executions filtered by service: %q", got)
 		}
 		// Paging follows the server's nextPageToken: older, then newer again.
-		ids := func() string { return uiEval[string](t, tab, `[...document.querySelectorAll('main tbody tr td:first-child')].map(td => td.textContent).join(',')`) }
+		ids := func() string {
+			return uiEval[string](t, tab, `[...document.querySelectorAll('main tbody tr td:first-child')].map(td => td.textContent).join(',')`)
+		}
 		uiDo(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = '#/c/web-1/executions?limit=2'`))
 		uiWait(t, tab, 30*time.Second, `location.hash.includes('limit=2') && document.getElementById('f-service')?.value === '' && document.querySelectorAll('main tbody tr').length === 2 && !document.getElementById('next-page').disabled`)
 		first := ids()
