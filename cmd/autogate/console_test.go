@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -460,4 +462,76 @@ func TestConsole(t *testing.T) {
 		}
 		browsertest.Screenshot(t, tab, shots, "gateway")
 	})
+}
+
+// TestConsoleDeadLetters: a gateway with an SQS work queue and its DLQ; a
+// run whose message sits in the DLQ shows on the dead-letters page, and
+// the page's redrive sends it back, after which a runner runs it.
+func TestConsoleDeadLetters(t *testing.T) {
+	requireTool(t, "git")
+	browser := browsertest.Start(t)
+	shots := screenshotDir(t)
+	d := newDistributed(t, 1)
+	a := d.active(-1)
+	cl := d.client(a)
+	d.setup(cl)
+	ctx := t.Context()
+	// No runner yet: the message waits in the work queue, and the test
+	// moves it to the DLQ as SQS does after repeated failed receives.
+	e, err := cl.Run(ctx, "noop", wire.RunRequest{Async: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for moved := false; !moved; {
+		out, err := d.q.Client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(d.q.URL), MaxNumberOfMessages: 1, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			if !strings.Contains(aws.ToString(m.Body), e.ID) {
+				continue
+			}
+			if _, err := d.q.Client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(d.q.DLQURL), MessageBody: m.Body}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.q.Client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(d.q.URL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+			moved = true
+		}
+		if !moved && time.Now().After(deadline) {
+			t.Fatalf("the message of %s never showed in the work queue", e.ID)
+		}
+	}
+	waitFor(t, func() bool {
+		x, err := cl.Execution(ctx, e.ID)
+		return err == nil && x.DeadLettered
+	})
+
+	tab := browsertest.Tab(t, browser)
+	raw, err := os.ReadFile(d.passFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := d.nodes[a].url
+	uiSignIn(t, tab, url, "admin", strings.TrimSpace(string(raw)))
+	uiDo(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = '#/c/`+d.id+`/dead'`))
+	uiWait(t, tab, 30*time.Second, `document.getElementById('filters') !== null && document.querySelector('main tbody')?.textContent.includes('`+e.ID+`')`)
+	if n := uiEval[int](t, tab, `document.querySelectorAll('main tbody tr').length`); n != 1 {
+		t.Errorf("dead letters page lists %d runs, want 1", n)
+	}
+	browsertest.Screenshot(t, tab, shots, "dead-letters")
+	uiDo(t, tab, chromedp.Click(chromedp.CSS("#redrive")))
+	uiWait(t, tab, 30*time.Second, `document.getElementById('redrive-result')?.textContent !== ''`)
+	if got := uiText(t, tab, "#redrive-result"); got != "Moved 1 message(s) back to the work queue." {
+		t.Fatalf("redrive result %q", got)
+	}
+	if v, _ := d.q.Count(t, d.q.DLQURL); v != 0 {
+		t.Errorf("DLQ holds %d after the console's redrive", v)
+	}
+	d.startRunner(0)
+	if x := await(t, cl, e.ID); x.Status != execution.Succeeded {
+		t.Errorf("the redriven run ended %s (%s), want succeeded", x.Status, x.Reason)
+	}
 }

@@ -333,7 +333,10 @@ async function executionsPage(c, params, deadOnly) {
     return;
   }
   const service = params.get('service') || '';
-  const status = params.get('status') || '';
+  // A dead-lettered run is a queued one whose message sits in the
+  // dead-letter queue: the queued ones are read through the status index
+  // (few), and the flagged ones shown.
+  const status = deadOnly ? 'queued' : params.get('status') || '';
   const token = params.get('pageToken') || '';
   const prev = params.get('prev') || ''; // the tokens of the pages before, comma-separated
   const limit = params.get('limit') || '';
@@ -341,7 +344,7 @@ async function executionsPage(c, params, deadOnly) {
   const items = deadOnly ? page.items.filter(e => e.deadLettered) : page.items;
   const here = deadOnly ? 'dead' : 'executions';
   const go = (extra) => {
-    const p = {service, status, limit, ...extra};
+    const p = {service, status: deadOnly ? '' : status, limit, ...extra};
     location.hash = `#/c/${c}/${here}${q(p)}`;
   };
   const fService = el('input', {id: 'f-service', value: service, placeholder: 'any'});
@@ -351,11 +354,11 @@ async function executionsPage(c, params, deadOnly) {
   const filters = el('form', {class: 'filters', id: 'filters', onsubmit: ev => {
     ev.preventDefault();
     const cl = fCluster ? fCluster.value : c;
-    location.hash = `#/c/${cl}/${here}${q({service: fService.value.trim(), status: fStatus.value, limit})}`;
+    location.hash = `#/c/${cl}/${here}${q({service: fService.value.trim(), status: deadOnly ? '' : fStatus.value, limit})}`;
   }},
   fCluster ? el('label', {}, 'Cluster ', fCluster) : null,
   el('label', {}, 'Service ', fService),
-  el('label', {}, 'Status ', fStatus),
+  deadOnly ? null : el('label', {}, 'Status ', fStatus),
   el('button', {type: 'submit'}, 'Filter'));
   const prevTokens = prev ? prev.split(',') : [];
   const pager = el('div', {class: 'pager'},
@@ -377,7 +380,7 @@ async function executionsPage(c, params, deadOnly) {
     }}, 'Redrive dead letters')) : null;
   const out = el('div', {id: 'redrive-result'});
   show(el('h1', {}, deadOnly ? `Dead-lettered runs of ${c}` : `Executions of ${c}`),
-    deadOnly ? el('p', {class: 'muted'}, 'Runs of this page of executions (newest first) whose message went to the dead-letter queue; page on to see older ones.') : null,
+    deadOnly ? el('p', {class: 'muted'}, 'Queued runs whose message failed repeatedly and sits in the dead-letter queue, from this page of queued runs (newest first). Fix the cause, then redrive: their messages go back to the work queue.') : null,
     filters, redrive, out,
     table(['Execution', 'Service', 'Status', 'Node', 'Attempt', 'Created', 'Ended', 'Exit code'],
       items.map(e => [link(`#/c/${c}/executions/${e.id}`, e.id), e.service, statusCell(e.status), e.node || '—',
