@@ -461,6 +461,21 @@ func TestConsole(t *testing.T) {
 			t.Errorf("back to page 1: %q, want %q", back, first)
 		}
 		browsertest.Screenshot(t, tab, shots, "gateway")
+
+		// Sign-out revokes the token and clears the cookies.
+		uiDo(t, tab, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login")))
+		cookies, err := chromedp.Call(tab, network.GetCookies, network.GetCookiesParams{URLs: []string{gw1.url}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cookies.Cookies {
+			if c.Name == "autogate_session" || c.Name == "autogate_csrf" {
+				t.Errorf("cookie %s still set after sign-out", c.Name)
+			}
+		}
+		if st := uiEval[int](t, tab, `fetch('/ui/session').then(r => r.status)`); st != 401 {
+			t.Errorf("GET /ui/session after sign-out: %d, want 401", st)
+		}
 	})
 }
 

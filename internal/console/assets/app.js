@@ -31,8 +31,15 @@ function present(nodes) {
   return nodes.flat().filter(n => n !== undefined && n !== null && n !== false);
 }
 
-function show(...nodes) {
+// gen counts the routings: a page whose data arrives after the user moved
+// on (a newer routing) is not shown.
+let gen = 0;
+
+// show replaces the page with nodes if routing g is still the newest.
+function show(g, ...nodes) {
+  if (g !== gen) return false;
   main.replaceChildren(...present(nodes));
+  return true;
 }
 
 function csrf() {
@@ -119,6 +126,7 @@ function q(params) {
 // ---- sign-in ----
 
 function loginPage() {
+  const g = gen;
   const err = el('div');
   const user = el('input', {name: 'username', id: 'username', autocomplete: 'username', required: true});
   const pass = el('input', {name: 'password', id: 'password', type: 'password', autocomplete: 'current-password', required: true});
@@ -130,15 +138,17 @@ function loginPage() {
       return;
     }
     session = r.body;
-    renderChrome();
-    location.hash = '#/';
+    // On to the page asked for (the clusters after a sign-out or expiry).
+    const target = !location.hash || location.hash === '#/login' ? '#/' : location.hash;
+    if (location.hash === target) route();
+    else location.hash = target;
   }},
   el('h1', {}, 'Sign in'),
   el('label', {for: 'username'}, 'User'), user,
   el('label', {for: 'password'}, 'Password'), pass,
   err,
   el('div', {class: 'actions'}, el('button', {type: 'submit', id: 'signin'}, 'Sign in')));
-  show(form);
+  show(g, form);
   user.focus();
 }
 
@@ -171,18 +181,19 @@ function renderChrome() {
 // ---- clusters ----
 
 async function clustersPage() {
+  const g = gen;
   if (session.kind === 'gateway') {
     const c = session.cluster;
     const [me, nodes] = await Promise.all([get('/v1/whoami'), get('/v1/nodes?limit=100')]);
     const active = nodes.items.find(n => n.role === 'active') || {};
-    show(el('h1', {}, 'Cluster'),
+    show(g, el('h1', {}, 'Cluster'),
       table(['Cluster', 'Status', 'Active node', 'Epoch', 'Last heartbeat', 'Connected', ''],
         [[link(`#/c/${c}/executions`, c), statusCell('connected'), active.id || me.node, String(active.epoch ?? '—'),
           fmtTime(active.lastHeartbeat), 'yes (this gateway)', clusterLinks(c)]]));
     return;
   }
   const page = await get('/v1/clusters?limit=100');
-  show(el('h1', {}, 'Clusters'),
+  show(g, el('h1', {}, 'Clusters'),
     table(['Cluster', 'Status', 'Active node', 'Epoch', 'Last heartbeat', 'Connected', ''],
       page.items.map(c => [link(`#/c/${c.id}/executions`, c.id), statusCell(c.status), c.node || '—',
         c.epoch ? String(c.epoch) : '—', fmtTime(c.lastHeartbeat), c.status === 'disconnected' ? 'no' : 'yes',
@@ -198,8 +209,9 @@ function clusterLinks(c) {
 // ---- nodes ----
 
 async function nodesPage(c) {
+  const g = gen;
   const page = await get(`${base(c)}/nodes?limit=100`);
-  show(el('h1', {}, `Nodes of ${c}`),
+  show(g, el('h1', {}, `Nodes of ${c}`),
     table(['Node', 'Kind', 'Role', 'Load', 'Epoch', 'Last heartbeat', 'Version'],
       page.items.map(n => [n.id, n.kind, n.role, n.capacity ? `${n.load} / ${n.capacity}` : String(n.load),
         n.epoch ? String(n.epoch) : '—', fmtTime(n.lastHeartbeat), n.version || '—'])));
@@ -208,9 +220,10 @@ async function nodesPage(c) {
 // ---- services ----
 
 async function servicesPage(c) {
+  const g = gen;
   const [svcs, repos] = await Promise.all([get(`${base(c)}/services?limit=100`), get(`${base(c)}/repositories?limit=100`)]);
   const refOf = Object.fromEntries(repos.items.map(r => [r.name, r.reference || 'default branch']));
-  show(el('h1', {}, `Services of ${c}`),
+  show(g, el('h1', {}, `Services of ${c}`),
     table(['Service', 'Type', 'Repository @ reference', 'Decorator', 'Timeout', 'Retryable', ''],
       svcs.items.map(s => [s.name, s.type, `${s.repository} @ ${refOf[s.repository] || '?'}`, s.decorator || '—',
         s.timeoutSeconds ? `${s.timeoutSeconds} s` : 'default (300 s)', s.retryable ? 'yes' : 'no',
@@ -267,6 +280,7 @@ function fieldFor(name, prop, required) {
 }
 
 async function runPage(c, name) {
+  const g = gen;
   const svc = await get(`${base(c)}/services/${encodeURIComponent(name)}`);
   let schema = {type: 'object', properties: {}};
   if (svc.decorator) {
@@ -315,7 +329,7 @@ async function runPage(c, name) {
     : el('p', {class: 'muted'}, 'This service has no decorator: it takes no declared inputs.'),
   fields.map(f => f.box), general,
   el('div', {class: 'actions'}, submit, el('a', {href: `#/c/${c}/services`}, 'Back')));
-  show(form);
+  show(g, form);
 }
 
 // ---- executions ----
@@ -323,13 +337,14 @@ async function runPage(c, name) {
 const statuses = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'lost'];
 
 async function executionsPage(c, params, deadOnly) {
+  const g = gen;
   let clusters = null;
   if (session.kind === 'manager') {
     clusters = (await get('/v1/clusters?limit=100')).items.map(x => x.id);
     if (!c) c = clusters[0];
   }
   if (!c) {
-    show(el('h1', {}, 'Executions'), el('p', {class: 'muted'}, 'No clusters are registered.'));
+    show(g, el('h1', {}, 'Executions'), el('p', {class: 'muted'}, 'No clusters are registered.'));
     return;
   }
   const service = params.get('service') || '';
@@ -379,7 +394,7 @@ async function executionsPage(c, params, deadOnly) {
         : errorBox(problemText(r)));
     }}, 'Redrive dead letters')) : null;
   const out = el('div', {id: 'redrive-result'});
-  show(el('h1', {}, deadOnly ? `Dead-lettered runs of ${c}` : `Executions of ${c}`),
+  show(g, el('h1', {}, deadOnly ? `Dead-lettered runs of ${c}` : `Executions of ${c}`),
     deadOnly ? el('p', {class: 'muted'}, 'Queued runs whose message failed repeatedly and sits in the dead-letter queue, from this page of queued runs (newest first). Fix the cause, then redrive: their messages go back to the work queue.') : null,
     filters, redrive, out,
     table(['Execution', 'Service', 'Status', 'Node', 'Attempt', 'Created', 'Ended', 'Exit code'],
@@ -392,6 +407,7 @@ async function executionsPage(c, params, deadOnly) {
 let stream = null; // the open EventSource of an execution page
 
 async function executionPage(c, id) {
+  const g = gen;
   const path = `${base(c)}/executions/${encodeURIComponent(id)}`;
   let e = await get(path);
   const facts = el('dl', {class: 'facts', id: 'facts'});
@@ -421,8 +437,8 @@ async function executionPage(c, id) {
     }}, 'Cancel run') : null]));
   };
   renderFacts();
-  show(el('h1', {}, `Execution ${id}`), facts, actions, msg, el('h2', {}, 'Output'), stdout,
-    el('p', {class: 'muted', id: 'stream-state'}, 'following…'));
+  if (!show(g, el('h1', {}, `Execution ${id}`), facts, actions, msg, el('h2', {}, 'Output'), stdout,
+    el('p', {class: 'muted', id: 'stream-state'}, 'following…'))) return;
   if (stream) stream.close();
   const es = new EventSource(`${path}/output`, {withCredentials: true});
   stream = es;
@@ -447,6 +463,7 @@ async function executionPage(c, id) {
 // ---- routing ----
 
 async function route() {
+  const g = ++gen;
   if (stream && !location.hash.includes('/executions/')) {
     stream.close();
     stream = null;
@@ -456,6 +473,7 @@ async function route() {
     if (r.status === 200) session = r.body;
   }
   renderChrome();
+  if (g !== gen) return; // a newer routing took over while the session loaded
   const hash = location.hash.replace(/^#/, '') || '/';
   const [pathPart, query] = hash.split('?');
   const params = new URLSearchParams(query || '');
@@ -473,9 +491,9 @@ async function route() {
     else if (p[0] === 'c' && p[2] === 'executions' && p[3]) await executionPage(p[1], p[3]);
     else if (p[0] === 'c' && p[2] === 'executions') await executionsPage(p[1], params, false);
     else if (p[0] === 'c' && p[2] === 'dead') await executionsPage(p[1], params, true);
-    else show(el('h1', {}, 'Not found'), el('p', {}, 'No such page: ', el('code', {}, hash)));
+    else show(g, el('h1', {}, 'Not found'), el('p', {}, 'No such page: ', el('code', {}, hash)));
   } catch (err) {
-    if (session) show(errorBox(err.message));
+    if (session) show(g, errorBox(err.message));
   }
 }
 
