@@ -18,6 +18,7 @@ import (
 	"github.com/autogate/autogate/internal/auth"
 	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/decorator"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/lease"
@@ -789,6 +790,9 @@ func TestRunInputErrorsPerField(t *testing.T) {
 	var p wire.Problem
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
+	}
+	if p.Detail != decorator.ErrInputs.Error() {
+		t.Errorf("detail %q, want %q (the violations are in errors[])", p.Detail, decorator.ErrInputs.Error())
 	}
 	got := map[string]string{}
 	for _, d := range p.Errors {

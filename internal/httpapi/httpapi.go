@@ -193,7 +193,13 @@ func (a *API) Problem(ctx context.Context, err error) error {
 		return huma.NewError(st, "internal error; see the "+a.noun()+" log")
 	}
 	a.cfg.Logger.DebugContext(ctx, "request rejected", "operation", op, "status", st, "error", err)
-	he := huma.NewError(st, err.Error(), fieldErrors(err)...)
+	detail, fields := err.Error(), fieldErrors(err)
+	if len(fields) > 0 {
+		// Each violation is in errors[] with its location, as huma reports
+		// the body's own validation; the detail need not repeat them.
+		detail = decorator.ErrInputs.Error()
+	}
+	he := huma.NewError(st, detail, fields...)
 	if h := retryHeaders(err); h != nil {
 		return huma.ErrorWithHeaders(he, h)
 	}
