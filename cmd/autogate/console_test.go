@@ -216,6 +216,18 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the page shows a missing value as text: %q", got)
 		}
 		browsertest.Screenshot(t, tab, shots, "clusters")
+
+		uiDo(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = '#/c/web-1/nodes'`))
+		uiWait(t, tab, 30*time.Second, `document.querySelector('h1')?.textContent === 'Nodes of web-1' && document.querySelector('main tbody') !== null`)
+		if got := uiText(t, tab, "main tbody"); !strings.Contains(got, "web-gw-1") || !strings.Contains(got, "active") {
+			t.Errorf("nodes of web-1: %q", got)
+		}
+		uiDo(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = '#/c/web-1/services'`))
+		uiWait(t, tab, 30*time.Second, `document.querySelector('h1')?.textContent === 'Services of web-1' && document.querySelector('main tbody') !== null`)
+		row := uiEval[[]string](t, tab, `[...[...document.querySelectorAll('main tbody tr')].find(tr => tr.cells[0].textContent === 'deploy').cells].map(td => td.textContent)`)
+		if want := []string{"deploy", "executable", "web @ default branch", "deploy-inputs", "60 s", "no", "Run"}; strings.Join(row, "|") != strings.Join(want, "|") {
+			t.Errorf("services row of deploy: %q, want %q", row, want)
+		}
 	})
 
 	t.Run("run form from the decorator's schema", func(t *testing.T) {

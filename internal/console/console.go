@@ -59,11 +59,13 @@ type Session struct {
 
 // Mount serves the console on mux under /ui/.
 func Mount(mux *http.ServeMux, cfg Config) {
-	sub, err := fs.Sub(assets, "assets")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
+	var files http.Handler = http.NotFoundHandler()
+	if sub, err := fs.Sub(assets, "assets"); err == nil { // it cannot fail: the tree is fixed at build time
+		files = http.StripPrefix("/ui/", http.FileServerFS(sub))
+	} else {
+		cfg.Logger.Error("console assets", "error", err)
 	}
-	c := &console{cfg: cfg, files: http.StripPrefix("/ui/", http.FileServerFS(sub))}
+	c := &console{cfg: cfg, files: files}
 	mux.Handle("GET /ui", secure(http.RedirectHandler("/ui/", http.StatusFound)))
 	mux.Handle("GET /ui/", secure(http.HandlerFunc(c.static)))
 	mux.Handle("GET /ui/session", secure(http.HandlerFunc(c.session)))
