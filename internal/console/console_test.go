@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -271,4 +272,35 @@ func TestSignInBadBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzSignIn: no body makes the sign-in fail with a 5xx or set a cookie
+// without the right password.
+func FuzzSignIn(f *testing.F) {
+	for _, s := range []string{`{"username":"root","password":"x"}`, `{}`, `[]`, `null`, `{"username":1}`, "\x00", `{"username":"root","password":"x"}{}`} {
+		f.Add(s)
+	}
+	clk := clock.Real{}
+	st, err := bolt.Open(filepath.Join(f.TempDir(), "s.db"), clk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	au := &auth.Service{Store: st, Cluster: "default", Clock: clk, Params: auth.Params{Time: 1, Memory: 1024, Threads: 1}}
+	if _, err := au.CreateUser(context.Background(), "root", auth.Admin, password); err != nil {
+		f.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	log := slog.New(slog.DiscardHandler)
+	a := httpapi.New(mux, httpapi.Config{Title: "t", Version: "v", Auth: au, Leader: activeLeader{}, Logger: log, LoginHint: "log in", Realm: "test"})
+	console.Mount(mux, console.Config{API: a, Kind: console.Gateway, Cluster: "c1", Logger: log})
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/ui/session", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code >= 500 || len(rec.Result().Cookies()) != 0 {
+			t.Errorf("body %q: %d, cookies %v", body, rec.Code, rec.Result().Cookies())
+		}
+	})
 }
