@@ -33,8 +33,15 @@ const StartTimeout = 60 * time.Second
 // TabTimeout bounds everything one tab (one subtest) does.
 const TabTimeout = 60 * time.Second
 
-// chromiumPath finds the browser: /usr/bin/chromium, else chromium on PATH.
+// chromiumPath finds the browser: $AUTOGATE_CHROMIUM if set, else
+// /usr/bin/chromium, else chromium on PATH.
 func chromiumPath() (string, error) {
+	if p := os.Getenv("AUTOGATE_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", err
+		}
+		return p, nil
+	}
 	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
 		return "/usr/bin/chromium", nil
 	}
