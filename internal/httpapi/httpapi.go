@@ -311,7 +311,7 @@ func (a *API) Authenticate(r *http.Request) (auth.Principal, int, string) {
 	if p, ok := ctx.Value(trustedKey).(auth.Principal); ok {
 		return p, 0, ""
 	}
-	tok, _, st, msg := a.credential(r)
+	tok, st, msg := a.credential(r)
 	if st != 0 {
 		return auth.Principal{}, st, msg
 	}

@@ -56,28 +56,28 @@ func SessionToken(r *http.Request) string {
 	return c.Value
 }
 
-// credential is the token a request presents and whether it came from the
-// session cookie; status and message are set when it is refused before
-// the token is looked at.
-func (a *API) credential(r *http.Request) (tok string, cookie bool, status int, msg string) {
+// credential is the token a request presents: its bearer token, else its
+// session cookie's (with the CSRF rule); status and message are set when
+// it is refused before the token is looked at.
+func (a *API) credential(r *http.Request) (tok string, status int, msg string) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || tok == "" {
-			return "", false, http.StatusUnauthorized, "missing bearer token; " + a.cfg.LoginHint
+			return "", http.StatusUnauthorized, "missing bearer token; " + a.cfg.LoginHint
 		}
-		return tok, false, 0, ""
+		return tok, 0, ""
 	}
 	tok = SessionToken(r)
 	if tok == "" {
-		return "", false, http.StatusUnauthorized, "missing bearer token; " + a.cfg.LoginHint
+		return "", http.StatusUnauthorized, "missing bearer token; " + a.cfg.LoginHint
 	}
 	if stateChanging(r.Method) {
 		got := r.Header.Get(CSRFHeader)
 		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(CSRFToken(tok))) != 1 {
-			return "", true, http.StatusForbidden, "missing or wrong " + CSRFHeader + " header: a request authenticated by the session cookie that changes state must carry it"
+			return "", http.StatusForbidden, "missing or wrong " + CSRFHeader + " header: a request authenticated by the session cookie that changes state must carry it"
 		}
 	}
-	return tok, true, 0, ""
+	return tok, 0, ""
 }
 
 // Login checks a user's password and issues a token, as POST /v1/login
