@@ -104,19 +104,25 @@ func Start(t *testing.T) context.Context {
 	t.Cleanup(cancelAlloc)
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	t.Cleanup(cancelBrowser)
-	// The first Run connects; it gets no timeout context (a timeout on the
-	// first Run would bind the connection to it), so a watchdog bounds it.
-	connected := make(chan error, 1)
-	go func() { connected <- chromedp.Do(browser) }()
-	select {
-	case err := <-connected:
-		if err != nil {
-			unavailable(t, "connect to chromium at %s: %v", ws, err)
-		}
-	case <-time.After(StartTimeout):
-		unavailable(t, "no DevTools connection to chromium at %s within %v", ws, StartTimeout)
+	if err := firstDo(browser, StartTimeout); err != nil {
+		unavailable(t, "connect to chromium at %s: %v", ws, err)
 	}
 	return browser
+}
+
+// firstDo runs the first (empty) action on ctx, which connects to the
+// browser or creates the tab. It gets no timeout context: a timeout on
+// the first run would bind the connection or the tab to it, ending them
+// when it expires. A watchdog bounds it instead.
+func firstDo(ctx context.Context, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- chromedp.Do(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("no answer within %v", d)
+	}
 }
 
 // devToolsURL polls the DevToolsActivePort file Chromium writes once it
@@ -150,17 +156,8 @@ func Tab(t *testing.T, browser context.Context) context.Context {
 	t.Helper()
 	tab, cancelTab := chromedp.NewContext(browser)
 	t.Cleanup(cancelTab)
-	// The first Run creates the target; as in Start, without a timeout
-	// context, bounded by a watchdog instead.
-	created := make(chan error, 1)
-	go func() { created <- chromedp.Do(tab) }()
-	select {
-	case err := <-created:
-		if err != nil {
-			t.Fatalf("open a tab: %v", err)
-		}
-	case <-time.After(TabTimeout):
-		t.Fatalf("open a tab: no answer within %v", TabTimeout)
+	if err := firstDo(tab, TabTimeout); err != nil {
+		t.Fatalf("open a tab: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(tab, TabTimeout)
 	t.Cleanup(cancel)

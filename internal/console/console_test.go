@@ -27,32 +27,39 @@ func (activeLeader) Active() (bool, lease.Term) { return true, lease.Term{} }
 
 const password = "a long enough password"
 
-// consoleServer serves the shared API and the console over TLS on a bolt
-// store with an admin "root" and a viewer "ann".
-func consoleServer(t *testing.T) (*httptest.Server, *auth.Service) {
-	t.Helper()
+// consoleMux serves the shared API and the console on a bolt store with
+// an admin "root" and a viewer "ann".
+func consoleMux(tb testing.TB) (*http.ServeMux, *auth.Service) {
+	tb.Helper()
 	clk := clock.Real{}
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), clk)
+	st, err := bolt.Open(filepath.Join(tb.TempDir(), "s.db"), clk)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { st.Close() })
 	au := &auth.Service{Store: st, Cluster: "default", Clock: clk, Params: auth.Params{Time: 1, Memory: 1024, Threads: 1}}
 	mux := http.NewServeMux()
 	log := slog.New(slog.DiscardHandler)
 	a := httpapi.New(mux, httpapi.Config{Title: "t", Version: "v", Auth: au, Leader: activeLeader{}, Logger: log,
 		LoginHint: "log in", Realm: "test", Cluster: "c1"})
 	console.Mount(mux, console.Config{API: a, Kind: console.Gateway, Cluster: "c1", Logger: log})
-	srv := httptest.NewTLSServer(mux)
-	t.Cleanup(srv.Close)
 	for _, u := range []struct {
 		name string
 		role auth.Role
 	}{{"root", auth.Admin}, {"ann", auth.Viewer}} {
-		if _, err := au.CreateUser(t.Context(), u.name, u.role, password); err != nil {
-			t.Fatal(err)
+		if _, err := au.CreateUser(context.Background(), u.name, u.role, password); err != nil {
+			tb.Fatal(err)
 		}
 	}
+	return mux, au
+}
+
+// consoleServer is consoleMux over TLS.
+func consoleServer(t *testing.T) (*httptest.Server, *auth.Service) {
+	t.Helper()
+	mux, au := consoleMux(t)
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
 	return srv, au
 }
 
@@ -280,20 +287,7 @@ func FuzzSignIn(f *testing.F) {
 	for _, s := range []string{`{"username":"root","password":"x"}`, `{}`, `[]`, `null`, `{"username":1}`, "\x00", `{"username":"root","password":"x"}{}`} {
 		f.Add(s)
 	}
-	clk := clock.Real{}
-	st, err := bolt.Open(filepath.Join(f.TempDir(), "s.db"), clk)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	au := &auth.Service{Store: st, Cluster: "default", Clock: clk, Params: auth.Params{Time: 1, Memory: 1024, Threads: 1}}
-	if _, err := au.CreateUser(context.Background(), "root", auth.Admin, password); err != nil {
-		f.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	log := slog.New(slog.DiscardHandler)
-	a := httpapi.New(mux, httpapi.Config{Title: "t", Version: "v", Auth: au, Leader: activeLeader{}, Logger: log, LoginHint: "log in", Realm: "test"})
-	console.Mount(mux, console.Config{API: a, Kind: console.Gateway, Cluster: "c1", Logger: log})
+	mux, _ := consoleMux(f)
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("POST", "/ui/session", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
