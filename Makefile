@@ -17,7 +17,7 @@ build: ## build bin/autogate
 demo: deps build ## all-in-one gateway in a temp dir: create and run the sample services
 	scripts/demo.sh
 
-deps: ## install missing system packages the tests need (git, python3-venv, ansible-core, java)
+deps: ## install missing system packages the tests need (git, python3-venv, ansible-core, java, chromium)
 	scripts/deps.sh
 
 vet:

@@ -44,6 +44,10 @@ url=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$tmp/server.out")
 step "log in as admin (password from the data dir, certificate pinned)"
 show "$bin" login --server "$url" --ca-file "$tmp/data/tls/tls.crt" --password-file "$tmp/data/admin-password" --name demo
 
+step "the web console"
+echo "console: $url/ui/  (user admin, password in $tmp/data/admin-password; the certificate is self-signed)"
+echo "set DEMO_KEEP=1 to keep the server and its console running after the demo"
+
 step "create a secret, then apply examples/resources.yaml"
 printf 'tok-%s' "$RANDOM$RANDOM" | "$bin" create secret demo-token --from-stdin --description "demo API token"
 sed "s|REPO_PATH|$tmp/repo|" "$root/examples/resources.yaml" >"$tmp/resources.yaml"
@@ -77,5 +81,10 @@ echo "execution $id"
 show "$bin" logs --wait "$id"
 show "$bin" get executions
 show "$bin" describe execution "$id"
+
+if [ -n "${DEMO_KEEP:-}" ]; then
+  step "the server keeps running: console at $url/ui/ (user admin, password in $tmp/data/admin-password); Ctrl-C stops it"
+  wait "$server_pid" || true
+fi
 
 step "done; stopping the server"

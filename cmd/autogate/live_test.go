@@ -217,6 +217,21 @@ func TestLiveOutputDistributed(t *testing.T) {
 func TestLiveOutputThroughManager(t *testing.T) {
 	requireTool(t, "git")
 	requireManagerCmd(t, binPath)
+	m := lightManager(t)
+	m.localGateway("live-1", "live-gw")
+	mc, err := client.New(m.mgr.url, m.mgrToken, client.TLS{CAFile: m.mgrCA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := mc.Cluster("live-1")
+	release := liveSetup(t, cl)
+	followTicker(t, cl, release) // the request timeout (3 s) is shorter than the run: streams are not cut by it
+}
+
+// lightManager starts a manager on its embedded store, without the
+// DynamoDB emulator, and logs the CLI and the API in to it as admin.
+func lightManager(t *testing.T) *managerEnv {
+	t.Helper()
 	dir := t.TempDir()
 	mgrDir := filepath.Join(dir, "manager")
 	mgr := startManager(t, binPath, mgrDir, nil, "--heartbeat", "1s", "--request-timeout", "3s", "--node", "mgr-0")
@@ -227,17 +242,19 @@ func TestLiveOutputThroughManager(t *testing.T) {
 		cli:      &cliRunner{t: t, config: filepath.Join(dir, "cli.yaml")}}
 	m.cli.must(0, "login", "--name", "manager", "--server", mgr.url, "--ca-file", mgrCA,
 		"--password-file", filepath.Join(mgrDir, "admin-password"))
-	m.register("live-1")
-	gw := startServerEnv(t, filepath.Join(dir, "gw", "data"), t.TempDir(), []string{"AUTOGATE_SECRET_KEY="},
-		"--cluster", "live-1", "--node", "live-gw", "--manager-url", mgr.url, "--manager-credential-file", m.creds["live-1"],
-		"--manager-ca-file", mgrCA)
+	return m
+}
+
+// localGateway registers cluster id and starts its one gateway, node, on
+// an embedded store, connected to the manager; it returns when the
+// manager routes to it.
+func (m *managerEnv) localGateway(id, node string) *server {
+	m.t.Helper()
+	m.register(id)
+	gw := startServerEnv(m.t, filepath.Join(m.dir, id, "data"), m.t.TempDir(), []string{"AUTOGATE_SECRET_KEY="},
+		"--cluster", id, "--node", node, "--manager-url", m.mgr.url, "--manager-credential-file", m.creds[id],
+		"--manager-ca-file", m.mgrCA)
 	gw.waitLine("active")
-	m.waitConnected("live-1", "live-gw")
-	mc, err := client.New(mgr.url, m.mgrToken, client.TLS{CAFile: mgrCA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := mc.Cluster("live-1")
-	release := liveSetup(t, cl)
-	followTicker(t, cl, release) // the request timeout (3 s) is shorter than the run: streams are not cut by it
+	m.waitConnected(id, node)
+	return gw
 }

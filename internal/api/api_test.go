@@ -18,6 +18,7 @@ import (
 	"github.com/autogate/autogate/internal/auth"
 	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/decorator"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/lease"
@@ -764,5 +765,48 @@ func TestBacklogFull429(t *testing.T) {
 	var ex wire.Execution
 	if err := json.Unmarshal([]byte(body), &ex); err != nil || ex.ID == "" || strings.Contains(list, ex.ID) {
 		t.Fatalf("run with the refused key = %s (%v): want a new execution", body, err)
+	}
+}
+
+// TestRunInputErrorsPerField: a run whose inputs break the decorator's
+// schema gets a 422 whose errors name each failing input by location, as
+// huma names the body's own fields, so a form can show each by its field.
+func TestRunInputErrorsPerField(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []struct{ path, body string }{
+		{"/v1/repositories", repoJSON},
+		{"/v1/decorators", `{"name":"d","schema":{"type":"object","required":["host"],"properties":{"host":{"type":"string"},` +
+			`"count":{"type":"integer","minimum":1},"pw":{"type":"string","writeOnly":true,"minLength":8},"tags":{"type":"array","items":{"type":"string"}}}}}`},
+		{"/v1/services", `{"name":"s","type":"executable","repository":"r","filename":"x","decorator":"d"}`},
+	} {
+		if st, body, _ := e.do(t, auth.Admin, "POST", b.path, b.body); st != 201 {
+			t.Fatalf("POST %s = %d %s", b.path, st, body)
+		}
+	}
+	st, body, _ := e.do(t, auth.Operator, "POST", "/v1/services/s/run", `{"async":true,"inputs":{"count":0,"pw":"short","tags":["a",5]}}`)
+	if st != 422 {
+		t.Fatalf("run = %d %s, want 422", st, body)
+	}
+	var p wire.Problem
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Detail != decorator.ErrInputs.Error() {
+		t.Errorf("detail %q, want %q (the violations are in errors[])", p.Detail, decorator.ErrInputs.Error())
+	}
+	got := map[string]string{}
+	for _, d := range p.Errors {
+		got[d.Location] = d.Message
+	}
+	for _, loc := range []string{"body.inputs", "body.inputs.count", "body.inputs.pw", "body.inputs.tags[1]"} {
+		if _, ok := got[loc]; !ok {
+			t.Errorf("no error at %s; got %v", loc, got)
+		}
+	}
+	if strings.Contains(got["body.inputs.pw"], "short") {
+		t.Errorf("the sensitive input's error quotes it: %q", got["body.inputs.pw"])
+	}
+	if !strings.Contains(got["body.inputs"], "host") {
+		t.Errorf("the missing required input is not named: %q", got["body.inputs"])
 	}
 }

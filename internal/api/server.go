@@ -8,6 +8,7 @@ import (
 
 	"github.com/autogate/autogate/internal/accesslog"
 	"github.com/autogate/autogate/internal/auth"
+	"github.com/autogate/autogate/internal/console"
 	"github.com/autogate/autogate/internal/gateway"
 	"github.com/autogate/autogate/internal/httpapi"
 	"github.com/autogate/autogate/internal/wire"
@@ -48,8 +49,8 @@ func WithPrincipal(ctx context.Context, p auth.Principal) context.Context {
 	return httpapi.WithPrincipal(ctx, p)
 }
 
-// Handler returns the gateway's HTTP handler: /v1 (huma), /healthz, /readyz,
-// /metrics, wrapped in access logging.
+// Handler returns the gateway's HTTP handler: /v1 (huma), the console at
+// /ui/, /healthz, /readyz, /metrics, wrapped in access logging.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.api = httpapi.New(mux, httpapi.Config{
@@ -61,6 +62,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	s.MaxBodyBytes = s.api.MaxBodyBytes()
 	s.register()
+	console.Mount(mux, console.Config{API: s.api, Kind: console.Gateway, Cluster: s.Cluster, Logger: s.Logger})
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}

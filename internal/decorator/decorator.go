@@ -90,19 +90,43 @@ func (s *Schema) Validate(inputs map[string]any) error {
 	if !errors.As(err, &ve) {
 		return fmt.Errorf("%w: %v", ErrInputs, err)
 	}
-	var lines []string
-	collect(ve.DetailedOutput(), s.sensitive, &lines)
-	sort.Strings(lines)
-	if len(lines) == 0 {
-		lines = []string{ve.Error()}
+	var vs []Violation
+	collect(ve.DetailedOutput(), s.sensitive, &vs)
+	sort.Slice(vs, func(i, j int) bool { return vs[i].String() < vs[j].String() })
+	if len(vs) == 0 {
+		vs = []Violation{{Pointer: "/", Message: ve.Error()}}
 	}
-	return fmt.Errorf("%w: %s", ErrInputs, strings.Join(lines, "; "))
+	return &InputsError{Violations: vs}
 }
+
+// Violation is one way the inputs break the schema: where (a JSON pointer
+// into the inputs, "/" for the whole) and why.
+type Violation struct {
+	Pointer, Message string
+}
+
+func (v Violation) String() string { return v.Pointer + ": " + v.Message }
+
+// InputsError lists every violation of the schema; it wraps ErrInputs, and
+// the API shows each violation next to its field.
+type InputsError struct {
+	Violations []Violation
+}
+
+func (e *InputsError) Error() string {
+	lines := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		lines[i] = v.String()
+	}
+	return fmt.Sprintf("%v: %s", ErrInputs, strings.Join(lines, "; "))
+}
+
+func (e *InputsError) Unwrap() error { return ErrInputs }
 
 // collect lists the leaf errors of u. An error inside a sensitive input
 // names only the failed keyword: the validator's messages may quote the
 // value ("'…' does not match pattern"), and errors reach clients and logs.
-func collect(u *jsonschema.OutputUnit, sensitive map[string]bool, out *[]string) {
+func collect(u *jsonschema.OutputUnit, sensitive map[string]bool, out *[]Violation) {
 	if u == nil {
 		return
 	}
@@ -117,7 +141,7 @@ func collect(u *jsonschema.OutputUnit, sensitive map[string]bool, out *[]string)
 			kw := u.KeywordLocation[strings.LastIndex(u.KeywordLocation, "/")+1:]
 			msg = fmt.Sprintf("fails %q (the value is sensitive and not shown)", kw)
 		}
-		*out = append(*out, fmt.Sprintf("%s: %s", loc, msg))
+		*out = append(*out, Violation{Pointer: loc, Message: msg})
 	}
 	for i := range u.Errors {
 		collect(&u.Errors[i], sensitive, out)

@@ -7,9 +7,11 @@
 // server extends with its own sentinels.
 //
 // Every /v1 operation except the public ones (login, the document) needs a
-// bearer token, or a caller set on the request's context with
-// WithPrincipal; each operation declares the action it performs and the
-// caller's role must allow it. Only the active node serves /v1; a standby
+// bearer token, or without an Authorization header the web console's
+// session cookie (a token too; a state-changing method must then carry
+// X-CSRF-Token, see SessionCookie), or a caller set on the request's
+// context with WithPrincipal; each operation declares the action it
+// performs and the caller's role must allow it. Only the active node serves /v1; a standby
 // answers 503 naming the active. Unknown errors are internal: their text
 // never reaches clients, it is logged with the operation's ID, which
 // handlers do not pass: Problem takes it from the request.

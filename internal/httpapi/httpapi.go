@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/autogate/autogate/internal/accesslog"
 	"github.com/autogate/autogate/internal/auth"
+	"github.com/autogate/autogate/internal/decorator"
 	"github.com/autogate/autogate/internal/lease"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
@@ -191,10 +193,50 @@ func (a *API) Problem(ctx context.Context, err error) error {
 		return huma.NewError(st, "internal error; see the "+a.noun()+" log")
 	}
 	a.cfg.Logger.DebugContext(ctx, "request rejected", "operation", op, "status", st, "error", err)
-	if h := retryHeaders(err); h != nil {
-		return huma.ErrorWithHeaders(huma.NewError(st, err.Error()), h)
+	detail, fields := err.Error(), fieldErrors(err)
+	if len(fields) > 0 {
+		// Each violation is in errors[] with its location, as huma reports
+		// the body's own validation; the detail need not repeat them.
+		detail = decorator.ErrInputs.Error()
 	}
-	return huma.NewError(st, err.Error())
+	he := huma.NewError(st, detail, fields...)
+	if h := retryHeaders(err); h != nil {
+		return huma.ErrorWithHeaders(he, h)
+	}
+	return he
+}
+
+// fieldErrors lists the inputs a decorator's schema refused, one problem
+// detail each, located as huma locates the body's own fields
+// ("body.inputs.count", "body.inputs.hosts[0]"), so a form can show each
+// next to its field.
+func fieldErrors(err error) []error {
+	var ie *decorator.InputsError
+	if !errors.As(err, &ie) {
+		return nil
+	}
+	out := make([]error, 0, len(ie.Violations))
+	for _, v := range ie.Violations {
+		out = append(out, &huma.ErrorDetail{Message: v.Message, Location: "body.inputs" + pointerPath(v.Pointer)})
+	}
+	return out
+}
+
+// pointerPath turns a JSON pointer into huma's location syntax.
+func pointerPath(ptr string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+		if _, err := strconv.Atoi(seg); err == nil {
+			b.WriteString("[" + seg + "]")
+		} else {
+			b.WriteString("." + seg)
+		}
+	}
+	return b.String()
 }
 
 func (a *API) noun() string { return noun(a.cfg) }
@@ -255,20 +297,23 @@ func (a *API) Standby() bool {
 	return !active
 }
 
-// Authenticate applies the standby rule and checks a bearer token (or
-// takes the trusted caller ctx carries); on failure it returns the status
+// Authenticate applies the standby rule and checks the request's bearer
+// token, or without an Authorization header its session cookie (with the
+// CSRF rule for state-changing methods, see SessionCookie), or takes the
+// trusted caller its context carries; on failure it returns the status
 // and the message to answer with. Routes outside huma (the manager's
-// router) use it as the middleware does.
-func (a *API) Authenticate(ctx context.Context, header string) (auth.Principal, int, string) {
+// router, the console) use it as the middleware does.
+func (a *API) Authenticate(r *http.Request) (auth.Principal, int, string) {
+	ctx := r.Context()
 	if active, term := a.cfg.Leader.Active(); !active {
 		return auth.Principal{}, http.StatusServiceUnavailable, a.StandbyDetail(term)
 	}
 	if p, ok := ctx.Value(trustedKey).(auth.Principal); ok {
 		return p, 0, ""
 	}
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || tok == "" {
-		return auth.Principal{}, http.StatusUnauthorized, "missing bearer token; " + a.cfg.LoginHint
+	tok, st, msg := a.credential(r)
+	if st != 0 {
+		return auth.Principal{}, st, msg
 	}
 	p, err := a.cfg.Auth.Authenticate(ctx, tok)
 	if err != nil {
@@ -298,7 +343,8 @@ func (a *API) authorize(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
-	p, st, msg := a.Authenticate(ctx.Context(), ctx.Header("Authorization"))
+	r, _ := humago.Unwrap(ctx)
+	p, st, msg := a.Authenticate(r.WithContext(ctx.Context()))
 	if st != 0 {
 		if a.Standby() {
 			ctx.SetHeader(StandbyHeader, a.cfg.Node)
@@ -345,22 +391,22 @@ func (a *API) registerAuth() {
 	login := a.PublicOp(http.MethodPost, "/v1/login", "login", "log in", "auth")
 	login.MaxBodyBytes = 16 << 10
 	huma.Register(a, login, func(ctx context.Context, in *struct{ Body wire.LoginRequest }) (*struct{ Body wire.LoginToken }, error) {
-		tok, exp, err := a.cfg.Auth.Login(ctx, in.Body.Username, in.Body.Password)
+		tok, err := a.Login(ctx, in.Body.Username, in.Body.Password)
 		if err != nil {
 			return nil, a.Problem(ctx, err)
 		}
-		p, err := a.cfg.Auth.Authenticate(ctx, tok)
-		if err != nil {
-			return nil, a.Problem(ctx, err)
-		}
-		return &struct{ Body wire.LoginToken }{wire.LoginToken{Token: tok, ExpiresAt: exp, User: p.User, Role: string(p.Role)}}, nil
+		return &struct{ Body wire.LoginToken }{tok}, nil
 	})
 	huma.Register(a, a.Op(http.MethodPost, "/v1/logout", "logout", "log out (revoke this token)", "auth", auth.Read),
 		func(ctx context.Context, in *struct {
 			Authorization string `header:"Authorization"`
+			Session       string `cookie:"autogate_session" hidden:"true"`
 		}) (*struct{}, error) {
-			tok, _ := strings.CutPrefix(in.Authorization, "Bearer ")
-			if err := a.cfg.Auth.Revoke(ctx, tok); err != nil {
+			tok, ok := strings.CutPrefix(in.Authorization, "Bearer ")
+			if !ok {
+				tok = in.Session // signed in by the console's cookie
+			}
+			if err := a.Logout(ctx, tok); err != nil {
 				return nil, a.Problem(ctx, err)
 			}
 			return &struct{}{}, nil

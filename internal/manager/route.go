@@ -28,7 +28,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	id, rest := r.PathValue("id"), r.PathValue("rest")
 	info := accesslog.From(r.Context())
 	info.Cluster = id
-	p, st, msg := s.api.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	p, st, msg := s.api.Authenticate(r)
 	if st != 0 {
 		if s.api.Standby() {
 			w.Header().Set(httpapi.StandbyHeader, s.Node)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/autogate/autogate/internal/auth"
 	"github.com/autogate/autogate/internal/clock"
+	"github.com/autogate/autogate/internal/console"
 	"github.com/autogate/autogate/internal/httpapi"
 	"github.com/autogate/autogate/internal/manager/registry"
 )
@@ -49,8 +50,8 @@ const MaxRequestTimeout = 5*time.Minute + waitGrace
 // answers (202, still running) before the manager gives up.
 const waitGrace = 10 * time.Second
 
-// Handler returns the manager's HTTP handler: /v1 (huma), the tunnel
-// endpoint, the routed /v1/clusters/{id}/…, /healthz and /readyz, wrapped
+// Handler returns the manager's HTTP handler: /v1 (huma), the console at
+// /ui/, the tunnel endpoint, the routed /v1/clusters/{id}/…, /healthz and /readyz, wrapped
 // in access logging.
 func (s *Server) Handler() http.Handler {
 	if s.MaxBodyBytes <= 0 {
@@ -72,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 		MaxBodyBytes: s.MaxBodyBytes,
 	})
 	s.registerClusters()
+	console.Mount(mux, console.Config{API: s.api, Kind: console.Manager, Cluster: s.Namespace, Logger: s.Logger})
 
 	mux.HandleFunc("GET "+connectPath, s.connect)
 	mux.HandleFunc("/v1/clusters/{id}/{rest...}", s.route)
