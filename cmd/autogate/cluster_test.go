@@ -260,7 +260,7 @@ func (c *cluster) login(i int) string {
 
 func (c *cluster) kill(i int, sig syscall.Signal) {
 	c.t.Helper()
-	if err := c.nodes[i].cmd.Process.Signal(sig); err != nil {
+	if err := c.nodes[i].Cmd.Process.Signal(sig); err != nil {
 		c.t.Fatalf("signal %v to node %d: %v", sig, i, err)
 	}
 }
@@ -282,7 +282,7 @@ func TestClusterKillActive(t *testing.T) {
 	}
 	start := time.Now()
 	c.kill(a, syscall.SIGKILL)
-	c.nodes[a].killed = true
+	c.nodes[a].Killed = true
 	c.nodes[a].wait()
 	b := c.active(a)
 	t.Logf("failover after kill -9: %v (node %d → node %d)", time.Since(start), a, b)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/autogate/autogate/internal/emulator"
 	"github.com/autogate/autogate/internal/logtest"
+	"github.com/autogate/autogate/internal/proctest"
 	"github.com/autogate/autogate/internal/queue"
 	"github.com/autogate/autogate/internal/queue/sqs/sqstest"
 )
@@ -185,10 +186,10 @@ func (sh *shape) startLambda(t testing.TB) *lambdaRunner {
 	rand.Read(id[:])
 	l := &lambdaRunner{spec: spec, delivered: map[string]bool{}, out: &logtest.Buffer{},
 		stream: time.Now().UTC().Format("2006/01/02") + "/[$LATEST]" + hex.EncodeToString(id[:])}
-	invokeAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	invokeAddr := "127.0.0.1:" + strconv.Itoa(proctest.FreePort(t))
 	l.invoke = "http://" + invokeAddr + "/2015-03-31/functions/function/invocations"
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", invokeAddr,
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(freePort(t)), bootstrap)
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(proctest.FreePort(t)), bootstrap)
 	// The platform's: the role (emulators), Secrets Manager, what Lambda
 	// sets; then the template's variables.
 	env := append([]string{"PATH=" + os.Getenv("PATH")}, emulator.Env()...)

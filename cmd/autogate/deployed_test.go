@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/emulator"
+	"github.com/autogate/autogate/internal/proctest"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
 )
@@ -418,22 +418,13 @@ func (w *world) environ(s *taskSpec, home string) []string {
 func (w *world) platform(name, v string) string {
 	if strings.HasPrefix(v, ":") {
 		if _, err := strconv.Atoi(v[1:]); err == nil {
-			return fmt.Sprintf("127.0.0.1:%d", freePort(w.t))
+			return proctest.FreeAddr(w.t)
 		}
 	}
 	if name == "AUTOGATE_MANAGER_URL" && w.managerURL != "" {
 		return w.managerURL
 	}
 	return v
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // start runs task i of s, as ECS would, and waits for it to start.
@@ -666,7 +657,7 @@ func (f *fleet) active() int {
 	var idx int
 	waitForTB(f.w.t, 30*time.Second, func() bool {
 		for i, k := range f.tasks {
-			if k.exited {
+			if k.Exited() {
 				continue
 			}
 			if resp, err := insecureHTTP.Get(k.url + "/readyz"); err == nil {
@@ -686,10 +677,10 @@ func (f *fleet) active() int {
 func (f *fleet) kill(i int) {
 	f.w.t.Helper()
 	k := f.tasks[i]
-	if err := k.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := k.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		f.w.t.Fatal(err)
 	}
-	k.killed = true
+	k.Killed = true
 	k.wait()
 }
 
@@ -1031,7 +1022,7 @@ func TestDeployedShape(t *testing.T) {
 	ex, err := cl.Run(t.Context(), "hello", wire.RunRequest{WaitSeconds: 60})
 	if err != nil || ex.Status != "succeeded" || !strings.Contains(ex.Stdout.Data, "deployed-shape 16") {
 		for _, k := range sh.gateways.tasks {
-			raw, _ := os.ReadFile(k.logPath)
+			raw, _ := os.ReadFile(k.LogPath)
 			if len(raw) > 6<<10 {
 				raw = raw[len(raw)-6<<10:]
 			}

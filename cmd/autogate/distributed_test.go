@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/proctest"
 	sqsqueue "github.com/autogate/autogate/internal/queue/sqs/sqstest"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
@@ -58,36 +57,12 @@ func newDistributedID(t testing.TB, id string, gateways int, extra ...string) *d
 func (d *distributed) startRunner(i int, extra ...string) *server {
 	d.t.Helper()
 	dir := filepath.Join(d.dir, fmt.Sprintf("runner-%d", i))
-	os.MkdirAll(dir, 0o700)
 	logPath := filepath.Join(dir, fmt.Sprintf("runner-%d.log", time.Now().UnixNano()))
-	logf, err := os.Create(logPath)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	s := &server{t: d.t, dataDir: dir, logPath: logPath, done: make(chan error, 1), lines: make(chan string, 16)}
-	s.cmd = exec.Command(binPath, "runner", "--cluster", d.id, "--table", d.table, "--queue-url", d.q.URL,
+	args := append([]string{"runner", "--cluster", d.id, "--table", d.table, "--queue-url", d.q.URL,
 		"--node", fmt.Sprintf("runner-%d", i), "--data-dir", dir, "--concurrency", "4", "--heartbeat", "500ms",
-		"--shutdown-grace", "10s", "--log-level", "debug")
-	s.cmd.Args = append(s.cmd.Args, extra...)
-	s.cmd.Env = append(os.Environ(), d.env...)
-	s.cmd.Stderr = logf
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
+		"--shutdown-grace", "10s", "--log-level", "debug"}, extra...)
+	s := &server{Proc: proctest.Start(d.t, logPath, append(os.Environ(), d.env...), binPath, args...), t: d.t, dataDir: dir}
 	s.waitLine("receiving from")
-	d.t.Cleanup(s.stop)
 	d.runners = append(d.runners, s)
 	return s
 }
@@ -211,8 +186,8 @@ func TestDistributed(t *testing.T) {
 			if r.Node != fmt.Sprintf("runner-%d", len(d.runners)-1) {
 				t.Fatalf("running on %s", r.Node)
 			}
-			victim.cmd.Process.Signal(syscall.SIGKILL)
-			victim.killed = true
+			victim.Cmd.Process.Signal(syscall.SIGKILL)
+			victim.Killed = true
 			victim.wait()
 			d.startRunner(len(d.runners))
 			got := await(t, cl, e.ID)
@@ -233,7 +208,7 @@ func TestDistributed(t *testing.T) {
 		}
 		runningOn(t, cl, e.ID)
 		victim := d.runners[len(d.runners)-1]
-		victim.cmd.Process.Signal(syscall.SIGTERM)
+		victim.Cmd.Process.Signal(syscall.SIGTERM)
 		if err := victim.wait(); err != nil {
 			t.Errorf("runner exit after SIGTERM: %v", err)
 		}
@@ -274,7 +249,7 @@ func TestDistributed(t *testing.T) {
 		}
 		runningOn(t, cl, e.ID)
 		victim = d.runners[len(d.runners)-1]
-		victim.cmd.Process.Signal(syscall.SIGTERM)
+		victim.Cmd.Process.Signal(syscall.SIGTERM)
 		if err := victim.wait(); err != nil {
 			t.Errorf("runner exit after SIGTERM: %v", err)
 		}
@@ -299,7 +274,7 @@ func TestDistributed(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				raw, _ := os.ReadFile(d.runners[len(d.runners)-1].logPath)
+				raw, _ := os.ReadFile(d.runners[len(d.runners)-1].LogPath)
 				t.Fatalf("poison message never reached the DLQ; runner log:\n%s", raw)
 			}
 			tick(200 * time.Millisecond)
@@ -325,7 +300,7 @@ func TestDistributedGatewayFailover(t *testing.T) {
 	for i := range 20 {
 		if i == 10 {
 			d.kill(a, syscall.SIGKILL)
-			d.nodes[a].killed = true
+			d.nodes[a].Killed = true
 			d.nodes[a].wait()
 			b := d.active(a)
 			cl = d.clientWith(b, tok)

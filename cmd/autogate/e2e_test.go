@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,12 +14,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/autogate/autogate/internal/emulator"
 	"github.com/autogate/autogate/internal/executor"
+	"github.com/autogate/autogate/internal/proctest"
 )
 
 // The end-to-end tests build the real binary, start `autogate server` on a
@@ -43,9 +42,7 @@ func usePlainBinary(tb testing.TB) {
 	tb.Helper()
 	plainBin.once.Do(func() {
 		plainBin.path = filepath.Join(filepath.Dir(binPath), "autogate-plain")
-		build := exec.Command("go", "build", "-o", plainBin.path, ".")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		plainBin.err = build.Run()
+		plainBin.err = proctest.Build(plainBin.path, ".", false)
 	})
 	if plainBin.err != nil {
 		tb.Fatalf("build autogate without -race: %v", plainBin.err)
@@ -61,37 +58,26 @@ func TestMain(m *testing.M) {
 	if code, ok := executor.RunShim(os.Args); ok {
 		os.Exit(code)
 	}
-	dir, err := os.MkdirTemp("", "autogate-e2e-bin")
+	bin, remove, err := proctest.BuildTemp("autogate-e2e-bin", "autogate", ".", true)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "autogate")
-	build := exec.Command("go", "build", "-race", "-o", binPath, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build autogate:", err)
 		os.Exit(1)
 	}
+	binPath = bin
 	code := m.Run()
 	emulator.Stop()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
-// server is a running `autogate server` process.
+// server is a running `autogate server` (or manager, or runner) process;
+// proctest.Proc starts it, keeps its output and stops it at cleanup.
 type server struct {
-	t       testing.TB
+	*proctest.Proc
+	t       testing.TB // the test that started it
 	dataDir string
 	wheels  string
-	cmd     *exec.Cmd
 	url     string
-	logPath string
-	done    chan error
-	lines   chan string
-	seen    []string // lines read by waitLine that it was not waiting for
-	exited  bool     // done was received
-	killed  bool     // a test killed it on purpose
 }
 
 func startServer(t testing.TB, dataDir, wheels string, extra ...string) *server {
@@ -101,101 +87,28 @@ func startServer(t testing.TB, dataDir, wheels string, extra ...string) *server 
 
 func startServerEnv(t testing.TB, dataDir, wheels string, env []string, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, wheels: wheels, done: make(chan error, 1)}
-	if err := os.MkdirAll(filepath.Dir(dataDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s.logPath = filepath.Join(filepath.Dir(dataDir), fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
-	logf, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logPath := filepath.Join(filepath.Dir(dataDir), fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
 	args := append([]string{"server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-level", "debug",
 		"--pip-no-index", "--pip-find-links", wheels, "--shutdown-grace", "5s"}, extra...)
-	s.cmd = exec.Command(binPath, args...)
-	s.cmd.Env = append(os.Environ(), env...)
-	s.cmd.Stderr = logf
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
-	s.lines = make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
-	l := s.waitLine("listening on")
-	s.url = regexp.MustCompile(`https?://[0-9.:]+`).FindString(l)
-	t.Cleanup(func() { s.stop() })
+	s := &server{Proc: proctest.Start(t, logPath, append(os.Environ(), env...), binPath, args...), t: t, dataDir: dataDir, wheels: wheels}
+	s.url = serverURL(s.waitLine("listening on"))
 	return s
 }
 
-// waitLine waits up to 90 s for a stdout line containing want.
+// serverURL is the first URL on a "listening on" line.
+func serverURL(line string) string { return regexp.MustCompile(`https?://[0-9.:]+`).FindString(line) }
+
+// waitLine waits for a stdout line containing want (proctest.Proc.WaitLine).
 func (s *server) waitLine(want string) string {
 	s.t.Helper()
-	// A line read while waiting for another one still counts: the server
-	// may say "active" before "listening on".
-	for i, l := range s.seen {
-		if strings.Contains(l, want) {
-			s.seen = append(s.seen[:i:i], s.seen[i+1:]...)
-			return l
-		}
-	}
-	timeout := time.After(90 * time.Second)
-	for {
-		select {
-		case l, ok := <-s.lines:
-			if !ok {
-				raw, _ := os.ReadFile(s.logPath)
-				s.t.Fatalf("server stdout ended before %q:\n%s", want, raw)
-			}
-			if strings.Contains(l, want) {
-				return l
-			}
-			s.seen = append(s.seen, l)
-		case <-timeout:
-			raw, _ := os.ReadFile(s.logPath)
-			if len(raw) > 8<<10 {
-				raw = raw[len(raw)-8<<10:]
-			}
-			s.t.Fatalf("no %q from the server within 90s; its log ends:\n%s", want, raw)
-		}
-	}
+	return s.WaitLine(want)
 }
 
 // wait waits for the process to exit and returns how it ended.
-func (s *server) wait() error {
-	err := <-s.done
-	s.exited = true
-	return err
-}
+func (s *server) wait() error { return s.Wait() }
 
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop() {
-	s.t.Helper()
-	if s.cmd.ProcessState != nil || s.exited {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
-	_ = s.cmd.Process.Signal(syscall.SIGTERM) // may have exited already
-	select {
-	case err := <-s.done:
-		s.exited = true
-		if err != nil && !s.killed {
-			s.t.Errorf("server exit after SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		s.t.Error("server did not stop within 30s of SIGTERM")
-	}
-}
+// stop sends SIGTERM and waits for a clean exit (proctest.Proc.Stop).
+func (s *server) stop() { s.Stop() }
 
 // cliRunner runs the autogate CLI with a per-test config file.
 type cliRunner struct {
@@ -561,7 +474,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs, _ := os.ReadFile(srv.logPath)
+		logs, _ := os.ReadFile(srv.LogPath)
 		if bytes.Contains(logs, []byte(secretValue)) {
 			t.Error("the server log holds the secret")
 		}

@@ -110,7 +110,7 @@ func killActiveLocal(t testing.TB, c *cluster, tok string, ids []string, running
 	}
 	c.kill(a, syscall.SIGKILL)
 	killed := time.Now()
-	c.nodes[a].killed = true
+	c.nodes[a].Killed = true
 	_ = c.nodes[a].wait() // killed: the error says so
 	b := c.active(a)
 	cl = c.clientWith(b, tok)
@@ -318,7 +318,7 @@ func TestDistributedTakeoverSendsNoDuplicates(t *testing.T) {
 		t.Fatalf("queue holds %d messages after %d submissions", n, runs)
 	}
 	d.kill(a, syscall.SIGKILL)
-	d.nodes[a].killed = true
+	d.nodes[a].Killed = true
 	_ = d.nodes[a].wait()
 	b := d.active(a)
 	cl = d.clientWith(b, tok)

@@ -68,7 +68,7 @@ func TestFiveModels(t *testing.T) {
 			if i == 15 {
 				tl.nodeEnded(fmt.Sprintf("gw-%d", a))
 				c.kill(a, syscall.SIGKILL)
-				c.nodes[a].killed = true
+				c.nodes[a].Killed = true
 				c.nodes[a].wait()
 				cl = c.clientWith(c.active(a), tok)
 			}
@@ -104,13 +104,13 @@ func TestFiveModels(t *testing.T) {
 			case 10:
 				r := d.runners[0]
 				tl.nodeEnded("runner-0")
-				r.cmd.Process.Signal(syscall.SIGKILL)
-				r.killed = true
+				r.Cmd.Process.Signal(syscall.SIGKILL)
+				r.Killed = true
 				r.wait()
 			case 20:
 				tl.nodeEnded(fmt.Sprintf("gw-%d", a))
 				d.kill(a, syscall.SIGKILL)
-				d.nodes[a].killed = true
+				d.nodes[a].Killed = true
 				d.nodes[a].wait()
 				cl = d.clientWith(d.active(a), tok)
 			}

@@ -196,7 +196,7 @@ func TestClusterStandbyForwards(t *testing.T) {
 	}()
 	tick(300 * time.Millisecond)
 	c.kill(a, syscall.SIGKILL)
-	c.nodes[a].killed = true
+	c.nodes[a].Killed = true
 	c.nodes[a].wait()
 	if got := c.active(a); got != sb {
 		t.Fatalf("node %d took over, want the standby %d", got, sb)

@@ -110,7 +110,7 @@ func TestLoadKeepsLease(t *testing.T) {
 	wg.Wait()
 	<-sampled
 
-	logRaw, err := os.ReadFile(d.nodes[a].logPath)
+	logRaw, err := os.ReadFile(d.nodes[a].LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +24,7 @@ import (
 	"github.com/autogate/autogate/internal/devcert"
 	"github.com/autogate/autogate/internal/emulator"
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/proctest"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/tunnel"
 	"github.com/autogate/autogate/internal/wire"
@@ -58,35 +57,9 @@ func startProc(t testing.TB, bin, dir string, env []string, args ...string) *ser
 // URL is the first one on the "listening on" line, if there is one.
 func startExact(t testing.TB, bin, dir string, env []string, ready string, args ...string) *server {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, dataDir: dir, done: make(chan error, 1), lines: make(chan string, 16)}
-	s.logPath = filepath.Join(dir, fmt.Sprintf("%s-%d.log", args[0], time.Now().UnixNano()))
-	logf, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = env
-	s.cmd.Stderr = logf
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
-	s.url = regexp.MustCompile(`https?://[0-9.:]+`).FindString(s.waitLine(ready))
-	t.Cleanup(s.stop)
+	logPath := filepath.Join(dir, fmt.Sprintf("%s-%d.log", args[0], time.Now().UnixNano()))
+	s := &server{Proc: proctest.Start(t, logPath, env, bin, args...), t: t, dataDir: dir}
+	s.url = serverURL(s.waitLine(ready))
 	return s
 }
 
@@ -520,8 +493,8 @@ func TestManager(t *testing.T) {
 	})
 
 	t.Run("stuck gateway times out, the others keep answering", func(t *testing.T) {
-		m.emb.cmd.Process.Signal(syscall.SIGSTOP)
-		defer m.emb.cmd.Process.Signal(syscall.SIGCONT)
+		m.emb.Cmd.Process.Signal(syscall.SIGSTOP)
+		defer m.emb.Cmd.Process.Signal(syscall.SIGCONT)
 		type res struct {
 			r result
 			d time.Duration
@@ -550,7 +523,7 @@ func TestManager(t *testing.T) {
 		}
 		t.Logf("request to a SIGSTOPped gateway failed after %v: %s", s.d.Round(time.Millisecond), strings.TrimSpace(s.r.stderr))
 		waitFor(t, func() bool { return m.clusters()["emb-1"].Status != wire.ClusterConnected })
-		m.emb.cmd.Process.Signal(syscall.SIGCONT)
+		m.emb.Cmd.Process.Signal(syscall.SIGCONT)
 		m.waitConnected("emb-1", "emb-gw")
 	})
 
@@ -566,7 +539,7 @@ func TestManager(t *testing.T) {
 			addr := strings.TrimPrefix(m.dyn.nodes[a].url, "https://")
 			start := time.Now()
 			m.dyn.kill(a, syscall.SIGKILL)
-			m.dyn.nodes[a].killed = true
+			m.dyn.nodes[a].Killed = true
 			m.dyn.nodes[a].wait()
 			b := 1 - a
 			m.waitConnected("dyn-1", fmt.Sprintf("gw-%d", b))
@@ -877,10 +850,10 @@ func TestManagerFailover(t *testing.T) {
 		t.Error("a request routed through the standby manager did not reach the cluster")
 	}
 	start := time.Now()
-	if err := mgrs[a].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := mgrs[a].Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	mgrs[a].killed = true
+	mgrs[a].Killed = true
 	mgrs[a].wait()
 	b := activeMgr(a)
 	took := time.Since(start)

@@ -77,8 +77,8 @@ func TestKill9LeavesNoServiceProcess(t *testing.T) {
 					t.Fatalf("process %d not running before the kill", pid)
 				}
 			}
-			victim.killed = true
-			if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			victim.Killed = true
+			if err := victim.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			_ = victim.wait() // killed: the error says so

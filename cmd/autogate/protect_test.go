@@ -176,7 +176,7 @@ func TestRunnerTaskProtection(t *testing.T) {
 		runningOn(t, cl, e.ID)
 		protected(t, "before SIGTERM")
 		sigterm := time.Now()
-		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := r.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.wait(); err != nil {
@@ -208,7 +208,7 @@ func TestRunnerTaskProtection(t *testing.T) {
 		runningOn(t, cl, e.ID)
 		protected(t, "before SIGTERM")
 		sigterm := time.Now()
-		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := r.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.wait(); err != nil {

@@ -5,17 +5,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autogate/autogate/internal/logtest"
+	"github.com/autogate/autogate/internal/proctest"
 )
 
 // Issue 13 item 14: the README's "Try it by hand" works exactly as written.
@@ -70,7 +71,7 @@ func TestReadmeTryItByHand(t *testing.T) {
 		"else echo 'description: edited by the README test' >> \"$1\"; fi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
+	listen := proctest.FreeAddr(t)
 	env := readmeEnv(t, home, "AUTOGATE_LISTEN="+listen, "EDITOR="+editor)
 
 	ctx := t.Context()
@@ -278,48 +279,16 @@ func copyTracked(t *testing.T, root, dst string) {
 	}
 }
 
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startReadmeServer runs the README's server step in the background (in its
 // own process group, stopped with SIGTERM at cleanup) and waits until it
 // says it is active, as the README tells the reader to; it returns its
 // output so far and to come.
-func startReadmeServer(t *testing.T, dir string, env []string, step string) *syncBuffer {
+func startReadmeServer(t *testing.T, dir string, env []string, step string) *logtest.Buffer {
 	t.Helper()
 	cmd := exec.Command("bash", "-c", step)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	all := &syncBuffer{}
+	all := &logtest.Buffer{}
 	cmd.Stderr = all
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -219,7 +219,7 @@ func TestServerKMSKeyring(t *testing.T) {
 	if r := c.must(0, "run", "service", "executable", "secretive2"); !strings.Contains(r.stdout, "token-matches") {
 		t.Errorf("a secret created under KMS data key 1 did not open after rotation:\n%s", r.stdout)
 	}
-	raw, _ := os.ReadFile(srv.logPath)
+	raw, _ := os.ReadFile(srv.LogPath)
 	if !strings.Contains(string(raw), "stored secrets sealed under KMS data keys") || strings.Contains(string(raw), secretValue) {
 		t.Errorf("server log: want the KMS keyring line and no secret value")
 	}

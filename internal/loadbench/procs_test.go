@@ -1,7 +1,6 @@
 package loadbench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -9,13 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/autogate/autogate/internal/client"
 	"github.com/autogate/autogate/internal/emulator"
 	"github.com/autogate/autogate/internal/execution"
+	"github.com/autogate/autogate/internal/proctest"
 	"github.com/autogate/autogate/internal/queue/sqs/sqstest"
 	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/wire"
@@ -25,21 +24,15 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "autogate-load-bin")
+	bin, remove, err := proctest.BuildTemp("autogate-load-bin", "autogate", "github.com/autogate/autogate/cmd/autogate", false)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "autogate")
-	build := exec.Command("go", "build", "-o", binPath, "github.com/autogate/autogate/cmd/autogate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build autogate:", err)
 		os.Exit(1)
 	}
+	binPath = bin
 	code := m.Run()
 	emulator.Stop()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
@@ -49,81 +42,11 @@ const secretKey = "AUTOGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZ
 // nodeConcurrency is --concurrency of every node that runs services.
 const nodeConcurrency = 16
 
-// proc is one autogate process.
-type proc struct {
-	cmd   *exec.Cmd
-	log   string
-	lines chan string
-	done  chan error
-}
-
-// start runs autogate with args and env, logging stderr under dir.
-func start(tb testing.TB, dir string, env []string, args ...string) *proc {
+// start runs autogate with args and env, logging stderr under dir, and
+// stops it at tb's cleanup.
+func start(tb testing.TB, dir string, env []string, args ...string) *proctest.Proc {
 	tb.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		tb.Fatal(err)
-	}
-	p := &proc{log: filepath.Join(dir, "stderr.log"), lines: make(chan string, 64), done: make(chan error, 1)}
-	logf, err := os.Create(p.log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p.cmd = exec.Command(binPath, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stderr = logf
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait(); logf.Close() }()
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody waits for more lines: drop them
-			}
-		}
-	}()
-	tb.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-		}
-	})
-	return p
-}
-
-// waitLine waits up to 90 s for a stdout line containing want.
-func (p *proc) waitLine(tb testing.TB, want string) string {
-	tb.Helper()
-	timeout := time.After(90 * time.Second)
-	for {
-		select {
-		case l := <-p.lines:
-			if strings.Contains(l, want) {
-				return l
-			}
-		case err := <-p.done:
-			raw, _ := os.ReadFile(p.log)
-			tb.Fatalf("%s exited (%v) before %q:\n%s", p.cmd.Args[1], err, want, tail(raw))
-		case <-timeout:
-			raw, _ := os.ReadFile(p.log)
-			tb.Fatalf("no %q from %s within 90s:\n%s", want, p.cmd.Args[1], tail(raw))
-		}
-	}
-}
-
-func tail(b []byte) []byte {
-	if len(b) > 8<<10 {
-		return b[len(b)-8<<10:]
-	}
-	return b
+	return proctest.Start(tb, filepath.Join(dir, "stderr.log"), append(os.Environ(), env...), binPath, args...)
 }
 
 // noopRepo makes a git repository holding the no-op service.
@@ -153,8 +76,8 @@ func gateway(tb testing.TB, dir, repo string, env []string, extra ...string) *cl
 	args := append([]string{"server", "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "warn",
 		"--node", "gw-0", "--concurrency", fmt.Sprint(nodeConcurrency), "--shutdown-grace", "5s"}, extra...)
 	p := start(tb, dir, append([]string{secretKey}, env...), args...)
-	url := regexp.MustCompile(`https://[0-9.:]+`).FindString(p.waitLine(tb, "listening on"))
-	p.waitLine(tb, "active")
+	url := regexp.MustCompile(`https://[0-9.:]+`).FindString(p.WaitLine("listening on"))
+	p.WaitLine("active")
 	ca := client.TLS{CAFile: filepath.Join(data, "tls", "tls.crt")}
 	anon, err := client.New(url, "", ca)
 	if err != nil {
@@ -222,7 +145,7 @@ func distributed(tb testing.TB, repo string) *client.Client {
 		r := start(tb, dir, env, "runner", "--cluster", "load-1", "--table", table, "--queue-url", q.URL,
 			"--node", fmt.Sprintf("runner-%d", i), "--data-dir", dir, "--concurrency", fmt.Sprint(nodeConcurrency),
 			"--log-level", "warn", "--shutdown-grace", "10s")
-		r.waitLine(tb, "receiving from")
+		r.WaitLine("receiving from")
 	}
 	warm(tb, cl, 6) // both runners check the repository out
 	return cl
