@@ -70,7 +70,7 @@ type Proc struct {
 	Killed bool
 
 	tb     testing.TB
-	done   chan error // the result of Cmd.Wait
+	done   chan error // the result of Cmd.Wait, sent once
 	exited bool       // done was received
 
 	mu    sync.Mutex
@@ -95,29 +95,36 @@ func Start(tb testing.TB, logPath string, env []string, bin string, args ...stri
 	p := &Proc{Cmd: exec.Command(bin, args...), LogPath: logPath, tb: tb, done: make(chan error, 1), more: make(chan struct{})}
 	p.Cmd.Env = env
 	p.Cmd.Stderr = logf
-	out, err := p.Cmd.StdoutPipe()
+	// An os.Pipe rather than StdoutPipe: Wait does not close its read end,
+	// so the reader gets every line up to the process's last (StdoutPipe's
+	// Wait may close it before the reader has drained it), and Wait does
+	// not wait for the reader.
+	out, w, err := os.Pipe()
 	if err != nil {
 		logf.Close()
 		tb.Fatal(err)
 	}
-	if err := p.Cmd.Start(); err != nil {
+	p.Cmd.Stdout = w
+	err = p.Cmd.Start()
+	w.Close() // the child holds its own copy
+	if err != nil {
+		out.Close()
 		logf.Close()
 		tb.Fatal(err)
 	}
-	// Wait runs alongside the reader rather than after it: a child that
-	// inherited stdout and outlives the process must not keep Wait (and so
-	// Stop) from seeing the exit. Wait closes the pipe, which ends the
-	// reader.
 	go func() {
 		p.done <- p.Cmd.Wait()
 		_ = logf.Close() // the log is only read for failure messages
 	}()
+	// The reader ends when every holder of the write end has closed it:
+	// the process, and any child that inherited its stdout.
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			p.add(sc.Text(), false)
 		}
 		p.add("", true)
+		out.Close()
 	}()
 	tb.Cleanup(p.Stop)
 	return p
@@ -136,9 +143,10 @@ func (p *Proc) add(line string, eof bool) {
 	p.more = make(chan struct{})
 }
 
-// name is how failure messages call the process: its verb.
+// name is how failure messages call the process: its verb, else its
+// program.
 func (p *Proc) name() string {
-	if len(p.Cmd.Args) > 1 {
+	if len(p.Cmd.Args) > 1 && !strings.HasPrefix(p.Cmd.Args[1], "-") {
 		return p.Cmd.Args[1]
 	}
 	return filepath.Base(p.Cmd.Path)
@@ -163,8 +171,17 @@ func (p *Proc) WaitLine(want string) string {
 		eof, more := p.eof, p.more
 		p.mu.Unlock()
 		if eof {
+			// Stdout ends as the process exits: say how it exited, and
+			// leave Stop nothing to report twice.
+			status := "still running after 5s"
+			select {
+			case err := <-p.done:
+				p.exited = true
+				status = fmt.Sprintf("exit: %v", err)
+			case <-time.After(5 * time.Second):
+			}
 			raw, _ := os.ReadFile(p.LogPath) // the failure says what it can
-			p.tb.Fatalf("%s stdout ended before %q:\n%s", p.name(), want, raw)
+			p.tb.Fatalf("%s stdout ended (%s) before %q:\n%s", p.name(), status, want, raw)
 		}
 		select {
 		case <-more:
