@@ -369,43 +369,34 @@ func TestClusterSIGTERMHandover(t *testing.T) {
 	stop := make(chan struct{})
 	var failures, requests int
 	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// A load balancer's view: try each gateway, skip standbys (503)
-			// and ones that are gone (connection refused).
-			ok := false
-			for attempt := 0; attempt < 50 && !ok; attempt++ {
-				for _, cl := range clients {
-					err := cl.Create(context.Background(), repo(fmt.Sprintf("r-%d", n)))
-					if err == nil {
-						ok = true
-						break
-					}
-					if st := client.StatusOf(err); st != 0 && st != http.StatusServiceUnavailable {
-						t.Errorf("request %d: %v", n, err)
-						ok = true
-						break
-					}
+	done := untilClosed(stop, func(n int) {
+		// A load balancer's view: try each gateway, skip standbys (503)
+		// and ones that are gone (connection refused).
+		ok := false
+		for attempt := 0; attempt < 50 && !ok; attempt++ {
+			for _, cl := range clients {
+				err := cl.Create(context.Background(), repo(fmt.Sprintf("r-%d", n)))
+				if err == nil {
+					ok = true
+					break
 				}
-				if !ok {
-					tick(20 * time.Millisecond)
+				if st := client.StatusOf(err); st != 0 && st != http.StatusServiceUnavailable {
+					t.Errorf("request %d: %v", n, err)
+					ok = true
+					break
 				}
 			}
-			mu.Lock()
-			requests++
 			if !ok {
-				failures++
+				tick(20 * time.Millisecond)
 			}
-			mu.Unlock()
 		}
-	}()
+		mu.Lock()
+		requests++
+		if !ok {
+			failures++
+		}
+		mu.Unlock()
+	})
 	tick(300 * time.Millisecond)
 	start := time.Now()
 	c.kill(a, syscall.SIGTERM)

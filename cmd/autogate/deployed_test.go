@@ -871,41 +871,31 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 	dead := g.tasks[a].url
 	stop := make(chan struct{})
 	var samples []sample
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			method, path, body := http.MethodGet, "/v1/whoami", ""
-			if i%2 == 1 {
-				method, path = http.MethodPost, "/v1/repositories"
-				b, _ := json.Marshal(repo(fmt.Sprintf("t%d-r%d", n, i)))
-				body = string(b)
-			}
-			req, _ := http.NewRequest(method, g.lb.url()+path, strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+sh.token)
-			req.Header.Set("Content-Type", "application/json")
-			s := sample{start: time.Now()}
-			resp, err := sh.hc.Do(req)
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				s.ok = resp.StatusCode/100 == 2
-			}
-			s.end = time.Now()
-			samples = append(samples, s)
-			tick(10 * time.Millisecond)
+	done := untilClosed(stop, func(i int) {
+		method, path, body := http.MethodGet, "/v1/whoami", ""
+		if i%2 == 1 {
+			method, path = http.MethodPost, "/v1/repositories"
+			b, _ := json.Marshal(repo(fmt.Sprintf("t%d-r%d", n, i)))
+			body = string(b)
 		}
-	}()
+		req, _ := http.NewRequest(method, g.lb.url()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+sh.token)
+		req.Header.Set("Content-Type", "application/json")
+		s := sample{start: time.Now()}
+		resp, err := sh.hc.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			s.ok = resp.StatusCode/100 == 2
+		}
+		s.end = time.Now()
+		samples = append(samples, s)
+		tick(10 * time.Millisecond)
+	})
 	// The typed client (what the CLI calls) reads alongside, with its
 	// default retry (the CLI's).
 	var tr trial
 	var cmu sync.Mutex
-	cdone := make(chan struct{})
 	cl, err := client.New(g.lb.url(), sh.token, client.TLS{CAFile: sh.w.caFile})
 	if err != nil {
 		t.Fatal(err)
@@ -917,30 +907,22 @@ func (sh *shape) killActive(t testing.TB, n int) trial {
 	if err := cl.Create(t.Context(), repo(probe)); err != nil {
 		t.Fatalf("trial %d: create %s: %v", n, probe, err)
 	}
-	go func() {
-		defer close(cdone)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			var err error
-			if i%2 == 0 {
-				_, err = cl.WhoAmI(context.Background())
-			} else {
-				_, err = cl.Get(context.Background(), resource.KindRepository, probe)
-			}
-			cmu.Lock()
-			tr.clientTotal++
-			if err != nil {
-				tr.clientFailed++
-				tr.clientErrs = append(tr.clientErrs, err.Error())
-			}
-			cmu.Unlock()
-			tick(10 * time.Millisecond)
+	cdone := untilClosed(stop, func(i int) {
+		var err error
+		if i%2 == 0 {
+			_, err = cl.WhoAmI(context.Background())
+		} else {
+			_, err = cl.Get(context.Background(), resource.KindRepository, probe)
 		}
-	}()
+		cmu.Lock()
+		tr.clientTotal++
+		if err != nil {
+			tr.clientFailed++
+			tr.clientErrs = append(tr.clientErrs, err.Error())
+		}
+		cmu.Unlock()
+		tick(10 * time.Millisecond)
+	})
 	tick(300 * time.Millisecond)
 	killed := time.Now()
 	g.kill(a)

@@ -155,6 +155,25 @@ func (c *cliRunner) must(want int, args ...string) result {
 	return r
 }
 
+// untilClosed calls f(0), f(1), ... in a goroutine until stop is closed
+// (it looks before each call); the channel it returns is closed when that
+// goroutine has ended. The load a test keeps up while it kills things.
+func untilClosed(stop <-chan struct{}, f func(n int)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f(n)
+		}
+	}()
+	return done
+}
+
 func gitRepo(t testing.TB, dir string, files map[string]string, modes map[string]os.FileMode) {
 	t.Helper()
 	for name, content := range files {

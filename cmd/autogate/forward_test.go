@@ -173,27 +173,18 @@ func TestClusterStandbyForwards(t *testing.T) {
 
 	// Kill the active while reads go through the standby.
 	stop := make(chan struct{})
-	done := make(chan struct{})
 	var mu sync.Mutex
 	var reads int
 	var failed []error
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, err := cl.Get(t.Context(), resource.KindRepository, "fwd-1")
-			mu.Lock()
-			reads++
-			if err != nil {
-				failed = append(failed, err)
-			}
-			mu.Unlock()
+	done := untilClosed(stop, func(_ int) {
+		_, err := cl.Get(t.Context(), resource.KindRepository, "fwd-1")
+		mu.Lock()
+		reads++
+		if err != nil {
+			failed = append(failed, err)
 		}
-	}()
+		mu.Unlock()
+	})
 	tick(300 * time.Millisecond)
 	c.kill(a, syscall.SIGKILL)
 	c.nodes[a].Killed = true

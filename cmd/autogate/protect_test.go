@@ -168,22 +168,30 @@ func TestRunnerTaskProtection(t *testing.T) {
 		unprotected(t, "after the run")
 	})
 
-	t.Run("SIGTERM mid-run: the run finishes within the grace", func(t *testing.T) {
-		e, err := cl.Run(ctx, "nap", wire.RunRequest{Async: true})
+	// sigtermMidRun runs service on r, checks the runner is protected
+	// while it runs, sends r SIGTERM and waits for it to exit; it returns
+	// the execution's ID, when SIGTERM was sent and how long r took to exit.
+	sigtermMidRun := func(t *testing.T, r *server, service string) (id string, sigterm time.Time, took time.Duration) {
+		t.Helper()
+		e, err := cl.Run(ctx, service, wire.RunRequest{Async: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		runningOn(t, cl, e.ID)
 		protected(t, "before SIGTERM")
-		sigterm := time.Now()
+		sigterm = time.Now()
 		if err := r.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.wait(); err != nil {
 			t.Errorf("runner exit after SIGTERM: %v", err)
 		}
-		took := time.Since(sigterm)
-		got, err := cl.Execution(ctx, e.ID)
+		return e.ID, sigterm, time.Since(sigterm)
+	}
+
+	t.Run("SIGTERM mid-run: the run finishes within the grace", func(t *testing.T) {
+		id, _, took := sigtermMidRun(t, r, "nap")
+		got, err := cl.Execution(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,20 +209,8 @@ func TestRunnerTaskProtection(t *testing.T) {
 
 	t.Run("SIGTERM past the grace: run lost, protection dropped", func(t *testing.T) {
 		r := d.startRunner(1, "--shutdown-grace", "1s")
-		e, err := cl.Run(ctx, "long", wire.RunRequest{Async: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		runningOn(t, cl, e.ID)
-		protected(t, "before SIGTERM")
-		sigterm := time.Now()
-		if err := r.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.wait(); err != nil {
-			t.Errorf("runner exit after SIGTERM: %v", err)
-		}
-		got, err := cl.Execution(ctx, e.ID)
+		id, sigterm, _ := sigtermMidRun(t, r, "long")
+		got, err := cl.Execution(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
