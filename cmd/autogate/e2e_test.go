@@ -58,16 +58,7 @@ func TestMain(m *testing.M) {
 	if code, ok := executor.RunShim(os.Args); ok {
 		os.Exit(code)
 	}
-	bin, remove, err := proctest.BuildTemp("autogate-e2e-bin", "autogate", ".", true)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build autogate:", err)
-		os.Exit(1)
-	}
-	binPath = bin
-	code := m.Run()
-	emulator.Stop()
-	remove()
-	os.Exit(code)
+	os.Exit(proctest.Main(m, &binPath, "autogate", ".", true, emulator.Stop))
 }
 
 // server is a running `autogate server` (or manager, or runner) process;

@@ -24,16 +24,7 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
-	bin, remove, err := proctest.BuildTemp("autogate-load-bin", "autogate", "github.com/autogate/autogate/cmd/autogate", false)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build autogate:", err)
-		os.Exit(1)
-	}
-	binPath = bin
-	code := m.Run()
-	emulator.Stop()
-	remove()
-	os.Exit(code)
+	os.Exit(proctest.Main(m, &binPath, "autogate", "github.com/autogate/autogate/cmd/autogate", false, emulator.Stop))
 }
 
 // secretKey is the stored-secret key every process of a set-up shares.

@@ -31,21 +31,28 @@ func Build(out, pkg string, race bool) error {
 	return nil
 }
 
-// BuildTemp builds pkg, as Build does, into a new temporary directory
-// named after pattern (as os.MkdirTemp names it), for a TestMain; it
-// returns the binary's path and the function that removes the directory.
-func BuildTemp(pattern, name, pkg string, race bool) (bin string, remove func(), err error) {
-	dir, err := os.MkdirTemp("", pattern)
+// Main is the body of a TestMain whose tests start a binary: it builds
+// pkg, as Build does, as name in a new temporary directory, sets *bin to
+// its path, runs m, calls stop (when not nil: say, to stop emulators) and
+// removes the directory. It returns the exit code for os.Exit; a failed
+// build says why on stderr and returns 1.
+func Main(m *testing.M, bin *string, name, pkg string, race bool, stop func()) int {
+	dir, err := os.MkdirTemp("", name+"-test-bin")
 	if err != nil {
-		return "", nil, err
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	remove = func() { _ = os.RemoveAll(dir) } // a temp dir left behind harms nothing
-	bin = filepath.Join(dir, name)
-	if err := Build(bin, pkg, race); err != nil {
-		remove()
-		return "", nil, err
+	defer os.RemoveAll(dir) // a temp dir left behind harms nothing
+	*bin = filepath.Join(dir, name)
+	if err := Build(*bin, pkg, race); err != nil {
+		fmt.Fprintf(os.Stderr, "build %s: %v\n", name, err)
+		return 1
 	}
-	return bin, remove, nil
+	code := m.Run()
+	if stop != nil {
+		stop()
+	}
+	return code
 }
 
 // WaitTimeout is how long WaitLine waits for a line.
