@@ -1,16 +1,17 @@
 // Package proctest starts the autogate binary (or any other) as a real
 // process for the process-level tests of cmd/autogate and
-// internal/loadbench: it builds the binary, starts a process with its
-// stderr in a log file, hands out its stdout line by line to WaitLine, and
-// stops it at the test's cleanup.
+// internal/loadbench: Main builds the binary once for a TestMain, Start
+// runs a process with its stderr in a log file and its stdout kept line
+// by line for WaitLine, and the test's cleanup stops it.
 //
 // It guarantees that a started process is stopped (SIGTERM, then SIGKILL
-// after 30 s) when the test that started it ends, even if the test fails
-// while it waits for a line; that WaitLine never loses a line it was not
-// waiting for (a later WaitLine can still take it); and that the process
+// after StopTimeout) when the test that started it ends, even if the test
+// fails while it waits for a line; that a line WaitLine read while it
+// waited for another stays for a later WaitLine; and that the process
 // never blocks on a full stdout pipe, whoever reads its lines. It does not
-// stop grandchildren that leave the process group, nor reap a process
-// whose test called runtime.Goexit from another goroutine.
+// stop what the process leaves behind (children of a SIGKILLed process),
+// and a port from FreePort is only free when asked: another process may
+// take it before the test uses it.
 //
 //	p := proctest.Start(t, filepath.Join(dir, "server.log"), append(os.Environ(), env...),
 //		bin, "server", "--listen", "127.0.0.1:0")

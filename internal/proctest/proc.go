@@ -65,8 +65,8 @@ const StopTimeout = 30 * time.Second
 // logTail is how much of the log a failure message quotes on a timeout.
 const logTail = 8 << 10
 
-// Proc is a running process started by Start. Its methods must be called
-// from the goroutine of the test that started it.
+// Proc is a running process started by Start. Its methods are not for
+// concurrent use; their failures fail the test that started it.
 type Proc struct {
 	// Cmd is the process, for tests that signal it.
 	Cmd *exec.Cmd
