@@ -76,6 +76,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	emulator.Stop()
 	os.RemoveAll(dir)
+	if benchShimPath != "" {
+		os.RemoveAll(filepath.Dir(benchShimPath))
+	}
 	os.Exit(code)
 }
 
