@@ -77,6 +77,8 @@ type Executor struct {
 
 	pyMu sync.Mutex
 	py   *pythonInfo // probed once per Executor
+
+	reap reaperState // with ShimPath: the services' long-lived shim
 }
 
 // New checks cfg, fills in defaults and creates WorkRoot and CacheDir.

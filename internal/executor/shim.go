@@ -38,10 +38,16 @@ const shimReportFD = 3
 // group with SIGKILL and exits. Otherwise it waits for the service and exits
 // the way the service did (same code, or same signal).
 func RunShim(args []string) (int, bool) {
-	if len(args) < 1 || args[0] != shimArg0 {
+	if len(args) < 1 {
 		return 0, false
 	}
-	return runShim(args[1:]), true
+	switch args[0] {
+	case shimArg0:
+		return runShim(args[1:]), true
+	case reaperArg0:
+		return runReaper(args[1:]), true
+	}
+	return 0, false
 }
 
 var (
