@@ -264,7 +264,9 @@ func spawnReaper(shimPath string) (*reaperConn, error) {
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "reaper"), os.NewFile(uintptr(fds[1]), "reaper-peer")
 	defer theirs.Close() // the reaper holds its own copy
-	cmd := &exec.Cmd{Path: shimPath, Args: []string{reaperArg0, strconv.Itoa(os.Getpid())}, ExtraFiles: []*os.File{theirs}}
+	// An empty environment: the reaper needs none, and the supervisor's
+	// may hold secrets; every service gets its own, explicitly.
+	cmd := &exec.Cmd{Path: shimPath, Args: []string{reaperArg0, strconv.Itoa(os.Getpid())}, Env: []string{}, ExtraFiles: []*os.File{theirs}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	setParentDeath(cmd.SysProcAttr, shimParentDeath)
 	if err := cmd.Start(); err != nil {
