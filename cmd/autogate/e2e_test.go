@@ -73,9 +73,19 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build autogate:", err)
 		os.Exit(1)
 	}
+	// The services' shim next to it, as make build and the image install it.
+	build = exec.Command("go", "build", "-o", filepath.Join(dir, executor.ShimBinary), "../autogate-shim")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build autogate-shim:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	emulator.Stop()
 	os.RemoveAll(dir)
+	if benchShimPath != "" {
+		os.RemoveAll(filepath.Dir(benchShimPath))
+	}
 	os.Exit(code)
 }
 

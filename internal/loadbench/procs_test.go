@@ -31,11 +31,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "autogate")
-	build := exec.Command("go", "build", "-o", binPath, "github.com/autogate/autogate/cmd/autogate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build autogate:", err)
-		os.Exit(1)
+	// autogate-shim next to it, as make build and the image install it.
+	for pkg, out := range map[string]string{"cmd/autogate": binPath, "cmd/autogate-shim": filepath.Join(dir, "autogate-shim")} {
+		build := exec.Command("go", "build", "-o", out, "github.com/autogate/autogate/"+pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	emulator.Stop()
