@@ -3,10 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autogate/autogate/internal/emulator"
 )
 
 // emfPoint is what CloudWatch reads from an ActiveHolder line.
@@ -112,5 +118,72 @@ func TestClusterEMFOnlyFromActive(t *testing.T) {
 	}
 	if next.AWS.Timestamp < first.AWS.Timestamp {
 		t.Errorf("new active's timestamp %d before the old one's %d", next.AWS.Timestamp, first.AWS.Timestamp)
+	}
+}
+
+// TestManagerEMFOnlyFromActive: the same for two managers, turned on the
+// way the manager stack does (AUTOGATE_MANAGER_EMF_METRICS=true); the
+// point's Cluster is the manager's namespace, which the stack's
+// no-active-manager alarm watches.
+func TestManagerEMFOnlyFromActive(t *testing.T) {
+	requireManagerCmd(t, binPath)
+	emulator.DynamoDB(t)
+	dir := t.TempDir()
+	table := fmt.Sprintf("mgremf%d", time.Now().UnixNano())
+	initCmd := exec.Command(binPath, "init", "table", "--table", table)
+	initCmd.Env = append(os.Environ(), emulator.Env()...)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("autogate init table: %v\n%s", err, out)
+	}
+	env := append(emulator.Env(), "AUTOGATE_MANAGER_EMF_METRICS=true")
+	mgrs := make([]*server, 2)
+	for i := range mgrs {
+		mgrs[i] = startManager(t, binPath, filepath.Join(dir, fmt.Sprintf("mgr-%d", i)), env, "--store", "dynamodb",
+			"--table", table, "--node", fmt.Sprintf("mgr-%d", i), "--plaintext",
+			"--admin-password-file", filepath.Join(dir, "admin-password"))
+	}
+	ready := func(i int) bool {
+		resp, err := http.Get(mgrs[i].url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	activeOf := func(candidates ...int) int {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, i := range candidates {
+				if ready(i) {
+					return i
+				}
+			}
+			tick(20 * time.Millisecond)
+		}
+		t.Fatal("no active manager within 30s")
+		return -1
+	}
+	a := activeOf(0, 1)
+	b := 1 - a
+	first := parseEMF(t, mgrs[a].waitLine(`"_aws"`))
+	if first.Cluster != "manager" || first.Node != fmt.Sprintf("mgr-%d", a) {
+		t.Errorf("active manager's point: cluster %q node %q, want manager mgr-%d", first.Cluster, first.Node, a)
+	}
+	if got := emfLinesFor(mgrs[b], 3*time.Second); len(got) != 0 {
+		t.Fatalf("the standby manager printed EMF lines: %q", got)
+	}
+	if err := mgrs[a].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	mgrs[a].killed = true
+	mgrs[a].wait()
+	if got := activeOf(b); got != b {
+		t.Fatalf("new active manager %d, want %d", got, b)
+	}
+	next := parseEMF(t, mgrs[b].waitLine(`"_aws"`))
+	if next.Cluster != "manager" || next.Node != fmt.Sprintf("mgr-%d", b) || next.Epoch <= first.Epoch {
+		t.Errorf("new active manager's point: cluster %q node %q epoch %d, want manager mgr-%d >%d",
+			next.Cluster, next.Node, next.Epoch, b, first.Epoch)
 	}
 }
