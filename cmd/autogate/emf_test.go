@@ -31,6 +31,16 @@ type emfPoint struct {
 	Epoch        int64   `json:"Epoch"`
 }
 
+// initTable creates the DynamoDB table table on the emulator.
+func initTable(t testing.TB, table string) {
+	t.Helper()
+	initCmd := exec.Command(binPath, "init", "table", "--table", table)
+	initCmd.Env = append(os.Environ(), emulator.Env()...)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("autogate init table: %v\n%s", err, out)
+	}
+}
+
 // isEMF reports whether a stdout line is an Embedded Metric Format one.
 func isEMF(l string) bool { return strings.Contains(l, `"_aws"`) }
 
@@ -130,11 +140,7 @@ func TestManagerEMFOnlyFromActive(t *testing.T) {
 	emulator.DynamoDB(t)
 	dir := t.TempDir()
 	table := fmt.Sprintf("mgremf%d", time.Now().UnixNano())
-	initCmd := exec.Command(binPath, "init", "table", "--table", table)
-	initCmd.Env = append(os.Environ(), emulator.Env()...)
-	if out, err := initCmd.CombinedOutput(); err != nil {
-		t.Fatalf("autogate init table: %v\n%s", err, out)
-	}
+	initTable(t, table)
 	env := append(emulator.Env(), "AUTOGATE_MANAGER_EMF_METRICS=true")
 	mgrs := make([]*server, 2)
 	for i := range mgrs {
