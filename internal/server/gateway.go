@@ -220,6 +220,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		},
 		duty: duty.run,
 	}
+	if cfg.EMFMetrics {
+		ld.metric = &activeMetric{out: g.Stdout, clk: clk, cluster: cfg.Cluster, log: log}
+	}
 
 	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
