@@ -22,7 +22,9 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-        go build -ldflags="-s -w" -o /out/autogate ./cmd/autogate
+        go build -ldflags="-s -w" -o /out/autogate ./cmd/autogate && \
+    GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
+        go build -ldflags="-s -w" -o /out/autogate-shim ./cmd/autogate-shim
 RUN if [ -d functions/runner ]; then \
         GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
         go build -tags lambda.norpc -ldflags="-s -w" -o /out/autogate-lambda-runner ./functions/runner; \

@@ -11,8 +11,9 @@ all: build
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-build: ## build bin/autogate
+build: ## build bin/autogate (and bin/autogate-shim, the services' shim it starts when it is next to it)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/autogate
+	$(GO) build -o bin/autogate-shim ./cmd/autogate-shim
 
 demo: deps build ## all-in-one gateway in a temp dir: create and run the sample services
 	scripts/demo.sh

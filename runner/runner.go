@@ -132,6 +132,12 @@ type Core struct {
 	live    map[string]*executor.Live
 	wg      sync.WaitGroup
 	guard   *guard // nil without a Protector
+	// slots holds one token per execution handled now, by the Run loop or
+	// through Reserve: at most Concurrency at once.
+	slots chan struct{}
+	// work is Run's workCtx while Run receives (nil otherwise): Reserve
+	// takes slots only then, and runs what it starts under it.
+	work context.Context
 }
 
 // New validates cfg and returns a Core.
@@ -185,7 +191,7 @@ func New(cfg Config) (*Core, error) {
 		return nil, fmt.Errorf("runner: protection of %v is renewed at half of it, which must exceed heartbeat %v", cfg.ProtectFor, cfg.Heartbeat)
 	}
 	return &Core{cfg: cfg, running: map[string]context.CancelCauseFunc{}, live: map[string]*executor.Live{},
-		guard: newGuard(cfg.Protector, cfg.Clock, cfg.Logger, cfg.ProtectFor)}, nil
+		guard: newGuard(cfg.Protector, cfg.Clock, cfg.Logger, cfg.ProtectFor), slots: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
 // Outcome is what Handle did with a message.
@@ -213,36 +219,36 @@ var errCanceled = errors.New("canceled on request")
 
 // Run receives and handles messages until recvCtx ends, then waits for the
 // executions in flight. workCtx bounds those: when it ends, running services
-// are killed and their attempts recorded lost.
+// are killed and their attempts recorded lost. While it receives, Reserve
+// may take free slots for runs claimed elsewhere (a local claim): the slots
+// are not held across Receive, so each message received waits for a slot
+// of its own (at once, unless a reservation took it meanwhile).
 func (c *Core) Run(recvCtx, workCtx context.Context) error {
-	slots := make(chan struct{}, c.cfg.Concurrency)
 	// Renew (and retry) the scale-in protection until the last execution
 	// has finished: the deferred stop runs after the deferred Wait.
 	gctx, stopGuard := context.WithCancel(context.WithoutCancel(workCtx))
 	defer stopGuard()
 	go c.guard.loop(gctx, c.cfg.Heartbeat)
 	defer c.wg.Wait()
+	c.mu.Lock()
+	c.work = workCtx
+	c.mu.Unlock()
+	defer func() { // before the Wait: no reservation adds to the group after it
+		c.mu.Lock()
+		c.work = nil
+		c.mu.Unlock()
+	}()
 	for {
+		// Wait for a free slot, then count the free ones.
 		select {
-		case slots <- struct{}{}:
+		case c.slots <- struct{}{}:
 		case <-recvCtx.Done():
 			return nil
 		}
-		free := 1
-	fill:
-		for free < c.cfg.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				free++
-			default:
-				break fill
-			}
-		}
+		free := c.cfg.Concurrency - len(c.slots) + 1
+		<-c.slots
 		msgs, err := c.cfg.Source.Receive(recvCtx, free, c.cfg.ReceiveWait)
 		if err != nil {
-			for range free {
-				<-slots
-			}
 			if recvCtx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return nil
 			}
@@ -254,18 +260,93 @@ func (c *Core) Run(recvCtx, workCtx context.Context) error {
 			}
 			continue
 		}
-		for range free - len(msgs) {
-			<-slots
-		}
-		for _, m := range msgs {
+		for i, m := range msgs {
+			select {
+			case c.slots <- struct{}{}:
+			case <-workCtx.Done():
+				// Stopped before a slot freed up: hand the rest back.
+				for _, m := range msgs[i:] {
+					c.release(context.WithoutCancel(workCtx), m, 0, c.cfg.Logger)
+				}
+				return nil
+			}
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				defer func() { <-slots }()
+				defer func() { <-c.slots }()
 				c.Handle(workCtx, m)
 			}()
 		}
 	}
+}
+
+// Reservation is an execution slot taken by Reserve.
+type Reservation struct {
+	c    *Core
+	work context.Context
+	done bool
+}
+
+// Reserve takes a free execution slot, without waiting, for a run its
+// caller claims for this runner itself, in the same write that records
+// the run (the all-in-one gateway's local claim: one durable write less
+// than queueing it and claiming it here). It reports false when every slot
+// is busy or Run is not receiving. The caller then writes the claim
+// (execution.Start with Node and Heartbeat) and calls Start, or Cancel if
+// the write failed.
+func (c *Core) Reserve() (*Reservation, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.work == nil || c.work.Err() != nil {
+		return nil, false
+	}
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	c.wg.Add(1)
+	return &Reservation{c: c, work: c.work}, true
+}
+
+// Node is the runner's node ID, which a claim written through a
+// Reservation must name.
+func (c *Core) Node() string { return c.cfg.Node }
+
+// HeartbeatEvery is how often the runner heartbeats a running execution,
+// which a claim written through a Reservation records.
+func (c *Core) HeartbeatEvery() time.Duration { return c.cfg.Heartbeat }
+
+// Cancel frees a reservation whose claim was not written.
+func (r *Reservation) Cancel() {
+	if r.done {
+		return
+	}
+	r.done = true
+	<-r.c.slots
+	r.c.wg.Done()
+}
+
+// Start runs e, recorded as claimed by this runner (status running, this
+// node, at e.Version), in the reserved slot, under Run's work context: it
+// heartbeats, records the result and, if the attempt is lost to a
+// shutdown and re-queued, releases env (e's message, not sent anywhere
+// yet) to the source for redelivery, as for a message it had received.
+func (r *Reservation) Start(env queue.Envelope, e *execution.Execution) {
+	if r.done {
+		return
+	}
+	r.done = true
+	c := r.c
+	m := queue.Message{Envelope: env, ReceiveCount: 1}
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.slots }()
+		defer c.guard.hold(r.work)()
+		ctx, calls := c.cfg.Metrics.TrackCalls(r.work)
+		log := c.cfg.Logger.With("execution_id", e.ID, "receive_count", m.ReceiveCount)
+		c.runClaimed(ctx, m, e, log, calls)
+	}()
 }
 
 // Cancel cancels an execution this runner is running now. It reports
@@ -415,6 +496,12 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, e *execution.Ex
 		c.release(ctx, m, c.cfg.StaleAfter, log)
 		return Requeued
 	}
+	return c.runClaimed(ctx, m, e, log, calls)
+}
+
+// runClaimed runs e, claimed by this runner as last written (at
+// e.Version), records the result and settles m.
+func (c *Core) runClaimed(ctx context.Context, m queue.Message, e *execution.Execution, log *slog.Logger, calls func() int64) Outcome {
 	log = log.With("attempt", e.Attempt, "service", e.Service)
 	log.Info("execution started")
 	meter := c.cfg.Metrics

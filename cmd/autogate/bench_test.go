@@ -42,7 +42,8 @@ func benchGateway(b *testing.B) (*client.Client, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, pw, io.Discard) }()
+	shim := benchShim(b)
+	go func() { done <- serveWith(ctx, cfg, shim, pw, io.Discard) }()
 	b.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

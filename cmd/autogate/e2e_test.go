@@ -58,7 +58,15 @@ func TestMain(m *testing.M) {
 	if code, ok := executor.RunShim(os.Args); ok {
 		os.Exit(code)
 	}
-	os.Exit(proctest.Main(m, &binPath, "autogate", ".", true, emulator.Stop))
+	os.Exit(proctest.Main(m, func() {
+		emulator.Stop()
+		if benchShimPath != "" {
+			os.RemoveAll(filepath.Dir(benchShimPath))
+		}
+	},
+		proctest.Binary{Name: "autogate", Pkg: ".", Race: true, Path: &binPath},
+		// The services' shim next to it, as make build and the image install it.
+		proctest.Binary{Name: executor.ShimBinary, Pkg: "../autogate-shim"}))
 }
 
 // server is a running `autogate server` (or manager, or runner) process;

@@ -149,11 +149,7 @@ func newManagerEnvIDs(t *testing.T, dynID, embID string) *managerEnv {
 	requireManagerCmd(t, binPath)
 	emulator.DynamoDB(t)
 	m := &managerEnv{t: t, dir: t.TempDir(), table: fmt.Sprintf("mgr%d", time.Now().UnixNano()), creds: map[string]string{}}
-	initCmd := exec.Command(binPath, "init", "table", "--table", m.table)
-	initCmd.Env = append(os.Environ(), emulator.Env()...)
-	if out, err := initCmd.CombinedOutput(); err != nil {
-		t.Fatalf("autogate init table: %v\n%s", err, out)
-	}
+	initTable(t, m.table)
 	mgrDir := filepath.Join(m.dir, "manager")
 	m.mgr = startManager(t, binPath, mgrDir, emulator.Env(), "--store", "dynamodb", "--table", m.table,
 		"--heartbeat", "1s", "--request-timeout", "3s", "--node", "mgr-0")
@@ -777,11 +773,7 @@ func TestManagerFailover(t *testing.T) {
 	emulator.DynamoDB(t)
 	dir := t.TempDir()
 	table := fmt.Sprintf("mgrha%d", time.Now().UnixNano())
-	initCmd := exec.Command(binPath, "init", "table", "--table", table)
-	initCmd.Env = append(os.Environ(), emulator.Env()...)
-	if out, err := initCmd.CombinedOutput(); err != nil {
-		t.Fatalf("autogate init table: %v\n%s", err, out)
-	}
+	initTable(t, table)
 	cert, key := filepath.Join(dir, "mgr.crt"), filepath.Join(dir, "mgr.key")
 	if _, err := devcert.Ensure(cert, key, nil, time.Now()); err != nil {
 		t.Fatal(err)

@@ -53,6 +53,13 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	return serveWith(ctx, cfg, shim, stdout, stderr)
+}
+
+// serveWith is serve with the services' shim given (bench_test.go passes
+// the small autogate-shim it builds, as an installation has next to the
+// binary).
+func serveWith(ctx context.Context, cfg config.Server, shim string, stdout, stderr io.Writer) error {
 	g := &srv.Gateway{Config: cfg, Version: version, Stdout: stdout, Stderr: stderr, ShimPath: shim,
 		Logger: srv.NewLogger(cfg.LogLevel, cfg.LogFormat, os.Stderr)}
 	return g.Run(ctx)

@@ -130,7 +130,9 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 		"AUTOGATE_MANAGER_STORE":  jsii.String("dynamodb"),
 		"AUTOGATE_MANAGER_TABLE":  jsii.String(ManagerTableName),
 		"AUTOGATE_MANAGER_LISTEN": jsii.String(fmt.Sprintf(":%d", managerPort)),
-		"AWS_REGION":              jsii.String(mgr.Region),
+		// The active writes Autogate/ActiveHolder, the no-active-manager alarm's metric.
+		"AUTOGATE_MANAGER_EMF_METRICS": jsii.String("true"),
+		"AWS_REGION":                   jsii.String(mgr.Region),
 	}
 	f := newFronted(scope, &frontedProps{
 		Name: "manager", Describe: "Gateway Manager", Net: net, Cluster: ecsCluster,
@@ -150,11 +152,13 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 	}
 
 	topic := alarmTopic(scope, mgr.AlarmTopicARN, "autogate-manager-alarms")
-	a := f.TargetGroup.Metrics().HealthyHostCount(&awscloudwatch.MetricOptions{
-		Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Minimum"),
-	}).CreateAlarm(scope, jsii.String("NoActiveManager"), &awscloudwatch.CreateAlarmOptions{
-		AlarmName:          jsii.String("autogate-manager-no-active-manager"),
-		AlarmDescription:   jsii.String("No manager task passes its health check (/healthz): the Gateway Manager is down, and clusters cannot be reached through it."),
+	// Standby managers pass /healthz too: the lease holder's own metric
+	// (AUTOGATE_MANAGER_EMF_METRICS) says whether one is active.
+	a := activeHolderMetric(ManagerNamespace).CreateAlarm(scope, jsii.String("NoActiveManager"), &awscloudwatch.CreateAlarmOptions{
+		AlarmName: jsii.String("autogate-manager-no-active-manager"),
+		AlarmDescription: jsii.String("No Gateway Manager has held the lease for 3 minutes (no Autogate/ActiveHolder point for Cluster=" + ManagerNamespace + ", which the active writes once a minute): " +
+			"clusters cannot be reached through the manager. If no-healthy-manager fires too, the tasks are down (see the ECS service's events); " +
+			"else they are up as standbys: look in the manager log group for lease renewal errors (DynamoDB throttling, IAM, network)."),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(3),
@@ -162,6 +166,19 @@ func NewManager(parent constructs.Construct, id string, mgr *ManagerConfig, repo
 	})
 	notify(a, topic)
 	m.Alarms = append(m.Alarms, a)
+	h := f.TargetGroup.Metrics().HealthyHostCount(&awscloudwatch.MetricOptions{
+		Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Minimum"),
+	}).CreateAlarm(scope, jsii.String("NoHealthyManager"), &awscloudwatch.CreateAlarmOptions{
+		AlarmName: jsii.String("autogate-manager-no-healthy-manager"),
+		AlarmDescription: jsii.String("No manager task passes the load balancer's health check (/healthz) for 3 minutes: every task is down or unreachable. " +
+			"See the manager service's events and stopped tasks, and the manager log group."),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
+	})
+	notify(h, topic)
+	m.Alarms = append(m.Alarms, h)
 
 	stack := awscdk.Stack_Of(scope)
 	out := func(id, desc string, v *string) {

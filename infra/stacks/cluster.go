@@ -394,6 +394,8 @@ func (c *Cluster) addGateway(mgr *ManagerConfig) {
 		env["AUTOGATE_DLQ_URL"] = c.DLQ.QueueUrl()
 	}
 	env["AUTOGATE_SHUTDOWN_GRACE"] = jsii.String(ShutdownGrace.String())
+	// The active writes Autogate/ActiveHolder, the no-active-gateway alarm's metric.
+	env["AUTOGATE_EMF_METRICS"] = jsii.String("true")
 	secrets := map[string]awsecs.Secret{}
 	c.keyEnv(env, secrets)
 	if mgr != nil && mgr.ManagerURL() != "" {
@@ -710,16 +712,30 @@ func (c *Cluster) addLambdaRunner() {
 	})
 }
 
-// addAlarms creates the cluster's alarms: no active gateway, DLQ not empty,
-// oldest work message too old.
+// addAlarms creates the cluster's alarms: no active gateway (no lease
+// holder), no healthy gateway, Lambda runner errors and throttles, DLQ not
+// empty, oldest work message too old.
 func (c *Cluster) addAlarms() {
 	cfg := c.Config
+	// Standbys pass /healthz too, so the target group's healthy count says
+	// nothing about the lease: the holder's own metric does (--emf-metrics).
+	c.alarm("NoActiveGateway", &awscloudwatch.CreateAlarmOptions{
+		AlarmName: jsii.String("autogate-" + cfg.ID + "-no-active-gateway"),
+		AlarmDescription: jsii.String("No gateway of cluster " + cfg.ID + " has held the lease for 3 minutes (no Autogate/ActiveHolder point, which the active writes once a minute): " +
+			"the API answers 503 or forwards nowhere and nothing is dispatched. If no-healthy-gateway fires too, the tasks are down (see the ECS service's events); " +
+			"else they are up as standbys: look in the gateway log group for lease renewal errors (DynamoDB throttling, IAM, network) and at the table's throttle metrics."),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
+	}, activeHolderMetric(cfg.ID))
 	healthy := c.TargetGroup.Metrics().HealthyHostCount(&awscloudwatch.MetricOptions{
 		Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Minimum"),
 	})
-	c.alarm("NoActiveGateway", &awscloudwatch.CreateAlarmOptions{
-		AlarmName:          jsii.String("autogate-" + cfg.ID + "-no-active-gateway"),
-		AlarmDescription:   jsii.String("No gateway of cluster " + cfg.ID + " passes its health check (/healthz): the cluster's API is down."),
+	c.alarm("NoHealthyGateway", &awscloudwatch.CreateAlarmOptions{
+		AlarmName: jsii.String("autogate-" + cfg.ID + "-no-healthy-gateway"),
+		AlarmDescription: jsii.String("No gateway task of cluster " + cfg.ID + " passes the load balancer's health check (/healthz) for 3 minutes: every task is down or unreachable. " +
+			"See the gateway service's events and stopped tasks, and the gateway log group."),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(3),
@@ -770,6 +786,18 @@ func (c *Cluster) addAlarms() {
 	}, c.Queue.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
 		Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum"),
 	}))
+}
+
+// activeHolderMetric is Autogate/ActiveHolder of cluster id, summed per
+// minute: the lease holder writes 1 a minute as an Embedded Metric Format
+// line on stdout (--emf-metrics), which the awslogs driver ships to
+// CloudWatch Logs; no point in a minute means no node held the lease.
+func activeHolderMetric(id string) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace: jsii.String("Autogate"), MetricName: jsii.String("ActiveHolder"),
+		DimensionsMap: &map[string]*string{"Cluster": jsii.String(id)},
+		Period:        awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Sum"),
+	})
 }
 
 func (c *Cluster) alarm(id string, opts *awscloudwatch.CreateAlarmOptions, m awscloudwatch.Metric) {

@@ -71,6 +71,11 @@ type Server struct {
 	SweepInterval time.Duration
 	// MetricsListen is where a runner serves /metrics ("" turns it off).
 	MetricsListen string
+	// EMFMetrics makes the lease holder write the Autogate/ActiveHolder
+	// CloudWatch metric as an Embedded Metric Format line on stdout, at
+	// term start and once a minute (default off; the CDK stacks turn it on
+	// for their "no active gateway" alarm).
+	EMFMetrics bool
 	// Lease timing (store=dynamodb); zero takes the lease package defaults.
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
@@ -180,6 +185,7 @@ var env = map[string]string{
 	"repo-refresh": "AUTOGATE_REPO_REFRESH", "lease-duration": "AUTOGATE_LEASE_DURATION",
 	"renew-deadline": "AUTOGATE_RENEW_DEADLINE", "retry-period": "AUTOGATE_RETRY_PERIOD",
 	"queue-url": "AUTOGATE_QUEUE_URL", "heartbeat": "AUTOGATE_RUNNER_HEARTBEAT", "dlq-url": "AUTOGATE_DLQ_URL", "metrics-listen": "AUTOGATE_METRICS_LISTEN",
+	"emf-metrics": "AUTOGATE_EMF_METRICS",
 	"manager-url": "AUTOGATE_MANAGER_URL", "manager-credential-file": "AUTOGATE_MANAGER_CREDENTIAL_FILE",
 	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
 	"sweep-interval":      "AUTOGATE_SWEEP_INTERVAL",
@@ -252,6 +258,7 @@ func (c *Server) bindAll(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxServiceTimeout, "max-service-timeout", c.MaxServiceTimeout, h("max-service-timeout", "longest timeout a service may declare; longer ones are refused (0: 12h, the absolute maximum)"))
 	fs.StringVar(&c.KMSKeyID, "kms-key-id", c.KMSKeyID, h("kms-key-id", "AWS KMS key (ID, ARN or alias) wrapping the stored-secret data keys (empty: the legacy secret key)"))
 	fs.DurationVar(&c.KMSCacheTTL, "kms-cache-ttl", c.KMSCacheTTL, h("kms-cache-ttl", "how long an unwrapped data key stays in memory before KMS is asked again"))
+	fs.BoolVar(&c.EMFMetrics, "emf-metrics", c.EMFMetrics, h("emf-metrics", "while active, write the Autogate/ActiveHolder CloudWatch metric (Embedded Metric Format) on stdout once a minute"))
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, h("metrics-listen", "runner: address to serve /metrics on (empty: off)"))
 }
 
@@ -302,6 +309,7 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 	get("queue-url", str(&c.QueueURL))
 	get("dlq-url", str(&c.DLQURL))
 	get("metrics-listen", str(&c.MetricsListen))
+	get("emf-metrics", boolean(&c.EMFMetrics))
 	get("manager-url", func(v string) error { c.ManagerURLs = strings.Split(v, ","); return nil })
 	get("manager-credential-file", str(&c.ManagerCredentialFile))
 	get("manager-ca-file", str(&c.ManagerCAFile))

@@ -240,3 +240,26 @@ func TestHeartbeatDefaultAndSweepHelp(t *testing.T) {
 		t.Errorf("--sweep-interval help %q: want it to say it runs in every execution mode", u)
 	}
 }
+
+// --emf-metrics is off by default, on from AUTOGATE_EMF_METRICS, and a
+// flag overrides the environment; a bad value names the variable.
+func TestEMFMetricsSetting(t *testing.T) {
+	c := DefaultServer()
+	if c.EMFMetrics {
+		t.Fatal("EMF metrics on by default")
+	}
+	envs := map[string]string{"AUTOGATE_EMF_METRICS": "true"}
+	if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil || !c.EMFMetrics {
+		t.Fatalf("from env: %v, %v; want true", c.EMFMetrics, err)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	c.Bind(fs)
+	if err := fs.Parse([]string{"--emf-metrics=false"}); err != nil || c.EMFMetrics {
+		t.Errorf("flag: %v, %v; want false", c.EMFMetrics, err)
+	}
+	bad := DefaultServer()
+	err := bad.FromEnv(func(k string) (string, bool) { return "yes please", k == "AUTOGATE_EMF_METRICS" })
+	if err == nil || !strings.Contains(err.Error(), "AUTOGATE_EMF_METRICS") {
+		t.Errorf("bad value: %v, want an error naming AUTOGATE_EMF_METRICS", err)
+	}
+}

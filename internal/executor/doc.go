@@ -42,7 +42,15 @@
 //     cgroup because it needs no privileges or cgroup delegation, which ECS
 //     tasks and Lambda do not give; chosen over a PID namespace for the same
 //     reason. Without a shim the leader alone gets SIGKILL as its
-//     parent-death signal.
+//     parent-death signal. In practice the shim runs once per Executor, as
+//     a long-lived reaper (reaper_linux.go) that starts every service and
+//     reports its exit: the same guarantees (each service leads its own
+//     group below the reaper, the reaper is the sub-reaper and dies with its
+//     supervisor, taking everything below it), without a Go process start
+//     per run. A dead reaper takes its services' leaders with it (their own
+//     parent-death signal) and fails their runs; the next run starts a new
+//     one. A request too big for the reaper's one message runs under a shim
+//     of its own.
 //   - Bounded, redacted output: stdout and stderr are each kept up to
 //     Config.OutputLimit bytes. Every secret value and sensitive input of
 //     resource.MinRedactBytes or more, and its base64, hex and URL-encoded

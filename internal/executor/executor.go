@@ -61,10 +61,13 @@ type Config struct {
 	PathEnv string
 	// Logger receives run lifecycle logs; nil discards them.
 	Logger *slog.Logger
-	// ShimPath is the binary each service process is started under as its
-	// supervising shim (see RunShim): normally os.Executable() of a binary
-	// whose main begins with RunShim. Empty: no shim; the service's leader
-	// still dies with this process, its grandchildren may not. Linux only.
+	// ShimPath is the binary services are started under as their
+	// supervising shim (see RunShim): normally SelfShim, autogate-shim or a
+	// binary whose main begins with RunShim. It runs once per Executor, as
+	// the long-lived reaper that starts every service (a request too big
+	// for it gets a shim process of its own). Empty: no shim; the service's
+	// leader still dies with this process, its grandchildren may not.
+	// Linux only.
 	ShimPath string
 }
 
@@ -77,6 +80,8 @@ type Executor struct {
 
 	pyMu sync.Mutex
 	py   *pythonInfo // probed once per Executor
+
+	reap reaperState // with ShimPath: the services' long-lived shim
 }
 
 // New checks cfg, fills in defaults and creates WorkRoot and CacheDir.

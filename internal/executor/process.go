@@ -66,6 +66,11 @@ func (e *Executor) runProcess(ctx context.Context, spec processSpec) (processRes
 }
 
 func (e *Executor) startAndWait(ctx context.Context, spec processSpec) (processResult, error) {
+	if e.cfg.ShimPath != "" {
+		if res, ok, err := e.startAndWaitReaped(ctx, spec); ok {
+			return res, err
+		}
+	}
 	// The parent-death signal fires when the thread that forked exits, not
 	// the process (golang.org/issue/27505). Holding this goroutine on its
 	// thread until the child is reaped keeps that thread alive for the

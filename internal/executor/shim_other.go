@@ -2,7 +2,10 @@
 
 package executor
 
-import "syscall"
+import (
+	"context"
+	"syscall"
+)
 
 const shimParentDeath = syscall.Signal(0)
 
@@ -11,3 +14,16 @@ func setParentDeath(*syscall.SysProcAttr, syscall.Signal) {}
 
 // runShim is never reached off Linux: New refuses ShimPath there.
 func runShim([]string) int { return 127 }
+
+const reaperArg0 = "autogate-service-reaper"
+
+// runReaper is never reached off Linux, as runShim.
+func runReaper([]string) int { return 127 }
+
+// reaperState is empty off Linux: there is no reaper.
+type reaperState struct{}
+
+// startAndWaitReaped is never used off Linux (New refuses ShimPath).
+func (e *Executor) startAndWaitReaped(context.Context, processSpec) (processResult, bool, error) {
+	return processResult{}, false, nil
+}

@@ -43,6 +43,25 @@ type Canceler interface {
 	Cancel(id string) bool
 }
 
+// LocalRunner is the in-process runner of all-in-one execution
+// (runner.Core, through LocalCore): when it has a free slot, Submit records
+// the run already claimed by it, in the same durable write that records the
+// run, and hands it over directly, instead of recording it queued, sending
+// it through the queue and having the runner claim it with a second write.
+type LocalRunner interface {
+	// Reserve takes a free slot without waiting; ok is false when none is.
+	// The claim names node and heartbeat (execution.Start).
+	Reserve() (r Reservation, node string, heartbeat time.Duration, ok bool)
+}
+
+// Reservation is a slot LocalRunner.Reserve took: Start runs the claimed
+// execution in it (env is its message, used if a shutdown re-queues it),
+// Cancel frees it when the claim was not written. Exactly one is called.
+type Reservation interface {
+	Start(env queue.Envelope, e *execution.Execution)
+	Cancel()
+}
+
 // Meter counts the AWS calls of one execution's path (package metrics
 // fits): TrackCalls returns a context whose calls count as the
 // execution's, and a function that records their number.
@@ -61,9 +80,14 @@ type Gateway struct {
 	// in-process queue, which starts every term empty.
 	DurableQueue bool
 	Live         LiveSource // nil when runners are remote
-	Clock        clock.Clock
-	Logger       *slog.Logger
-	Node         string
+	// Local, if set, is the in-process runner, which Submit hands runs to
+	// claimed when it has a free slot (see LocalRunner); nil when runners
+	// are remote. The claim is written through Catalog, so it is fenced by
+	// the term like every other write of the gateway.
+	Local  LocalRunner
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Node   string
 	// Meter, if set, counts the AWS calls of submissions and waits as
 	// the executions' own (scope "execution"), apart from periodic work.
 	Meter Meter
@@ -402,6 +426,9 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 			return prev, err
 		}
 	}
+	if claimed, err := g.submitClaimed(ctx, e); claimed || err != nil {
+		return e, err
+	}
 	if err := g.Catalog.CreateExecution(ctx, e); err != nil {
 		return nil, err
 	}
@@ -411,6 +438,33 @@ func (g *Gateway) Submit(ctx context.Context, req RunRequest) (*execution.Execut
 		g.Logger.Error("dispatch failed; the reconciler will retry", "execution_id", e.ID, "error", err)
 	}
 	return e, nil
+}
+
+// submitClaimed records queued e already claimed by the local runner and
+// hands it over, when that runner has a free slot: one write (fenced, as a
+// claim by the runner through the gateway's store would be) instead of the
+// record, a message and the runner's claim. It reports false, having
+// written nothing, when there is no local runner or no free slot.
+func (g *Gateway) submitClaimed(ctx context.Context, e *execution.Execution) (bool, error) {
+	if g.Local == nil {
+		return false, nil
+	}
+	r, node, heartbeat, ok := g.Local.Reserve()
+	if !ok {
+		return false, nil
+	}
+	if err := e.Start(node, heartbeat, e.CreatedAt); err != nil {
+		r.Cancel()
+		return false, fmt.Errorf("claim execution %s: %w", e.ID, err)
+	}
+	if err := g.Catalog.CreateExecution(ctx, e); err != nil {
+		r.Cancel()
+		return true, err
+	}
+	// The runner gets its own copy: it writes e's later states.
+	cp := *e
+	r.Start(g.envelope(e), &cp)
+	return true, nil
 }
 
 func (g *Gateway) startWindow() time.Duration {
@@ -469,11 +523,16 @@ func inputsHash(in map[string]any) string {
 }
 
 func (g *Gateway) dispatch(ctx context.Context, e *execution.Execution) error {
-	return g.Queue.Send(ctx, queue.Envelope{
+	return g.Queue.Send(ctx, g.envelope(e))
+}
+
+// envelope is e's message.
+func (g *Gateway) envelope(e *execution.Execution) queue.Envelope {
+	return queue.Envelope{
 		V: queue.EnvelopeVersion, ExecutionID: e.ID, Cluster: e.Cluster, Service: e.Service,
 		ServiceVersion: e.ServiceVersion, Epoch: g.Epoch.Load(), Deadline: e.Deadline, TraceID: e.ID,
 		TimeoutSeconds: int(e.Spec.Timeout().Seconds()),
-	})
+	}
 }
 
 // Notify wakes everyone waiting on e; the runner calls it on terminal states.

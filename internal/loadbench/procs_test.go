@@ -24,7 +24,10 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
-	os.Exit(proctest.Main(m, &binPath, "autogate", "github.com/autogate/autogate/cmd/autogate", false, emulator.Stop))
+	os.Exit(proctest.Main(m, emulator.Stop,
+		proctest.Binary{Name: "autogate", Pkg: "github.com/autogate/autogate/cmd/autogate", Path: &binPath},
+		// autogate-shim next to it, as make build and the image install it.
+		proctest.Binary{Name: "autogate-shim", Pkg: "github.com/autogate/autogate/cmd/autogate-shim"}))
 }
 
 // secretKey is the stored-secret key every process of a set-up shares.

@@ -45,6 +45,11 @@ type Config struct {
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
+	// EMFMetrics makes the active manager write the Autogate/ActiveHolder
+	// CloudWatch metric (dimension Cluster = this Cluster) as an Embedded
+	// Metric Format line on stdout, at term start and once a minute
+	// (default off; the CDK manager stack turns it on for its alarm).
+	EMFMetrics bool
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/autogate-manager, else
@@ -87,6 +92,7 @@ var env = map[string]string{
 	"max-body": "AUTOGATE_MANAGER_MAX_BODY", "max-frame": "AUTOGATE_MANAGER_MAX_FRAME",
 	"shutdown-grace": "AUTOGATE_MANAGER_SHUTDOWN_GRACE", "lease-duration": "AUTOGATE_MANAGER_LEASE_DURATION",
 	"renew-deadline": "AUTOGATE_MANAGER_RENEW_DEADLINE", "retry-period": "AUTOGATE_MANAGER_RETRY_PERIOD",
+	"emf-metrics": "AUTOGATE_MANAGER_EMF_METRICS",
 }
 
 // Bind registers the flags on fs with the current values (after FromEnv)
@@ -113,6 +119,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, h("shutdown-grace", "how long SIGTERM waits for routed requests"))
 	fs.DurationVar(&c.LeaseDuration, "lease-duration", c.LeaseDuration, h("lease-duration", "store=dynamodb: how long a standby waits on an unchanged lease before taking over (default 2.4s)"))
 	fs.DurationVar(&c.RenewDeadline, "renew-deadline", c.RenewDeadline, h("renew-deadline", "store=dynamodb: the active stops acting this long after its last renewal started (default 2s)"))
+	fs.BoolVar(&c.EMFMetrics, "emf-metrics", c.EMFMetrics, h("emf-metrics", "while active, write the Autogate/ActiveHolder CloudWatch metric (Embedded Metric Format) on stdout once a minute"))
 	fs.DurationVar(&c.RetryPeriod, "retry-period", c.RetryPeriod, h("retry-period", "store=dynamodb: how often the active renews (default 1.5s)"))
 }
 
@@ -141,6 +148,7 @@ func (c *Config) FromEnv(lookup func(string) (string, bool)) error {
 		get(name, dur(p))
 	}
 	get("plaintext", func(v string) (err error) { c.Plaintext, err = strconv.ParseBool(v); return err })
+	get("emf-metrics", func(v string) (err error) { c.EMFMetrics, err = strconv.ParseBool(v); return err })
 	get("max-body", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err })
 	get("max-frame", func(v string) (err error) { c.MaxFrameBytes, err = strconv.Atoi(v); return err })
 	return errors.Join(errs...)

@@ -513,6 +513,19 @@ func TestConfig(t *testing.T) {
 			t.Error("a bad duration was accepted")
 		}
 	})
+	t.Run("emf metrics", func(t *testing.T) {
+		c := DefaultConfig()
+		if c.EMFMetrics {
+			t.Fatal("EMF metrics on by default")
+		}
+		envs := map[string]string{"AUTOGATE_MANAGER_EMF_METRICS": "true"}
+		if err := c.FromEnv(func(k string) (string, bool) { v, ok := envs[k]; return v, ok }); err != nil || !c.EMFMetrics {
+			t.Fatalf("from env: %v, %v; want true", c.EMFMetrics, err)
+		}
+		if err := c.FromEnv(func(k string) (string, bool) { return "x", k == "AUTOGATE_MANAGER_EMF_METRICS" }); err == nil {
+			t.Error("a bad boolean was accepted")
+		}
+	})
 	tests := []struct {
 		name   string
 		modify func(*Config)

@@ -1,6 +1,6 @@
 // Package proctest starts the autogate binary (or any other) as a real
 // process for the process-level tests of cmd/autogate and
-// internal/loadbench: Main builds the binary once for a TestMain, Start
+// internal/loadbench: Main builds the binaries for a TestMain, Start
 // runs a process with its stderr in a log file and its stdout kept line
 // by line for WaitLine, and the test's cleanup stops it.
 //

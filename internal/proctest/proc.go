@@ -31,22 +31,42 @@ func Build(out, pkg string, race bool) error {
 	return nil
 }
 
-// Main is the body of a TestMain whose tests start a binary: it builds
-// pkg, as Build does, as name in a new temporary directory, sets *bin to
-// its path, runs m, calls stop (when not nil: say, to stop emulators) and
-// removes the directory. It returns the exit code for os.Exit; a failed
-// build says why on stderr and returns 1.
-func Main(m *testing.M, bin *string, name, pkg string, race bool, stop func()) int {
-	dir, err := os.MkdirTemp("", name+"-test-bin")
+// Binary is a program Main builds: Pkg (a package path, or a directory
+// as go build takes it) built as Name, with the race detector when Race is
+// set. Main sets *Path, when Path is not nil, to where it is.
+type Binary struct {
+	Name string
+	Pkg  string
+	Race bool
+	Path *string
+}
+
+// Main is the body of a TestMain whose tests start binaries: it builds
+// bins, as Build does, into one new temporary directory (so a binary finds
+// the others next to it, as an install has them), runs m, calls stop
+// (when not nil: say, to stop emulators) and removes the directory. It
+// returns the exit code for os.Exit; a failed build says why on stderr and
+// returns 1.
+func Main(m *testing.M, stop func(), bins ...Binary) int {
+	pattern := "test-bin"
+	if len(bins) > 0 {
+		pattern = bins[0].Name + "-" + pattern
+	}
+	dir, err := os.MkdirTemp("", pattern)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir) // a temp dir left behind harms nothing
-	*bin = filepath.Join(dir, name)
-	if err := Build(*bin, pkg, race); err != nil {
-		fmt.Fprintf(os.Stderr, "build %s: %v\n", name, err)
-		return 1
+	for _, b := range bins {
+		out := filepath.Join(dir, b.Name)
+		if err := Build(out, b.Pkg, b.Race); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", b.Name, err)
+			return 1
+		}
+		if b.Path != nil {
+			*b.Path = out
+		}
 	}
 	code := m.Run()
 	if stop != nil {
@@ -198,6 +218,35 @@ func (p *Proc) WaitLine(want string) string {
 				raw = raw[len(raw)-logTail:]
 			}
 			p.tb.Fatalf("no %q from the %s within %v; its log ends:\n%s", want, p.name(), WaitTimeout, raw)
+		}
+	}
+}
+
+// TakeLines collects for d, or until stdout ends, the stdout lines match
+// accepts, in order, and takes them; the other lines stay for WaitLine.
+func (p *Proc) TakeLines(d time.Duration, match func(line string) bool) []string {
+	var got []string
+	timeout := time.After(d)
+	for {
+		p.mu.Lock()
+		kept := p.lines[:0]
+		for _, l := range p.lines {
+			if match(l) {
+				got = append(got, l)
+			} else {
+				kept = append(kept, l)
+			}
+		}
+		p.lines = kept
+		eof, more := p.eof, p.more
+		p.mu.Unlock()
+		if eof {
+			return got
+		}
+		select {
+		case <-more:
+		case <-timeout:
+			return got
 		}
 	}
 }

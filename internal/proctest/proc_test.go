@@ -42,6 +42,21 @@ func TestWaitLineKeepsOtherLines(t *testing.T) {
 	}
 }
 
+func TestTakeLinesLeavesTheOthers(t *testing.T) {
+	p := script(t, t.TempDir(), onTERM+`echo m1; echo other; echo m2; echo ready; `+untilTERM)
+	p.WaitLine("ready")
+	got := p.TakeLines(200*time.Millisecond, func(l string) bool { return strings.HasPrefix(l, "m") })
+	if strings.Join(got, ",") != "m1,m2" {
+		t.Errorf("TakeLines = %q, want [m1 m2]", got)
+	}
+	if l := p.WaitLine("o"); l != "other" {
+		t.Errorf("WaitLine(o) after TakeLines = %q, want other", l)
+	}
+	if got := p.TakeLines(100*time.Millisecond, func(string) bool { return true }); len(got) != 0 {
+		t.Errorf("TakeLines again = %q, want none: they were taken", got)
+	}
+}
+
 // TestNeverBlocksOnStdout: a process that writes much more than a pipe
 // holds, with nobody calling WaitLine, still runs to its end.
 func TestNeverBlocksOnStdout(t *testing.T) {

@@ -19,8 +19,8 @@
 // What it guarantees: every leader-only action runs on the term's context
 // and every write to shared state goes through a fence.Store, so a node
 // whose term ended writes nothing; Active reports false from that moment.
-// Timed loops (sweep, warm, prune, node heartbeat) run on an injected
-// clock.Clock. What it does not guarantee: a write already handed to the
-// store when the term ends may land, unless the store's fenced view
-// (DynamoDB) refuses it by epoch.
+// Timed loops (sweep, warm, prune, node heartbeat, the active-holder
+// metric of --emf-metrics) run on an injected clock.Clock. What it does
+// not guarantee: a write already handed to the store when the term ends
+// may land, unless the store's fenced view (DynamoDB) refuses it by epoch.
 package server

@@ -149,6 +149,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if localRunner {
 		gw.Canceler = core
 		gw.Live = core
+		gw.Local = localCore{core}
 	} else {
 		sq, err = sqsqueue.New(awssqs.NewFromConfig(awsCfg), sqsqueue.Config{
 			QueueURL: cfg.QueueURL, DLQURL: cfg.DLQURL, Cluster: cfg.Cluster, Logger: log, Clock: clk})
@@ -218,6 +219,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			reconcile(ctx, gw, term, log)
 		},
 		duty: duty.run,
+	}
+	if cfg.EMFMetrics {
+		ld.metric = &activeMetric{out: g.Stdout, clk: clk, cluster: cfg.Cluster, log: log}
 	}
 
 	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
@@ -307,3 +311,19 @@ func loadSecretKey(dataDir string, getenv func(string) string, log *slog.Logger)
 	}
 	return key, err
 }
+
+// localCore is the local runner as the gateway's gateway.LocalRunner.
+type localCore struct{ core *runner.Core }
+
+func (l localCore) Reserve() (gateway.Reservation, string, time.Duration, bool) {
+	r, ok := l.core.Reserve()
+	if !ok {
+		return nil, "", 0, false
+	}
+	return r, l.core.Node(), l.core.HeartbeatEvery(), true
+}
+
+var (
+	_ gateway.LocalRunner = localCore{}
+	_ gateway.Reservation = (*runner.Reservation)(nil)
+)

@@ -98,6 +98,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		// Takes tunnels until the term ends, then closes them all.
 		duty: func(ctx context.Context, _ lease.Term) { hub.Run(ctx) },
 	}
+	if cfg.EMFMetrics {
+		ld.metric = &activeMetric{out: m.Stdout, clk: clk, cluster: cfg.Cluster, log: log}
+	}
 
 	eg, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
 	eg.Go(func() error { return serveHTTP(httpSrv, ep.ln) })

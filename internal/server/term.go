@@ -102,6 +102,9 @@ type leader struct {
 	// duty runs while active; it returns once ctx is done and what it
 	// started has stopped.
 	duty func(ctx context.Context, term lease.Term)
+	// metric, if set, writes the ActiveHolder EMF line while active
+	// (--emf-metrics).
+	metric *activeMetric
 }
 
 func (l *leader) callbacks() lease.Callbacks {
@@ -142,6 +145,14 @@ func (l *leader) term(ctx context.Context, term lease.Term) {
 	l.lead.activate(ctx, term)
 	l.log.Info("active", "epoch", term.Epoch)
 	fmt.Fprintf(l.stdout, "%s: active (epoch %d)\n", l.name, term.Epoch)
+	if l.metric != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.metric.run(ctx, term)
+		}()
+		defer func() { <-done }()
+	}
 	l.duty(ctx, term)
 	l.log.Warn("no longer active", "epoch", term.Epoch)
 }

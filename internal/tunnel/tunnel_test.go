@@ -30,7 +30,7 @@ func trustAll(ctx context.Context, c Caller) context.Context {
 // fakeManager is a minimal manager: it checks the credential, fences on
 // the newest epoch it has admitted and hands admitted links to the test.
 type fakeManager struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	cfg    LinkConfig
 	active atomic.Bool
@@ -41,7 +41,7 @@ type fakeManager struct {
 	served sync.WaitGroup
 }
 
-func newFakeManager(t *testing.T, cfg LinkConfig) *fakeManager {
+func newFakeManager(t testing.TB, cfg LinkConfig) *fakeManager {
 	t.Helper()
 	m := &fakeManager{t: t, cfg: cfg, links: make(chan *Link, 16)}
 	m.active.Store(true)
@@ -113,7 +113,7 @@ type gateway struct {
 	done chan error
 }
 
-func dialGateway(t *testing.T, m *fakeManager, epoch int64, h http.Handler, opts DialOptions) *gateway {
+func dialGateway(t testing.TB, m *fakeManager, epoch int64, h http.Handler, opts DialOptions) *gateway {
 	t.Helper()
 	opts.Credential = goodCredential
 	opts.Hello = Hello{Cluster: "eu-1", Node: "gw-1", Epoch: epoch}

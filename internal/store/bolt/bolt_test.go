@@ -1,7 +1,10 @@
 package bolt_test
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +83,45 @@ func TestPrune(t *testing.T) {
 	recs, _, err := s.List(t.Context(), "c", resource.KindExecution, store.ListOptions{})
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("List after prune = %d records, %v; want 2", len(recs), err)
+	}
+}
+
+// The free list is not synced (NoFreelistSync): a reopen rebuilds it, so
+// the pages of deleted records are reused rather than the file growing.
+func TestReopenReusesFreePages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	data := []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+	fill := func() int64 {
+		t.Helper()
+		s, err := bolt.Open(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []store.Key
+		for i := range 2000 {
+			k := store.Key{Cluster: "c", Kind: resource.KindExecution, Name: fmt.Sprintf("e%05d", i)}
+			if _, err := s.Create(t.Context(), store.Record{Key: k, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if err := s.Delete(t.Context(), k, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	first := fill()
+	second := fill()
+	if second > first+first/4 {
+		t.Errorf("file %d bytes after a second fill, %d after the first: freed pages were not reused after the reopen", second, first)
 	}
 }
