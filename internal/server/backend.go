@@ -50,6 +50,13 @@ type Backend struct {
 	Lease  elector
 	// Release hands the lease over at once on a clean shutdown.
 	Release func(ctx context.Context) error
+	// HandOver is how long a node keeps serving after Release before it
+	// closes its connections: long enough for the standbys to read the
+	// lease (two poll periods), so a standby's forwarder moves to the new
+	// active instead of writing into a keep-alive connection this node is
+	// closing, whose outcome it could not know. Zero on the embedded store,
+	// which has no standbys.
+	HandOver time.Duration
 	// Nodes lists the cluster's nodes (DynamoDB); nil on the embedded store.
 	Nodes func(ctx context.Context) ([]wire.Node, error)
 	// Prune removes expired records (the embedded store; DynamoDB has TTL).
@@ -101,10 +108,11 @@ func OpenBackend(ctx context.Context, cfg BackendConfig, awsCfg aws.Config, clk 
 		return nil, err
 	}
 	return &Backend{
-		Store:   st,
-		Fenced:  func(term lease.Term) store.Store { return st.Fenced(cfg.Cluster, term) },
-		Lease:   el,
-		Release: el.Release,
+		Store:    st,
+		Fenced:   func(term lease.Term) store.Store { return st.Fenced(cfg.Cluster, term) },
+		Lease:    el,
+		Release:  el.Release,
+		HandOver: 2 * leasedynamo.DefaultPollPeriod,
 		Nodes: func(ctx context.Context) ([]wire.Node, error) {
 			ns, err := leasedynamo.ListNodes(ctx, client, cfg.Table, cfg.Cluster)
 			out := make([]wire.Node, len(ns))

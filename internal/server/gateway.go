@@ -250,7 +250,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case <-gctx.Done():
 	}
 	return drain{
-		stopLease: stopLease, release: be.Release, stopRecv: stopRecv, http: httpSrv, grace: cfg.ShutdownGrace,
+		stopLease: stopLease, release: be.Release, stopRecv: stopRecv, handOver: be.HandOver, clk: clk, http: httpSrv, grace: cfg.ShutdownGrace,
 		kill: func() { stopWork(); q.Close() }, log: log,
 	}.run(ctx, eg.Wait)
 }

@@ -117,5 +117,5 @@ func (m *Manager) Run(ctx context.Context) error {
 	case <-gctx.Done():
 	}
 	// Ending the term closes every tunnel: the gateways go to the next active.
-	return drain{stopLease: stopLease, release: be.Release, http: httpSrv, grace: cfg.ShutdownGrace, log: log}.run(ctx, eg.Wait)
+	return drain{stopLease: stopLease, release: be.Release, handOver: be.HandOver, clk: clk, http: httpSrv, grace: cfg.ShutdownGrace, log: log}.run(ctx, eg.Wait)
 }

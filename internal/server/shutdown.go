@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/autogate/autogate/internal/clock"
 )
 
 // releaseTimeout bounds the lease hand-over on shutdown.
@@ -19,6 +21,11 @@ type drain struct {
 	release func(ctx context.Context) error
 	// stopRecv, if set, stops taking new work.
 	stopRecv func()
+	// handOver, if set, is how long to keep serving after the release
+	// (Backend.HandOver), timed by clk: requests then get "not the active"
+	// answers that forwarders and load balancers retry elsewhere.
+	handOver time.Duration
+	clk      clock.Clock
 	http     *http.Server
 	grace    time.Duration
 	// kill, if set, stops what still runs once the grace is over (or
@@ -38,6 +45,10 @@ func (d drain) run(ctx context.Context, wait func() error) error {
 	rcancel()
 	if d.stopRecv != nil {
 		d.stopRecv()
+	}
+	if d.handOver > 0 {
+		d.log.Info("serving while the standbys see the hand-over", "for", d.handOver.String())
+		<-d.clk.After(d.handOver)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.grace)
 	defer cancel()
