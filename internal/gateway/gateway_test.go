@@ -388,3 +388,56 @@ func TestSubmitSnapshotsRepository(t *testing.T) {
 		t.Errorf("recorded repository = %+v, want r at /srv/r with its version", got.Repository)
 	}
 }
+
+// TestWaitPollsARemoteResult checks Wait's backoff for a result written by
+// a remote runner (no Notify): the first re-read comes waitFirstPoll after
+// the first read, not sooner, and finds the run ended.
+func TestWaitPollsARemoteResult(t *testing.T) {
+	g, _, clk := newGateway(t)
+	e, err := g.Submit(t.Context(), RunRequest{Service: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		e   *execution.Execution
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := g.Wait(t.Context(), e.ID)
+		done <- result{got, err}
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("Wait's first poll timer", func() bool { return clk.Waiters() == 1 })
+	// The run ends on a remote runner: the record changes, nobody notifies.
+	if _, err := g.Catalog.MutateExecution(t.Context(), e.ID, func(x *execution.Execution) error {
+		return x.FailUnstarted(clk.Now(), "ended elsewhere")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(waitFirstPoll - time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("Wait returned before its first poll time: %+v", r)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	select {
+	case r := <-done:
+		if r.err != nil || r.e.Status != execution.Failed {
+			t.Fatalf("Wait = %+v, %v; want the failed record", r.e, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not re-read the record at its first poll time")
+	}
+}
