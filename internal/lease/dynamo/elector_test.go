@@ -156,7 +156,7 @@ func TestTakeoverOnlyAfterLeaseDuration(t *testing.T) {
 		}
 		// ...and its next renewal finds the lease gone: it steps down at once
 		// and rejoins as a standby that knows the new holder.
-		ctxA := a.currentTermCtx()
+		ctxA := a.currentTermCtx(t)
 		fa.Advance(leasedynamo.DefaultRetryPeriod)
 		eventually(t, 5*time.Second, "a steps down after a failed renewal", func() bool { return ctxA.Err() != nil && !a.active() })
 		eventually(t, 5*time.Second, "a sees b", func() bool { return a.e.Current() == lease.Term{Holder: "b", Epoch: 2, Address: "b:8443"} })
@@ -202,7 +202,7 @@ func TestStepDownWhenRenewalsHang(t *testing.T) {
 	a := startNode(t, client, fakeCfg(table, cluster, "a", fa), nil, nil)
 	eventually(t, 5*time.Second, "a active", a.active)
 	parked(t, fa, 1)
-	ctx := a.currentTermCtx()
+	ctx := a.currentTermCtx(t)
 
 	// One good renewal at RetryPeriod: the deadline moves to 1.5+2.0 = 3.5 s.
 	fa.Advance(leasedynamo.DefaultRetryPeriod)
@@ -235,7 +235,7 @@ func TestRenewalSlowerThanCallTimeout(t *testing.T) {
 	cluster := unique("c")
 	a := startNode(t, client, leasedynamo.Config{Table: table, Cluster: cluster, Node: "a", HeartbeatPeriod: -1}, nil, nil)
 	eventually(t, 5*time.Second, "a active", a.active)
-	ctx := a.currentTermCtx()
+	ctx := a.currentTermCtx(t)
 	callTimeout := a.e.Config().CallTimeout
 	delay := callTimeout + 80*time.Millisecond
 	a.client.slowBy.Store(int64(delay))
@@ -360,7 +360,7 @@ func TestStepDownBehindTCPProxy(t *testing.T) {
 	b := startNode(t, direct, cfg("b"), h, nil)
 	eventually(t, 5*time.Second, "b sees a", func() bool { return b.e.Current().Holder == "a" })
 	<-time.After(time.Second) // let a renew a few times through the proxy
-	ctxA := a.currentTermCtx()
+	ctxA := a.currentTermCtx(t)
 
 	cutAt := time.Now()
 	proxy.cut.Store(true)
@@ -741,7 +741,10 @@ func TestCost(t *testing.T) {
 	if float64(rounds) < 0.8*wantW || float64(rounds) > 1.1*wantW+1 {
 		t.Errorf("active made %d renewal rounds in %v, estimate %.1f", rounds, window, wantW)
 	}
-	if writes != calls {
+	// The two counters are read one after the other while renewals go on:
+	// a call in flight at either end (at most two beside each other in a
+	// slow round) may be in one difference and not yet in the other.
+	if d := writes - calls; d < -4 || d > 4 {
 		t.Errorf("active made %d writes, but counted %d renewal calls", writes, calls)
 	}
 	if worst := est.WorstCaseRenewalsPerHour * window.Hours(); float64(calls) > 1.1*worst+4 || calls > 4*rounds+3 {

@@ -317,10 +317,19 @@ func (n *node) active() bool {
 	return a
 }
 
-func (n *node) currentTermCtx() context.Context {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.termCtx
+// currentTermCtx returns the context of the node's current or last term.
+// The elector reports Active before its OnStarted callback has run, so
+// this waits (up to 5 s) for the callback to have recorded a term.
+func (n *node) currentTermCtx(t *testing.T) context.Context {
+	t.Helper()
+	var ctx context.Context
+	eventually(t, 5*time.Second, n.id+"'s OnStarted", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		ctx = n.termCtx
+		return ctx != nil
+	})
+	return ctx
 }
 
 // eventually polls cond every few milliseconds until it holds or timeout
