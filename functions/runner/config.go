@@ -171,7 +171,8 @@ func (c config) validate() error {
 // the store, keyring, queue, clock, logger and metrics.
 func (c config) node() node.Config {
 	return node.Config{
-		Node: c.Node, Cluster: c.Cluster, Dir: c.WorkDir, Retention: c.Retention, RepoRefresh: c.RepoRefresh,
+		// Lambda writes only under /tmp: run directories stay there.
+		Node: c.Node, Cluster: c.Cluster, Dir: c.WorkDir, WorkDir: filepath.Join(c.WorkDir, "work"), Retention: c.Retention, RepoRefresh: c.RepoRefresh,
 		OutputLimit: c.OutputLimit, Concurrency: c.Concurrency,
 		Pip: executor.PipConfig{IndexURL: c.PipIndexURL, FindLinks: c.PipFindLinks, NoIndex: c.PipNoIndex},
 	}

@@ -25,7 +25,11 @@ import (
 
 // Server configures `autogate server`.
 type Server struct {
-	DataDir       string
+	DataDir string
+	// RunDir is where each run's private directory is made; empty: the
+	// executor's default (executor.DefaultWorkRoot: /dev/shm when it is a
+	// roomy tmpfs, else DATA_DIR/work).
+	RunDir        string
 	Listen        string
 	Advertise     string
 	Cluster       string
@@ -190,6 +194,7 @@ var env = map[string]string{
 	"manager-ca-file": "AUTOGATE_MANAGER_CA_FILE", "start-window": "AUTOGATE_START_WINDOW",
 	"sweep-interval":      "AUTOGATE_SWEEP_INTERVAL",
 	"max-backlog":         "AUTOGATE_MAX_BACKLOG",
+	"run-dir":             "AUTOGATE_RUN_DIR",
 	"max-service-timeout": "AUTOGATE_MAX_SERVICE_TIMEOUT",
 	"kms-key-id":          "AUTOGATE_KMS_KEY_ID", "kms-cache-ttl": "AUTOGATE_KMS_CACHE_TTL",
 	// Environment only, a secret: no flag.
@@ -201,7 +206,7 @@ const ManagerCredentialEnv = "AUTOGATE_MANAGER_CREDENTIAL"
 
 // RunnerFlags are the settings `autogate runner` takes; the rest are the
 // gateway's.
-var RunnerFlags = []string{"data-dir", "cluster", "node", "store", "table", "queue-url", "concurrency",
+var RunnerFlags = []string{"data-dir", "run-dir", "cluster", "node", "store", "table", "queue-url", "concurrency",
 	"output-limit", "pip-index-url", "pip-find-links", "pip-no-index", "repo-refresh", "log-level",
 	"log-format", "shutdown-grace", "metrics-listen", "heartbeat", "retention", "kms-key-id", "kms-cache-ttl"}
 
@@ -221,6 +226,7 @@ func (c *Server) Bind(fs *pflag.FlagSet, only ...string) {
 func (c *Server) bindAll(fs *pflag.FlagSet) {
 	h := func(name, text string) string { return fmt.Sprintf("%s (env %s)", text, env[name]) }
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, h("data-dir", "directory for the embedded store, keys, TLS files and caches"))
+	fs.StringVar(&c.RunDir, "run-dir", c.RunDir, h("run-dir", "where each run gets its private directory (a copy of the service's source, its inputs and secret files), removed after the run (default: /dev/shm/autogate-UID when /dev/shm is a tmpfs with 1 GiB free, so secret files never reach a disk; else DATA_DIR/work)"))
 	fs.StringVar(&c.Listen, "listen", c.Listen, h("listen", "address the API listens on"))
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "this node's own address, where standbys forward API requests while it is active; never a load balancer's (default: the listen address, with an unspecified host replaced by this host's first non-loopback IPv4)"))
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, h("cluster", "cluster ID; namespaces every resource"))
@@ -283,6 +289,7 @@ func (c *Server) FromEnv(lookup func(string) (string, bool)) error {
 		return func(v string) (err error) { *p, err = time.ParseDuration(v); return err }
 	}
 	get("data-dir", str(&c.DataDir))
+	get("run-dir", str(&c.RunDir))
 	get("listen", str(&c.Listen))
 	get("advertise", str(&c.Advertise))
 	get("cluster", str(&c.Cluster))
@@ -386,6 +393,9 @@ func (c *Server) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls-cert", "give both --tls-cert and --tls-key, or neither")
+	}
+	if c.RunDir != "" && !filepath.IsAbs(c.RunDir) {
+		bad("run-dir", "%q: want an absolute path", c.RunDir)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 1024 {
 		bad("concurrency", "%d: want 1..1024", c.Concurrency)

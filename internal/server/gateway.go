@@ -132,7 +132,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// nothing. It heartbeats and records results through the raw store,
 	// under the record's own guard, so a run it already started may finish.
 	run, err := node.New(node.Config{
-		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
+		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, WorkDir: cfg.RunDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat,
 		CancelPoll: 500 * time.Millisecond, ShimPath: g.ShimPath,
 		Store: be.Store, Claims: shared, Keyring: keyring, Source: src, Clock: clk, Logger: log, Metrics: meter, OnDone: gw.Notify,

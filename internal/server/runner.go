@@ -98,7 +98,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	n, err := node.New(node.Config{
-		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
+		Node: cfg.Node, Cluster: cfg.Cluster, Dir: cfg.DataDir, WorkDir: cfg.RunDir, Retention: cfg.Retention, RepoRefresh: cfg.RepoRefresh,
 		OutputLimit: cfg.OutputLimit, Pip: pipConfig(cfg), Concurrency: cfg.Concurrency, Heartbeat: cfg.Heartbeat, ShimPath: r.ShimPath,
 		Store: st, Keyring: keyring, Source: q, Clock: clk, Logger: log, Metrics: meter, Protector: protector,
 	})

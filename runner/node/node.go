@@ -23,9 +23,12 @@ type Config struct {
 	// Node is the runner's ID, recorded on every execution it claims.
 	Node    string
 	Cluster string
-	// Dir holds the run directories (work), the venv cache (venvs) and the
-	// repository cache (repos); they are created 0700.
+	// Dir holds the venv cache (venvs), the repository cache (repos) and
+	// the fallback run directory root (work); they are created 0700.
 	Dir string
+	// WorkDir is where run directories are made; empty:
+	// executor.DefaultWorkRoot, with Dir/work as its fallback.
+	WorkDir string
 	// Retention is how long recorded executions are kept; required (the
 	// catalog's 30-day default would otherwise hide a missing setting).
 	Retention time.Duration
@@ -100,8 +103,13 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("runner directory: %w", err)
 		}
 	}
+	work, why := cfg.WorkDir, "configured"
+	if work == "" {
+		work, why = executor.DefaultWorkRoot(dirs["work"])
+	}
+	cfg.Logger.Info("run directories", "run_dir", work, "because", why)
 	exe, err := executor.New(executor.Config{
-		WorkRoot: dirs["work"], CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: cfg.Logger, Pip: cfg.Pip, ShimPath: cfg.ShimPath,
+		WorkRoot: work, CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: cfg.Logger, Pip: cfg.Pip, ShimPath: cfg.ShimPath,
 	})
 	if err != nil {
 		return nil, err

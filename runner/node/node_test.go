@@ -68,6 +68,19 @@ func TestNewCarriesRetentionAndRefresh(t *testing.T) {
 	}
 }
 
+// TestNewWorkDir: a configured WorkDir is where run directories go; it is
+// created 0700.
+func TestNewWorkDir(t *testing.T) {
+	cfg := base(t, openStore(t))
+	cfg.WorkDir = filepath.Join(t.TempDir(), "runs")
+	if _, err := node.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(cfg.WorkDir); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("WorkDir %s: %v, %v", cfg.WorkDir, fi, err)
+	}
+}
+
 func TestNewRejects(t *testing.T) {
 	st := openStore(t)
 	tests := []struct {
