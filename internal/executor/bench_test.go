@@ -13,7 +13,9 @@ import (
 const noopScript = "#!/bin/sh\nexit 0\n"
 
 // BenchmarkRunNoop measures a whole Executor.Run of a no-op executable:
-// run dir, copy, inputs file, process group, capture, cleanup.
+// run dir, copy, inputs file, process group, capture, cleanup. The run
+// directories are on disk (the test's temp dir, DATA_DIR/work's file
+// system here) and on memory (DefaultWorkRoot), side by side.
 func BenchmarkRunNoop(b *testing.B) {
 	dir := b.TempDir()
 	src := filepath.Join(dir, "src")
@@ -23,17 +25,26 @@ func BenchmarkRunNoop(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(src, "noop.sh"), []byte(noopScript), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(Config{WorkRoot: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	job := Job{ExecutionID: "bench", Service: resource.Service{Type: resource.Executable, Filename: "noop.sh"}, SourceDir: src,
-		Inputs: map[string]any{"a": "b"}}
-	for b.Loop() {
-		res, err := e.Run(b.Context(), job)
-		if err != nil || res.Status != execution.Succeeded {
-			b.Fatalf("Run: %v %+v", err, res)
-		}
+	disk := filepath.Join(dir, "work")
+	memory, why := DefaultWorkRoot(disk)
+	for _, root := range []struct{ name, dir string }{{"disk", disk}, {"memory", memory}} {
+		b.Run(root.name, func(b *testing.B) {
+			if root.name == "memory" && root.dir == disk {
+				b.Skipf("no memory run directory here: %s", why)
+			}
+			e, err := New(Config{WorkRoot: root.dir, CacheDir: filepath.Join(dir, "cache")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			job := Job{ExecutionID: "bench", Service: resource.Service{Type: resource.Executable, Filename: "noop.sh"}, SourceDir: src,
+				Inputs: map[string]any{"a": "b"}}
+			for b.Loop() {
+				res, err := e.Run(b.Context(), job)
+				if err != nil || res.Status != execution.Succeeded {
+					b.Fatalf("Run: %v %+v", err, res)
+				}
+			}
+		})
 	}
 }
 
