@@ -226,7 +226,7 @@ func (c *Server) Bind(fs *pflag.FlagSet, only ...string) {
 func (c *Server) bindAll(fs *pflag.FlagSet) {
 	h := func(name, text string) string { return fmt.Sprintf("%s (env %s)", text, env[name]) }
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, h("data-dir", "directory for the embedded store, keys, TLS files and caches"))
-	fs.StringVar(&c.RunDir, "run-dir", c.RunDir, h("run-dir", "where each run gets its private directory (a copy of the service's source, its inputs and secret files), removed after the run (default: /dev/shm/autogate-UID when /dev/shm is a tmpfs with 1 GiB free, so secret files stay in memory (swap aside); else DATA_DIR/work)"))
+	fs.StringVar(&c.RunDir, "run-dir", c.RunDir, h("run-dir", "where each run gets its private directory (a copy of the service's source, its inputs and secret files), removed after the run (default: /dev/shm/autogate-UID when /dev/shm is a tmpfs with 1 GiB free, so secret files stay in memory (swap aside); else DATA_DIR/work; opentofu-plan runs use DATA_DIR/work unless this is set, since tofu init downloads providers)"))
 	fs.StringVar(&c.Listen, "listen", c.Listen, h("listen", "address the API listens on"))
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, h("advertise", "this node's own address, where standbys forward API requests while it is active; never a load balancer's (default: the listen address, with an unspecified host replaced by this host's first non-loopback IPv4)"))
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, h("cluster", "cluster ID; namespaces every resource"))

@@ -42,6 +42,11 @@ type Config struct {
 	// WorkRoot is the parent of the per-run directories, each removed after
 	// its run. Required; created (0700) if missing.
 	WorkRoot string
+	// DiskWorkRoot, when set, is where opentofu-plan runs get their
+	// directories instead: `tofu init` downloads providers (hundreds of MB)
+	// into the run directory, which must not fill a memory WorkRoot.
+	// Created (0700) if missing.
+	DiskWorkRoot string
 	// CacheDir holds python virtualenvs cached by content hash. Required;
 	// created (0700) if missing.
 	CacheDir string
@@ -84,7 +89,8 @@ type Executor struct {
 	reap reaperState // with ShimPath: the services' long-lived shim
 }
 
-// New checks cfg, fills in defaults and creates WorkRoot and CacheDir.
+// New checks cfg, fills in defaults and creates WorkRoot, DiskWorkRoot and
+// CacheDir.
 func New(cfg Config) (*Executor, error) {
 	if cfg.WorkRoot == "" || cfg.CacheDir == "" {
 		return nil, errors.New("executor: WorkRoot and CacheDir are required")
@@ -95,6 +101,13 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.CacheDir, err = filepath.Abs(cfg.CacheDir); err != nil {
 		return nil, fmt.Errorf("executor: CacheDir: %w", err)
+	}
+	dirs := []string{cfg.WorkRoot, cfg.CacheDir}
+	if cfg.DiskWorkRoot != "" {
+		if cfg.DiskWorkRoot, err = filepath.Abs(cfg.DiskWorkRoot); err != nil {
+			return nil, fmt.Errorf("executor: DiskWorkRoot: %w", err)
+		}
+		dirs = append(dirs, cfg.DiskWorkRoot)
 	}
 	if cfg.Python == "" {
 		cfg.Python = DefaultPython
@@ -125,7 +138,7 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{cfg.WorkRoot, cfg.CacheDir} {
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("executor: %w", err)
 		}

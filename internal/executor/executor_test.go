@@ -757,3 +757,59 @@ func TestSecretFileVarDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestRunDirRoots: with DiskWorkRoot set, an opentofu-plan run (whose
+// `tofu init` downloads providers into its directory) gets its directory
+// there and every other type under WorkRoot; without it, all use WorkRoot.
+func TestRunDirRoots(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	// The stand-in tofu and the executable both print where they ran.
+	if err := os.WriteFile(filepath.Join(bin, "tofu"), []byte("#!/bin/sh\npwd\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := writeTree(t, map[string]string{"main.tf": "# empty", "run.sh": "#!/bin/sh\npwd\n"})
+	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		disk     bool
+		svc      resource.Service
+		wantDisk bool
+	}{
+		{"tofu with disk root", true, resource.Service{Type: resource.OpenTofuPlan}, true},
+		{"executable with disk root", true, resource.Service{Type: resource.Executable, Filename: "run.sh"}, false},
+		{"tofu without disk root", false, resource.Service{Type: resource.OpenTofuPlan}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var cfg Config
+			e := newExecutor(t, func(c *Config) {
+				c.PathEnv = bin + ":/usr/bin:/bin"
+				if tt.disk {
+					c.DiskWorkRoot = filepath.Join(filepath.Dir(c.WorkRoot), "disk")
+				}
+				cfg = *c
+			})
+			res, err := e.Run(t.Context(), Job{ExecutionID: "e1", Service: tt.svc, SourceDir: src})
+			if err != nil || res.Status != execution.Succeeded {
+				t.Fatalf("run: %v %+v", err, res)
+			}
+			want := cfg.WorkRoot
+			if tt.wantDisk {
+				want = cfg.DiskWorkRoot
+			}
+			// tofu prints once per step (init, plan); every line is the run dir.
+			for _, dir := range strings.Fields(res.Stdout.Data) {
+				if filepath.Dir(dir) != want {
+					t.Errorf("ran in %s, want a directory under %s", dir, want)
+				}
+			}
+			if res.Stdout.Data == "" {
+				t.Error("no output: the stand-ins did not run")
+			}
+		})
+	}
+}

@@ -38,6 +38,14 @@ type runDir struct {
 	secretFiles map[string]string
 }
 
+// workRoot is where a run of type t gets its directory.
+func (e *Executor) workRoot(t resource.ServiceType) string {
+	if t == resource.OpenTofuPlan && e.cfg.DiskWorkRoot != "" {
+		return e.cfg.DiskWorkRoot
+	}
+	return e.cfg.WorkRoot
+}
+
 // prepare creates the run directory, copies the source into it and writes
 // the inputs and secret files. On error nothing is left behind.
 func (e *Executor) prepare(ctx context.Context, log *slog.Logger, job Job) (_ *runDir, err error) {
@@ -67,7 +75,7 @@ func (e *Executor) prepare(ctx context.Context, log *slog.Logger, job Job) (_ *r
 		return nil, fmt.Errorf("%w: source directory %s is not a directory", ErrSetup, job.SourceDir)
 	}
 
-	dir, err := os.MkdirTemp(e.cfg.WorkRoot, "run-"+safeName(job.ExecutionID)+"-")
+	dir, err := os.MkdirTemp(e.workRoot(svc.Type), "run-"+safeName(job.ExecutionID)+"-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: run directory: %w", ErrSetup, err)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,8 @@ type Config struct {
 	// the fallback run directory root (work); they are created 0700.
 	Dir string
 	// WorkDir is where run directories are made; empty:
-	// executor.DefaultWorkRoot, with Dir/work as its fallback.
+	// executor.DefaultWorkRoot, with Dir/work as its fallback, and Dir/work
+	// for opentofu-plan runs (their providers are large).
 	WorkDir string
 	// Retention is how long recorded executions are kept; required (the
 	// catalog's 30-day default would otherwise hide a missing setting).
@@ -104,12 +106,14 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	work, why := cfg.WorkDir, "configured"
+	disk := "" // a configured run directory is used for every type
 	if work == "" {
 		work, why = executor.DefaultWorkRoot(dirs["work"])
+		disk = dirs["work"]
 	}
-	cfg.Logger.Info("run directories", "run_dir", work, "because", why)
+	cfg.Logger.Info("run directories", "run_dir", work, "because", why, "opentofu_run_dir", cmp.Or(disk, work))
 	exe, err := executor.New(executor.Config{
-		WorkRoot: work, CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: cfg.Logger, Pip: cfg.Pip, ShimPath: cfg.ShimPath,
+		WorkRoot: work, DiskWorkRoot: disk, CacheDir: dirs["venvs"], OutputLimit: cfg.OutputLimit, Logger: cfg.Logger, Pip: cfg.Pip, ShimPath: cfg.ShimPath,
 	})
 	if err != nil {
 		return nil, err
