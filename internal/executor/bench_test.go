@@ -15,7 +15,8 @@ const noopScript = "#!/bin/sh\nexit 0\n"
 // BenchmarkRunNoop measures a whole Executor.Run of a no-op executable:
 // run dir, copy, inputs file, process group, capture, cleanup. The run
 // directories are on disk (the test's temp dir, DATA_DIR/work's file
-// system here) and on memory (DefaultWorkRoot), side by side.
+// system here) and on memory (DefaultWorkRoot), side by side; memory-shim
+// starts the service through the long-lived shim, as the server does.
 func BenchmarkRunNoop(b *testing.B) {
 	dir := b.TempDir()
 	src := filepath.Join(dir, "src")
@@ -27,12 +28,18 @@ func BenchmarkRunNoop(b *testing.B) {
 	}
 	disk := filepath.Join(dir, "work")
 	memory, why := DefaultWorkRoot(disk)
-	for _, root := range []struct{ name, dir string }{{"disk", disk}, {"memory", memory}} {
+	shim, err := os.Executable() // TestMain serves as the shim
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, root := range []struct {
+		name, dir, shim string
+	}{{"disk", disk, ""}, {"memory", memory, ""}, {"memory-shim", memory, shim}} {
 		b.Run(root.name, func(b *testing.B) {
-			if root.name == "memory" && root.dir == disk {
+			if root.dir == memory && memory == disk {
 				b.Skipf("no memory run directory here: %s", why)
 			}
-			e, err := New(Config{WorkRoot: root.dir, CacheDir: filepath.Join(dir, "cache")})
+			e, err := New(Config{WorkRoot: root.dir, CacheDir: filepath.Join(dir, "cache"), ShimPath: root.shim})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -148,6 +148,10 @@ func Heartbeat(ctx context.Context) context.Context {
 	return context.WithValue(ctx, scopeKey{}, scope{name: ScopeHeartbeat})
 }
 
+// ScopeOf returns the scope label (ScopeExecution, ScopeHeartbeat or
+// ScopeBackground) of calls made with ctx.
+func ScopeOf(ctx context.Context) string { return scopeFrom(ctx).name }
+
 func scopeFrom(ctx context.Context) scope {
 	if sc, ok := ctx.Value(scopeKey{}).(scope); ok {
 		return sc

@@ -58,7 +58,9 @@
 // Query(pk = <cluster>#<kind>, begins_with(sk, prefix)), ascending, with a
 // filter that drops expired items; a large record's data = Query(pk =
 // <chunk set>) in sk order; a fenced write = TransactWriteItems of the
-// record write and a ConditionCheck on the lease item; the lease and the
+// record write and a ConditionCheck on the lease item (concurrent fenced
+// writes share one: up to 24 record writes and one check, see batch.go);
+// the lease and the
 // node registry are lease/dynamo's GetItem/UpdateItem/Query on their own
 // partitions. Clusters never share a partition key, so they cannot see
 // each other's items even in a shared table.

@@ -41,7 +41,8 @@ type Store struct {
 	table  string
 	clk    clock.Clock
 	log    *slog.Logger
-	fence  *fence // nil: writes are not fenced
+	fence  *fence   // nil: writes are not fenced
+	batch  *batcher // groups fenced writes; shared by s and its views
 }
 
 // fence is the lease term every write of a fenced view must still hold.
@@ -68,7 +69,7 @@ func New(client DynamoDBAPI, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{client: client, table: cfg.Table, clk: cfg.Clock, log: cfg.Logger}, nil
+	return &Store{client: client, table: cfg.Table, clk: cfg.Clock, log: cfg.Logger, batch: &batcher{}}, nil
 }
 
 // Fenced returns a view of s whose every write (Create, Update, Delete)
@@ -495,13 +496,6 @@ func (s *Store) write(ctx context.Context, o op, k store.Key, put map[string]typ
 		return nil, false, nil
 	}
 
-	f := s.fence
-	fe, err := expression.NewBuilder().WithCondition(expression.And(
-		expression.Name(AttrLeaseHolder).Equal(expression.Value(f.holder)),
-		expression.Name(AttrLeaseEpoch).Equal(expression.Value(f.epoch)))).Build()
-	if err != nil {
-		return nil, false, fmt.Errorf("build fence condition: %v", err)
-	}
 	var w types.TransactWriteItem
 	if put != nil {
 		w.Put = &types.Put{
@@ -522,15 +516,47 @@ func (s *Store) write(ctx context.Context, o op, k store.Key, put map[string]typ
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}
 	}
+	if s.batch == nil {
+		return s.transactOne(ctx, o, k, w)
+	}
+	return s.batch.do(s, &batchWrite{ctx: ctx, o: o, k: k, w: w, size: itemSize(put) + itemSize(key)})
+}
+
+// leaseCheck is the ConditionCheck that fences a transaction on s's term.
+func (s *Store) leaseCheck() (types.TransactWriteItem, error) {
+	f := s.fence
+	fe, err := expression.NewBuilder().WithCondition(expression.And(
+		expression.Name(AttrLeaseHolder).Equal(expression.Value(f.holder)),
+		expression.Name(AttrLeaseEpoch).Equal(expression.Value(f.epoch)))).Build()
+	if err != nil {
+		return types.TransactWriteItem{}, fmt.Errorf("build fence condition: %v", err)
+	}
 	lpk, lsk := LeaseKey(f.cluster)
+	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName:                 aws.String(s.table),
+		Key:                       keyAV(lpk, lsk),
+		ConditionExpression:       fe.Condition(),
+		ExpressionAttributeNames:  fe.Names(),
+		ExpressionAttributeValues: fe.Values(),
+	}}, nil
+}
+
+// fencedErr is the error of a write refused because s's term ended.
+func (s *Store) fencedErr(o op, k store.Key) error {
+	f := s.fence
+	return fmt.Errorf("%s %s: lease of cluster %s no longer held by %s at epoch %d: %w",
+		o, k, f.cluster, f.holder, f.epoch, store.ErrFenced)
+}
+
+// transactOne makes fenced write w alone: one TransactWriteItems of w and
+// the lease check.
+func (s *Store) transactOne(ctx context.Context, o op, k store.Key, w types.TransactWriteItem) (old *item, failed bool, err error) {
+	check, err := s.leaseCheck()
+	if err != nil {
+		return nil, false, err
+	}
 	_, callErr := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{w, {ConditionCheck: &types.ConditionCheck{
-			TableName:                 aws.String(s.table),
-			Key:                       keyAV(lpk, lsk),
-			ConditionExpression:       fe.Condition(),
-			ExpressionAttributeNames:  fe.Names(),
-			ExpressionAttributeValues: fe.Values(),
-		}}},
+		TransactItems: []types.TransactWriteItem{w, check},
 	})
 	var tce *types.TransactionCanceledException
 	if errors.As(callErr, &tce) {
@@ -542,8 +568,7 @@ func (s *Store) write(ctx context.Context, o op, k store.Key, put map[string]typ
 		}
 		switch {
 		case code(1) == "ConditionalCheckFailed":
-			return nil, false, fmt.Errorf("%s %s: lease of cluster %s no longer held by %s at epoch %d: %w",
-				o, k, f.cluster, f.holder, f.epoch, store.ErrFenced)
+			return nil, false, s.fencedErr(o, k)
 		case code(0) == "ConditionalCheckFailed":
 			return s.failedOld(ctx, k, tce.CancellationReasons[0].Item)
 		case code(0) == "TransactionConflict" || code(1) == "TransactionConflict":
