@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/execution"
 	"github.com/autogate/autogate/internal/executor"
 	"github.com/autogate/autogate/internal/resource"
@@ -47,14 +48,20 @@ func (c *countingStore) counts() (gets, updates map[resource.Kind]int) {
 
 // A delivery costs the runner one read of the record and two conditional
 // writes from what it holds (claim, result): no read before either write,
-// and no repository read when the record carries its snapshot. A record
-// written by someone else meanwhile costs one re-read, and the result
-// still lands on the current version.
+// and no repository read when the record carries its snapshot. A message
+// carrying the record (catalog.Snapshot) saves the read on its first
+// delivery; a redelivery reads. A record written by someone else
+// meanwhile costs one re-read, and the result still lands on the current
+// version; a snapshot gone stale (canceled since) costs a failed claim and
+// a read, and nothing runs.
 func TestHandleStoreCalls(t *testing.T) {
 	tests := []struct {
 		name        string
 		snapshot    bool // the record carries its repository
 		interfere   bool // another writer changes the record mid-run
+		inMessage   bool // the message carries the record
+		redelivery  bool // ReceiveCount 2
+		canceled    bool // canceled after the message was sent
 		wantExecGet int
 		wantExecUpd int
 		wantRepoGet int
@@ -63,6 +70,10 @@ func TestHandleStoreCalls(t *testing.T) {
 		{name: "record of an older release", snapshot: false, wantExecGet: 1, wantExecUpd: 2, wantRepoGet: 1},
 		// The conflicting result write fails, then a re-read and a write.
 		{name: "record changed during the run", snapshot: true, interfere: true, wantExecGet: 2, wantExecUpd: 3, wantRepoGet: 0},
+		{name: "record in the message", snapshot: true, inMessage: true, wantExecGet: 0, wantExecUpd: 2, wantRepoGet: 0},
+		{name: "record in the message, redelivered", snapshot: true, inMessage: true, redelivery: true, wantExecGet: 1, wantExecUpd: 2, wantRepoGet: 0},
+		// The claim from the snapshot fails, the read shows it canceled.
+		{name: "record in the message, canceled since", snapshot: true, inMessage: true, canceled: true, wantExecGet: 1, wantExecUpd: 1, wantRepoGet: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,12 +108,30 @@ func TestHandleStoreCalls(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if tt.inMessage {
+				m.Envelope.Execution = catalog.Snapshot(h.get(t, m))
+				if m.Envelope.Execution == nil {
+					t.Fatal("no snapshot of a small record")
+				}
+			}
+			if tt.redelivery {
+				m.ReceiveCount = 2
+			}
+			want := execution.Succeeded
+			if tt.canceled {
+				want = execution.Canceled
+				if _, err := h.cat.MutateExecution(t.Context(), m.Envelope.ExecutionID, func(x *execution.Execution) error {
+					return x.Transition(execution.Canceled, h.clk.Now(), "canceled while queued")
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			cs.reset()
 			if got := h.core.Handle(t.Context(), m); got != Done {
 				t.Fatalf("Handle = %v, want Done", got)
 			}
-			if e := h.get(t, m); e.Status != execution.Succeeded || e.Stdout.Data != "hi\n" || (tt.interfere && e.Resends != 1) {
-				t.Fatalf("execution = %s %q resends %d", e.Status, e.Stdout.Data, e.Resends)
+			if e := h.get(t, m); e.Status != want || (!tt.canceled && e.Stdout.Data != "hi\n") || (tt.interfere && e.Resends != 1) {
+				t.Fatalf("execution = %s %q resends %d, want %s", e.Status, e.Stdout.Data, e.Resends, want)
 			}
 			gets, updates := cs.counts()
 			if gets[resource.KindExecution] != tt.wantExecGet || updates[resource.KindExecution] != tt.wantExecUpd || gets[resource.KindRepository] != tt.wantRepoGet {

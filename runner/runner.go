@@ -395,8 +395,7 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 	defer c.guard.hold(ctx)()
 	// Count the AWS calls of this delivery, from the first read to the ack.
 	ctx, calls := c.cfg.Metrics.TrackCalls(ctx)
-	cat := c.cfg.Catalog
-	e, err := cat.Execution(ctx, env.ExecutionID)
+	e, err := c.load(ctx, m, log)
 	if errors.Is(err, store.ErrNotFound) {
 		log.Warn("message for an unknown or expired execution; dropping it")
 		c.ack(ctx, m, log)
@@ -414,6 +413,25 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 		return c.handleRunning(ctx, m, e, log, calls)
 	}
 	return c.claimAndRun(ctx, m, e, log, calls)
+}
+
+// load returns the execution m names: on a first delivery, the record
+// snapshot the gateway sent with it (the claim is conditional on its
+// version, so a stale copy costs a failed write, then a read); otherwise,
+// or when there is none, the record as stored. A redelivery is read: its
+// record may be running, and handleRunning needs the latest heartbeat.
+func (c *Core) load(ctx context.Context, m queue.Message, log *slog.Logger) (*execution.Execution, error) {
+	env := m.Envelope
+	if len(env.Execution) > 0 && m.ReceiveCount <= 1 {
+		e, err := c.cfg.Catalog.FromSnapshot(env.ExecutionID, env.Execution)
+		if err == nil && e.Status == execution.Queued {
+			return e, nil
+		}
+		if err != nil {
+			log.Warn("ignoring the message's record snapshot; reading the record", "error", err)
+		}
+	}
+	return c.cfg.Catalog.Execution(ctx, env.ExecutionID)
 }
 
 // handleRunning deals with a delivery for an execution already running:
@@ -481,6 +499,12 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, e *execution.Ex
 		// deposed, and the active one re-sends the run.
 		log.Info("not the active gateway any more: the run is left to the one that is", "error", err)
 		return Failed
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		// Claimed from a snapshot of a record that has expired since.
+		log.Warn("message for an unknown or expired execution; dropping it")
+		c.ack(ctx, m, log)
+		return Done
 	}
 	if err != nil {
 		log.Error("claim", "error", err)

@@ -447,6 +447,34 @@ func (c *Catalog) Execution(ctx context.Context, id string) (*execution.Executio
 	return decodeExecution(rec)
 }
 
+// MaxSnapshot is the largest execution record Snapshot copies into a
+// message: well under SQS's 256 KiB, so an envelope always fits.
+const MaxSnapshot = 64 << 10
+
+// Snapshot is e as recorded at e.Version, for a queue message, or nil when
+// it is larger than MaxSnapshot (the runner then reads the record).
+func Snapshot(e *execution.Execution) json.RawMessage {
+	b, err := json.Marshal(e)
+	if err != nil || len(b) > MaxSnapshot || e.Version == 0 {
+		return nil // too large, or not yet written: the runner reads it
+	}
+	return b
+}
+
+// FromSnapshot decodes a Snapshot of execution id of c's cluster. A
+// snapshot naming another execution or cluster, or without a version, is
+// refused: the caller reads the record instead.
+func (c *Catalog) FromSnapshot(id string, raw json.RawMessage) (*execution.Execution, error) {
+	var e execution.Execution
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return nil, fmt.Errorf("execution %s: decode snapshot: %w", id, err)
+	}
+	if e.ID != id || e.Cluster != c.Cluster || e.Version <= 0 {
+		return nil, fmt.Errorf("execution %s: snapshot of %s in cluster %q at version %d does not match", id, e.ID, e.Cluster, e.Version)
+	}
+	return &e, nil
+}
+
 func decodeExecution(rec store.Record) (*execution.Execution, error) {
 	var e execution.Execution
 	if err := json.Unmarshal(rec.Data, &e); err != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"path/filepath"
@@ -439,5 +440,54 @@ func TestWaitPollsARemoteResult(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Wait did not re-read the record at its first poll time")
+	}
+}
+
+// TestDispatchCarriesRecordSnapshot: the message carries the record as
+// written (so the runner claims without a read), and a sensitive input is
+// in it only sealed: its plaintext is nowhere in the message.
+func TestDispatchCarriesRecordSnapshot(t *testing.T) {
+	g, rec, _ := newGateway(t)
+	ctx := t.Context()
+	const plain = "s3cr3t-Pa55word-in-input"
+	if err := g.Create(ctx, &resource.Decorator{Meta: resource.Meta{Name: "d"}, Schema: map[string]any{
+		"type": "object", "properties": map[string]any{"password": map[string]any{"type": "string", "writeOnly": true}, "host": map[string]any{"type": "string"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Create(ctx, &resource.Service{Meta: resource.Meta{Name: "sd"}, Type: resource.Executable, Repository: "r", Filename: "x", Decorator: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := g.Submit(ctx, RunRequest{Service: "sd", Inputs: map[string]any{"password": plain, "host": "h1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.sent) != 1 {
+		t.Fatalf("sent %d messages, want 1", len(rec.sent))
+	}
+	raw, err := json.Marshal(rec.sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), plain) {
+		t.Fatalf("the message holds the sensitive input in clear: %s", raw)
+	}
+	snap, err := g.Catalog.FromSnapshot(e.ID, rec.sent[0].Execution)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	stored, err := g.Catalog.Execution(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Version != stored.Version || snap.Status != execution.Queued || snap.Inputs["host"] != "h1" || len(snap.SealedInputs) == 0 {
+		t.Errorf("snapshot v%d %s inputs %v sealed %d bytes; want the stored v%d, queued, host h1, sealed inputs",
+			snap.Version, snap.Status, snap.Inputs, len(snap.SealedInputs), stored.Version)
+	}
+	if in, err := g.Catalog.OpenInputs(ctx, snap); err != nil || in["password"] != plain {
+		t.Errorf("sealed inputs of the snapshot open to %v, %v", in, err)
+	}
+	// A snapshot of another execution is refused, so a runner reads instead.
+	if _, err := g.Catalog.FromSnapshot("01JD0000000000000000000000", rec.sent[0].Execution); err == nil {
+		t.Error("FromSnapshot accepted a snapshot of another execution")
 	}
 }

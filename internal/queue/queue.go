@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,13 @@ type Envelope struct {
 	// work it cannot finish (a Lambda near its own deadline) before claiming.
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
 	TraceID        string `json:"traceId,omitempty"`
+	// Execution is the execution record as the gateway wrote it, version
+	// included (catalog.Snapshot), so a runner's first delivery claims it
+	// without reading it first; absent when the record is large. It is a
+	// copy: the claim is conditional on its version, so a record changed
+	// since (a cancel) fails that write and is read then. It carries what
+	// the record carries: sensitive inputs only sealed.
+	Execution json.RawMessage `json:"execution,omitempty"`
 }
 
 // Check validates an envelope read off a queue.

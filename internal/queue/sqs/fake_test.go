@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -464,7 +465,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		env, err := sqs.Decode(body)
 		if err != nil {
-			if env != (queue.Envelope{}) {
+			if !reflect.DeepEqual(env, queue.Envelope{}) {
 				t.Errorf("failed Decode returned a non-zero envelope %+v", env)
 			}
 			return
