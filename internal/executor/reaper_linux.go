@@ -64,8 +64,8 @@ type reaperReply struct {
 
 // runReaper is the reaper's body; args are the supervisor's PID.
 func runReaper(args []string) int {
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, shimParentDeath, syscall.SIGCHLD)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, shimParentDeath)
 	// The executor signals the services' groups itself; the reaper, in a
 	// group of its own, outlives everything but its supervisor. Caught, not
 	// ignored: an ignored signal would stay ignored in every service.
@@ -87,94 +87,106 @@ func runReaper(args []string) int {
 	}
 	// The services' parent-death signal fires when the thread that forked
 	// them exits: every fork happens on this goroutine, locked to its
-	// thread until the reaper exits.
+	// thread until the reaper exits. It also reads the requests, so a
+	// request is forked on the thread that received it, with no hand-off.
 	runtime.LockOSThread()
-	type start struct {
-		req reaperRequest
-		fds []int
-	}
-	reqs := make(chan start)
-	eof := make(chan struct{})
+	// mu orders a start's replies: the fork, its registration and the
+	// "started" reply happen under it, so the waiter, which takes it to
+	// report an exit, never reports one before the start.
+	var mu sync.Mutex
+	leaders := map[int]uint64{} // PID → request ID
+	forked := make(chan struct{}, 1)
+	go reapChildren(&mu, leaders, forked)
 	go func() {
-		defer close(eof)
-		buf := make([]byte, maxReaperMsg+1024)
-		oob := make([]byte, syscall.CmsgSpace(2*4))
-		for {
-			n, oobn, _, _, err := syscall.Recvmsg(reaperFD, buf, oob, syscall.MSG_CMSG_CLOEXEC)
-			if errors.Is(err, syscall.EINTR) {
-				continue
+		for sig := range sigs {
+			if sig == shimParentDeath && os.Getppid() != parent {
+				killBelow()
+				os.Exit(137)
 			}
-			if err != nil || n == 0 {
-				return // the supervisor closed its end, or died
-			}
-			var fds []int
-			if cms, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, cm := range cms {
-					if rights, err := syscall.ParseUnixRights(&cm); err == nil {
-						fds = append(fds, rights...)
-					}
-				}
-			}
-			var req reaperRequest
-			if err := json.Unmarshal(buf[:n], &req); err != nil || len(req.Argv) == 0 || len(fds) != 2 {
-				for _, fd := range fds {
-					_ = syscall.Close(fd) // a malformed request starts nothing
-				}
-				_ = reaperSend(reaperReply{ID: req.ID, Errno: int(syscall.EINVAL), Err: "reaper: malformed request"})
-				continue
-			}
-			reqs <- start{req, fds}
 		}
 	}()
 	// Ready: the executor waits for this before sending work.
 	if err := reaperSend(reaperReply{Pid: os.Getpid()}); err != nil {
 		return 2
 	}
-	leaders := map[int]uint64{} // PID → request ID
+	buf := make([]byte, maxReaperMsg+1024)
+	oob := make([]byte, syscall.CmsgSpace(2*4))
 	for {
-		select {
-		case s := <-reqs:
-			pid, err := syscall.ForkExec(s.req.Argv[0], s.req.Argv, &syscall.ProcAttr{
-				Dir: s.req.Dir, Env: s.req.Env, Files: []uintptr{devnull.Fd(), uintptr(s.fds[0]), uintptr(s.fds[1])},
-				Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
-			})
-			for _, fd := range s.fds {
-				_ = syscall.Close(fd) // the service holds its own copies
-			}
-			r := reaperReply{ID: s.req.ID, Pid: pid}
-			if err != nil {
-				r = reaperReply{ID: s.req.ID, Err: err.Error()}
-				var errno syscall.Errno
-				if errors.As(err, &errno) {
-					r.Errno = int(errno)
-				}
-			} else {
-				leaders[pid] = s.req.ID
-			}
-			_ = reaperSend(r) // a supervisor gone closes eof next
-		case sig := <-sigs:
-			if sig == shimParentDeath && os.Getppid() != parent {
-				killBelow()
-				return 137
-			}
-			for { // SIGCHLDs coalesce: reap all that exited
-				var ws syscall.WaitStatus
-				pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-				if errors.Is(err, syscall.EINTR) {
-					continue
-				}
-				if pid <= 0 || err != nil {
-					break
-				}
-				if id, ok := leaders[pid]; ok {
-					delete(leaders, pid)
-					_ = reaperSend(reaperReply{ID: id, Exited: true, Status: uint32(ws)})
-				} // else an orphan adopted as sub-reaper: reaped, nothing to report
-			}
-		case <-eof:
-			killBelow()
+		n, oobn, _, _, err := syscall.Recvmsg(reaperFD, buf, oob, syscall.MSG_CMSG_CLOEXEC)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			killBelow() // the supervisor closed its end, or died
 			return 0
 		}
+		var fds []int
+		if cms, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, cm := range cms {
+				if rights, err := syscall.ParseUnixRights(&cm); err == nil {
+					fds = append(fds, rights...)
+				}
+			}
+		}
+		var req reaperRequest
+		if err := json.Unmarshal(buf[:n], &req); err != nil || len(req.Argv) == 0 || len(fds) != 2 {
+			for _, fd := range fds {
+				_ = syscall.Close(fd) // a malformed request starts nothing
+			}
+			_ = reaperSend(reaperReply{ID: req.ID, Errno: int(syscall.EINVAL), Err: "reaper: malformed request"})
+			continue
+		}
+		mu.Lock()
+		pid, err := syscall.ForkExec(req.Argv[0], req.Argv, &syscall.ProcAttr{
+			Dir: req.Dir, Env: req.Env, Files: []uintptr{devnull.Fd(), uintptr(fds[0]), uintptr(fds[1])},
+			Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		})
+		for _, fd := range fds {
+			_ = syscall.Close(fd) // the service holds its own copies
+		}
+		r := reaperReply{ID: req.ID, Pid: pid}
+		if err != nil {
+			r = reaperReply{ID: req.ID, Err: err.Error()}
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				r.Errno = int(errno)
+			}
+		} else {
+			leaders[pid] = req.ID
+		}
+		_ = reaperSend(r) // a supervisor gone makes the next Recvmsg fail
+		mu.Unlock()
+		select {
+		case forked <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
+// reapChildren waits for the reaper's children in a blocking wait4 (no
+// SIGCHLD round trip through the signal handler) and reports each
+// leader's exit. Orphans adopted as sub-reaper are reaped too, silently.
+// With no child to wait for it sleeps until the next fork.
+func reapChildren(mu *sync.Mutex, leaders map[int]uint64, forked <-chan struct{}) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.ECHILD):
+			<-forked
+			continue
+		case err != nil || pid <= 0:
+			time.Sleep(10 * time.Millisecond) // cannot happen; do not spin
+			continue
+		}
+		mu.Lock()
+		if id, ok := leaders[pid]; ok {
+			delete(leaders, pid)
+			_ = reaperSend(reaperReply{ID: id, Exited: true, Status: uint32(ws)})
+		}
+		mu.Unlock()
 	}
 }
 

@@ -87,3 +87,32 @@ func TestReaperDeathFailsRunAndRestarts(t *testing.T) {
 		t.Errorf("next run's parent %q; want a new reaper, not %d", got, reaper)
 	}
 }
+
+// Many short runs at once through the one reaper each get their own exit
+// status and output: a leader that exits at once is reported after its
+// start, to its own run, never another's (an exit reported first would
+// read as a failed start).
+func TestReaperConcurrentShortRuns(t *testing.T) {
+	e := newExecutor(t, nil)
+	const n = 40
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			code := i % 7
+			res, err := runScript(t, e, "echo run"+strconv.Itoa(i)+"; exit "+strconv.Itoa(code), nil)
+			switch {
+			case err != nil:
+				errs <- err
+			case res.ExitCode != code || strings.TrimSpace(res.Stdout.Data) != "run"+strconv.Itoa(i):
+				errs <- errors.New("run " + strconv.Itoa(i) + ": exit " + strconv.Itoa(res.ExitCode) + " output " + strconv.Quote(res.Stdout.Data))
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
