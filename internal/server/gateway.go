@@ -117,10 +117,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	shared := fence.New(be.Store)
 	// What every request reads and only the active writes (fenced), kept
-	// in memory for the term: a run costs no service, decorator,
-	// repository or token read, and the cache's own writes invalidate it,
-	// so an edit or a revocation takes effect at once.
-	cached := cache.New(shared, clk, 0, resource.KindService, resource.KindDecorator, resource.KindRepository, resource.KindToken)
+	// in memory for the term: a request costs no token or user read and a
+	// run no service, decorator or repository read, and the cache's own
+	// writes invalidate it, so an edit, a revocation or a user's change
+	// (which revokes its tokens) takes effect at once. Users are written
+	// only through authn, below, on this store.
+	cached := cache.New(shared, clk, 0, resource.KindService, resource.KindDecorator, resource.KindRepository, resource.KindToken, resource.KindUser)
 	cat := &catalog.Catalog{Store: cached, Cluster: cfg.Cluster, Keyring: keyring, Clock: clk, Retention: cfg.Retention}
 	authn := &auth.Service{Store: cached, Cluster: cfg.Cluster, Clock: clk}
 	q := queue.NewLocal()

@@ -18,7 +18,9 @@ import (
 	"github.com/autogate/autogate/internal/lease"
 	"github.com/autogate/autogate/internal/manager"
 	"github.com/autogate/autogate/internal/manager/registry"
+	"github.com/autogate/autogate/internal/resource"
 	"github.com/autogate/autogate/internal/store"
+	"github.com/autogate/autogate/internal/store/cache"
 	"github.com/autogate/autogate/internal/store/fence"
 	"github.com/autogate/autogate/internal/tunnel"
 )
@@ -71,7 +73,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer be.Close()
 
 	shared := fence.New(be.Store)
-	authn := &auth.Service{Store: shared, Cluster: cfg.Cluster, Clock: clk}
+	// Tokens and users, read by every request and written only by the
+	// active through authn (fenced), are kept in memory for the term, as
+	// on a gateway: a routed request reads neither from the table, and a
+	// logout or a change to a user holds on the next request.
+	cached := cache.New(shared, clk, 0, resource.KindToken, resource.KindUser)
+	authn := &auth.Service{Store: cached, Cluster: cfg.Cluster, Clock: clk}
 	reg := &registry.Registry{Store: shared, Namespace: cfg.Cluster, Clock: clk}
 	hub := manager.NewHub(reg, cfg.Node, tunnel.LinkConfig{Heartbeat: cfg.Heartbeat, MaxFrame: cfg.MaxFrameBytes}, clk, log)
 	lead := &leadership{}
@@ -93,7 +100,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		passFile = filepath.Join(cfg.DataDir, "admin-password")
 	}
 	ld := &leader{
-		name: "autogate manager", shared: shared, fenced: be.Fenced, lead: lead, auth: authn, passFile: passFile,
+		name: "autogate manager", shared: shared, fenced: be.Fenced, cache: cached, lead: lead, auth: authn, passFile: passFile,
 		stdout: m.Stdout, stderr: m.Stderr, log: log,
 		// Takes tunnels until the term ends, then closes them all.
 		duty: func(ctx context.Context, _ lease.Term) { hub.Run(ctx) },

@@ -3,7 +3,7 @@
 //
 // # Safety model
 //
-// Services, decorators, repositories and tokens are written only through
+// Services, decorators, repositories, tokens and users are written only through
 // the active gateway's own store (every such write is fenced by its lease
 // term), so while a term lasts nobody else can change them: a record this
 // process read or wrote stays what the table holds until this process
