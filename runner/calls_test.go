@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/autogate/autogate/internal/catalog"
@@ -140,5 +141,22 @@ func TestHandleStoreCalls(t *testing.T) {
 					tt.wantExecGet, tt.wantExecUpd, tt.wantRepoGet)
 			}
 		})
+	}
+}
+
+// A first delivery whose record expired after the message was sent: the
+// claim from the snapshot finds no record, and the message is dropped
+// (acked), as a read that found none would drop it; nothing runs.
+func TestHandleSnapshotOfExpiredRecord(t *testing.T) {
+	ran := false
+	h := newHarness(t, func(ctx context.Context, job executor.Job) (executor.Result, error) {
+		ran = true
+		return ok(ctx, job)
+	})
+	m := h.submit(t, false)
+	m.Envelope.Execution = catalog.Snapshot(h.get(t, m))
+	h.clk.Advance(catalog.DefaultRetention + time.Hour)
+	if got := h.core.Handle(t.Context(), m); got != Done || h.src.acks != 1 || ran {
+		t.Errorf("Handle = %v, acks %d, ran %v; want Done, the message acked, nothing run", got, h.src.acks, ran)
 	}
 }

@@ -397,9 +397,7 @@ func (c *Core) Handle(ctx context.Context, m queue.Message) Outcome {
 	ctx, calls := c.cfg.Metrics.TrackCalls(ctx)
 	e, err := c.load(ctx, m, log)
 	if errors.Is(err, store.ErrNotFound) {
-		log.Warn("message for an unknown or expired execution; dropping it")
-		c.ack(ctx, m, log)
-		return Done
+		return c.drop(ctx, m, log)
 	}
 	if err != nil {
 		log.Error("load execution", "error", err)
@@ -432,6 +430,13 @@ func (c *Core) load(ctx context.Context, m queue.Message, log *slog.Logger) (*ex
 		}
 	}
 	return c.cfg.Catalog.Execution(ctx, env.ExecutionID)
+}
+
+// drop settles a message whose execution is unknown or has expired.
+func (c *Core) drop(ctx context.Context, m queue.Message, log *slog.Logger) Outcome {
+	log.Warn("message for an unknown or expired execution; dropping it")
+	c.ack(ctx, m, log)
+	return Done
 }
 
 // handleRunning deals with a delivery for an execution already running:
@@ -501,10 +506,7 @@ func (c *Core) claimAndRun(ctx context.Context, m queue.Message, e *execution.Ex
 		return Failed
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		// Claimed from a snapshot of a record that has expired since.
-		log.Warn("message for an unknown or expired execution; dropping it")
-		c.ack(ctx, m, log)
-		return Done
+		return c.drop(ctx, m, log) // claimed from a snapshot of a record expired since
 	}
 	if err != nil {
 		log.Error("claim", "error", err)

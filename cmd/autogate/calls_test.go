@@ -268,40 +268,53 @@ func TestDistributedCallsPerExecution(t *testing.T) {
 			t.Errorf("run after an edit: %s %q version %d, want the edited service (version %d)", e.Status, e.Stdout.Data, e.ServiceVersion, svc.Version)
 		}
 
-		// Users are held in memory too: a change to a user (which revokes
-		// its tokens) and a deletion still hold on the next request.
-		const pw = "bench-user-password-1"
-		for _, change := range []struct {
-			name string
-			do   func(user string) error
-		}{
-			{"role changed", func(user string) error {
-				_, err := cl.UpdateUser(ctx, user, wire.UpdateUserRequest{Role: "viewer"})
-				return err
-			}},
-			{"deleted", func(user string) error { return cl.DeleteUser(ctx, user) }},
-		} {
+		// Users are held in memory too: a logout, a change to a user (which
+		// revokes its tokens) and a deletion still hold on the next request.
+		userChangesHold(t, cl, func(token string) *client.Client { return d.clientWith(a, token) })
+	})
+}
+
+// userChangesHold checks, through admin's node (tokens and users served
+// from memory there), that a logout, a role change and a deletion each
+// refuse the user's token on the very next request. clientWith returns a
+// client of that node with a token ("" for none).
+func userChangesHold(t *testing.T, admin *client.Client, clientWith func(token string) *client.Client) {
+	t.Helper()
+	ctx := t.Context()
+	const pw = "changed-user-password-1"
+	for _, change := range []struct {
+		name string
+		do   func(user string, as *client.Client) error
+	}{
+		{"logged out", func(_ string, as *client.Client) error { return as.Logout(ctx) }},
+		{"role changed", func(user string, _ *client.Client) error {
+			_, err := admin.UpdateUser(ctx, user, wire.UpdateUserRequest{Role: "viewer"})
+			return err
+		}},
+		{"deleted", func(user string, _ *client.Client) error { return admin.DeleteUser(ctx, user) }},
+	} {
+		t.Run(change.name, func(t *testing.T) {
 			user := "u-" + strings.ReplaceAll(change.name, " ", "-")
-			if _, err := cl.CreateUser(ctx, wire.CreateUserRequest{Name: user, Role: "operator", Password: pw}); err != nil {
+			if _, err := admin.CreateUser(ctx, wire.CreateUserRequest{Name: user, Role: "operator", Password: pw}); err != nil {
 				t.Fatal(err)
 			}
-			anon := d.clientWith(a, "")
-			login, err := anon.Login(ctx, user, pw)
+			login, err := clientWith("").Login(ctx, user, pw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			as := d.clientWith(a, login.Token)
+			as := clientWith(login.Token)
 			for range 3 { // read, then served from memory
 				if w, err := as.WhoAmI(ctx); err != nil || w.User != user {
-					t.Fatalf("%s: whoami %+v, %v", change.name, w, err)
+					t.Fatalf("whoami %+v, %v", w, err)
 				}
 			}
-			if err := change.do(user); err != nil {
+			if err := change.do(user, as); err != nil {
 				t.Fatal(err)
 			}
+			var ce *client.Error
 			if _, err := as.WhoAmI(ctx); !errors.As(err, &ce) || ce.Status != http.StatusUnauthorized {
-				t.Errorf("token of a user whose %s: got %v, want 401", change.name, err)
+				t.Errorf("next request: got %v, want 401", err)
 			}
-		}
-	})
+		})
+	}
 }

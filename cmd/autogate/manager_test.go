@@ -864,52 +864,15 @@ func TestManagerRevocationIsImmediate(t *testing.T) {
 	mgr := startManager(t, bin, dir, nil, "--log-level", "error")
 	mgr.waitLine("active")
 	ca := filepath.Join(dir, "tls", "tls.crt")
-	ctx := t.Context()
 	admin, err := client.New(mgr.url, apiLogin(t, mgr.url, ca, filepath.Join(dir, "admin-password")), client.TLS{CAFile: ca})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const pw = "manager-user-password-1"
-	for _, change := range []struct {
-		name string
-		do   func(user string, as *client.Client) error
-	}{
-		{"logged out", func(_ string, as *client.Client) error { return as.Logout(ctx) }},
-		{"role changed", func(user string, _ *client.Client) error {
-			_, err := admin.UpdateUser(ctx, user, wire.UpdateUserRequest{Role: "viewer"})
-			return err
-		}},
-		{"deleted", func(user string, _ *client.Client) error { return admin.DeleteUser(ctx, user) }},
-	} {
-		t.Run(change.name, func(t *testing.T) {
-			user := "m-" + strings.ReplaceAll(change.name, " ", "-")
-			if _, err := admin.CreateUser(ctx, wire.CreateUserRequest{Name: user, Role: "operator", Password: pw}); err != nil {
-				t.Fatal(err)
-			}
-			anon, err := client.New(mgr.url, "", client.TLS{CAFile: ca})
-			if err != nil {
-				t.Fatal(err)
-			}
-			login, err := anon.Login(ctx, user, pw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			as, err := client.New(mgr.url, login.Token, client.TLS{CAFile: ca})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range 3 { // read, then served from memory
-				if w, err := as.WhoAmI(ctx); err != nil || w.User != user {
-					t.Fatalf("whoami %+v, %v", w, err)
-				}
-			}
-			if err := change.do(user, as); err != nil {
-				t.Fatal(err)
-			}
-			var ce *client.Error
-			if _, err := as.WhoAmI(ctx); !errors.As(err, &ce) || ce.Status != http.StatusUnauthorized {
-				t.Errorf("next request: got %v, want 401", err)
-			}
-		})
-	}
+	userChangesHold(t, admin, func(token string) *client.Client {
+		cl, err := client.New(mgr.url, token, client.TLS{CAFile: ca})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	})
 }

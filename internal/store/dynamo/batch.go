@@ -75,8 +75,8 @@ type batchWrite struct {
 
 // batchOutcome is what a call found for one write.
 type batchOutcome struct {
-	old    *item // with failed: the item as DynamoDB had it
-	failed bool  // the write's own condition failed
+	failed bool                            // the write's own condition failed
+	item   map[string]types.AttributeValue // with failed: the item as DynamoDB returned it
 	err    error
 	solo   bool // not applied, through no fault of its own: write it alone
 }
@@ -111,9 +111,9 @@ func (b *batcher) do(s *Store, bw *batchWrite) (*item, bool, error) {
 	b.mu.Unlock()
 	// The lone writer's own call, as if there were no batcher; writes that
 	// arrive meanwhile queue behind it.
-	old, failed, err := s.transactOne(bw.ctx, bw.o, bw.k, bw.w)
+	out := s.transact(bw.ctx, []*batchWrite{bw})[0]
 	b.next(s, key)
-	return old, failed, err
+	return s.resolve(bw, out)
 }
 
 // next sends the writes queued behind a finished call as the next call, or
@@ -147,79 +147,90 @@ func (b *batcher) next(s *Store, key batchKey) {
 
 // sendBatch makes one call for batch and hands each write its outcome.
 func (s *Store) sendBatch(batch []*batchWrite) {
-	if len(batch) == 1 {
-		bw := batch[0]
-		old, failed, err := s.transactOne(bw.ctx, bw.o, bw.k, bw.w)
-		bw.done <- batchOutcome{old: old, failed: failed, err: err}
-		return
+	ctx := batch[0].ctx
+	if len(batch) > 1 {
+		// The first write's context carries the metrics scope; no one
+		// write's cancellation may cancel the others'.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), batchCallTimeout)
+		defer cancel()
 	}
-	// The first write's context carries the metrics scope; no one write's
-	// cancellation may cancel the others'.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), batchCallTimeout)
-	defer cancel()
-	items := make([]types.TransactWriteItem, 0, len(batch)+1)
-	for _, bw := range batch {
-		items = append(items, bw.w)
-	}
-	check, err := s.leaseCheck()
-	if err != nil {
-		for _, bw := range batch {
-			bw.done <- batchOutcome{err: err}
-		}
-		return
-	}
-	items = append(items, check)
-	_, callErr := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	var tce *types.TransactionCanceledException
-	reasons := func(i int) (string, map[string]types.AttributeValue) {
-		if tce != nil && i < len(tce.CancellationReasons) {
-			return aws.ToString(tce.CancellationReasons[i].Code), tce.CancellationReasons[i].Item
-		}
-		return "", nil
-	}
-	switch {
-	case callErr == nil:
-		for _, bw := range batch {
-			bw.done <- batchOutcome{}
-		}
-	case errors.As(callErr, &tce):
-		if code, _ := reasons(len(batch)); code == "ConditionalCheckFailed" {
-			for _, bw := range batch {
-				bw.done <- batchOutcome{err: s.fencedErr(bw.o, bw.k)}
-			}
-			return
-		}
-		for i, bw := range batch {
-			switch code, m := reasons(i); code {
-			case "ConditionalCheckFailed":
-				old, failed, err := s.failedOld(bw.ctx, bw.k, m)
-				bw.done <- batchOutcome{old: old, failed: failed, err: err}
-			case "TransactionConflict":
-				bw.done <- batchOutcome{err: fmt.Errorf("%s %s: a concurrent transaction wrote it: %w", bw.o, bw.k, store.ErrConflict)}
-			default: // not applied because another write failed
-				bw.done <- batchOutcome{solo: true}
-			}
-		}
-	case errors.Is(Translate("TransactWriteItems", "", callErr), ErrRequest):
-		// Refused as a whole (a limit this batch broke): each alone, as
-		// they would have been without the batcher.
-		for _, bw := range batch {
-			bw.done <- batchOutcome{solo: true}
-		}
-	default: // throttled, unavailable, timed out: outcome unknown, as alone
-		for _, bw := range batch {
-			bw.done <- batchOutcome{err: Translate("TransactWriteItems", bw.k.String(), callErr)}
-		}
+	for i, out := range s.transact(ctx, batch) {
+		batch[i].done <- out
 	}
 }
 
-// resolve turns a call's outcome into write's answer; a write that was
-// not applied is made again, alone.
-func (s *Store) resolve(bw *batchWrite, out batchOutcome) (*item, bool, error) {
-	if out.solo {
-		return s.transactOne(bw.ctx, bw.o, bw.k, bw.w)
+// transact makes one TransactWriteItems of ws's writes and the lease check
+// and returns each write's outcome. A write whose own condition failed is
+// failed (resolve reads its item); a lease check that failed fences all;
+// in a cancelled transaction of several writes, the others were not
+// applied and are solo, as are all of them when DynamoDB refused the
+// request as a whole (a limit the group broke). Otherwise each gets the
+// call's error, as it would alone.
+func (s *Store) transact(ctx context.Context, ws []*batchWrite) []batchOutcome {
+	out := make([]batchOutcome, len(ws))
+	all := func(o func(bw *batchWrite) batchOutcome) []batchOutcome {
+		for i, bw := range ws {
+			out[i] = o(bw)
+		}
+		return out
 	}
-	return out.old, out.failed, out.err
+	check, err := s.leaseCheck()
+	if err != nil {
+		return all(func(*batchWrite) batchOutcome { return batchOutcome{err: err} })
+	}
+	items := make([]types.TransactWriteItem, 0, len(ws)+1)
+	for _, bw := range ws {
+		items = append(items, bw.w)
+	}
+	_, callErr := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, check)})
+	var tce *types.TransactionCanceledException
+	switch {
+	case callErr == nil:
+		return out
+	case errors.As(callErr, &tce):
+		code := func(i int) string {
+			if i < len(tce.CancellationReasons) {
+				return aws.ToString(tce.CancellationReasons[i].Code)
+			}
+			return ""
+		}
+		lease := code(len(ws))
+		for i, bw := range ws {
+			switch c := code(i); {
+			case lease == "ConditionalCheckFailed":
+				out[i] = batchOutcome{err: s.fencedErr(bw.o, bw.k)}
+			case c == "ConditionalCheckFailed":
+				out[i] = batchOutcome{failed: true, item: tce.CancellationReasons[i].Item}
+			case c == "TransactionConflict" || lease == "TransactionConflict":
+				out[i] = batchOutcome{err: fmt.Errorf("%s %s: a concurrent transaction wrote it: %w", bw.o, bw.k, store.ErrConflict)}
+			case len(ws) > 1: // not applied because another write failed
+				out[i] = batchOutcome{solo: true}
+			default:
+				out[i] = batchOutcome{err: Translate("TransactWriteItems", bw.k.String(), callErr)}
+			}
+		}
+		return out
+	case len(ws) > 1 && errors.Is(Translate("TransactWriteItems", "", callErr), ErrRequest):
+		return all(func(*batchWrite) batchOutcome { return batchOutcome{solo: true} })
+	default: // throttled, unavailable, timed out: outcome unknown, as alone
+		return all(func(bw *batchWrite) batchOutcome {
+			return batchOutcome{err: Translate("TransactWriteItems", bw.k.String(), callErr)}
+		})
+	}
+}
+
+// resolve turns a call's outcome into bw's answer, with bw's own context:
+// a failed condition's item is decoded (or read), and a write that was not
+// applied is made again, alone.
+func (s *Store) resolve(bw *batchWrite, out batchOutcome) (*item, bool, error) {
+	switch {
+	case out.solo:
+		return s.resolve(bw, s.transact(bw.ctx, []*batchWrite{bw})[0]) // alone: never solo again
+	case out.failed:
+		return s.failedOld(bw.ctx, bw.k, out.item)
+	}
+	return nil, false, out.err
 }
 
 // itemSize estimates a write's share of a transaction's size: its

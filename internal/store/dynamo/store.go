@@ -516,10 +516,11 @@ func (s *Store) write(ctx context.Context, o op, k store.Key, put map[string]typ
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}
 	}
+	bw := &batchWrite{ctx: ctx, o: o, k: k, w: w, size: itemSize(put) + itemSize(key)}
 	if s.batch == nil {
-		return s.transactOne(ctx, o, k, w)
+		return s.resolve(bw, s.transact(ctx, []*batchWrite{bw})[0])
 	}
-	return s.batch.do(s, &batchWrite{ctx: ctx, o: o, k: k, w: w, size: itemSize(put) + itemSize(key)})
+	return s.batch.do(s, bw)
 }
 
 // leaseCheck is the ConditionCheck that fences a transaction on s's term.
@@ -546,39 +547,6 @@ func (s *Store) fencedErr(o op, k store.Key) error {
 	f := s.fence
 	return fmt.Errorf("%s %s: lease of cluster %s no longer held by %s at epoch %d: %w",
 		o, k, f.cluster, f.holder, f.epoch, store.ErrFenced)
-}
-
-// transactOne makes fenced write w alone: one TransactWriteItems of w and
-// the lease check.
-func (s *Store) transactOne(ctx context.Context, o op, k store.Key, w types.TransactWriteItem) (old *item, failed bool, err error) {
-	check, err := s.leaseCheck()
-	if err != nil {
-		return nil, false, err
-	}
-	_, callErr := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{w, check},
-	})
-	var tce *types.TransactionCanceledException
-	if errors.As(callErr, &tce) {
-		code := func(i int) string {
-			if i < len(tce.CancellationReasons) {
-				return aws.ToString(tce.CancellationReasons[i].Code)
-			}
-			return ""
-		}
-		switch {
-		case code(1) == "ConditionalCheckFailed":
-			return nil, false, s.fencedErr(o, k)
-		case code(0) == "ConditionalCheckFailed":
-			return s.failedOld(ctx, k, tce.CancellationReasons[0].Item)
-		case code(0) == "TransactionConflict" || code(1) == "TransactionConflict":
-			return nil, false, fmt.Errorf("%s %s: a concurrent transaction wrote it: %w", o, k, store.ErrConflict)
-		}
-	}
-	if callErr != nil {
-		return nil, false, Translate("TransactWriteItems", k.String(), callErr)
-	}
-	return nil, false, nil
 }
 
 // failedOld decodes the item DynamoDB returned with a failed condition. If
