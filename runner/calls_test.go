@@ -3,8 +3,8 @@ package runner
 import (
 	"context"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/autogate/autogate/internal/catalog"
 	"github.com/autogate/autogate/internal/execution"
